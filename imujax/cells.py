@@ -1,0 +1,148 @@
+"""Framework-free recurrent cells: Elman RNN, LSTM and GRU as pure functions.
+
+Every cell is three pure functions over an explicit parameter pytree (a dict of
+arrays) and a float32 carry:
+
+  init(key, in_dim, hidden) -> params
+  initial_carry(batch, hidden) -> carry
+  step(params, carry, x_t) -> (carry, h_t)     x_t: <float>[batch, in_dim]
+
+and `scan` drives any of them over `<float>[batch, time, in_dim]` with
+`jax.lax.scan`. Nothing here imports Flax: this module is what other research
+code imports.
+
+Gate layouts follow PyTorch's `nn.LSTM` / `nn.GRU` (so weights can be compared
+or ported): LSTM gates are [input, forget, cell, output] along the last axis,
+GRU gates are [reset, update, new]. Weights are stored input-major
+(`w_ih: [in_dim, G*hidden]`) so a step is two dense matmuls.
+"""
+
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+Params = dict[str, jax.Array]
+Carry = Any  # A pytree of float32 arrays, each <float32>[batch, hidden].
+
+
+class Cell(NamedTuple):
+  """The three pure functions that define one recurrent cell."""
+  init: Callable[..., Params]
+  initial_carry: Callable[[int, int], Carry]
+  step: Callable[[Params, Carry, jax.Array], tuple[Carry, jax.Array]]
+
+
+def _dense_init(key, in_dim: int, hidden: int, gates: int) -> Params:
+  """Lecun-normal input weights, orthogonal recurrent weights (per gate)."""
+  k_in, k_rec = jax.random.split(key)
+  w_ih = jax.nn.initializers.lecun_normal()(k_in, (in_dim, gates * hidden))
+  rec_keys = jax.random.split(k_rec, gates)
+  w_hh = jnp.concatenate(
+      [jax.nn.initializers.orthogonal()(k, (hidden, hidden)) for k in rec_keys],
+      axis=1)
+  return {"w_ih": w_ih.astype(jnp.float32), "w_hh": w_hh.astype(jnp.float32)}
+
+
+# --------------------------------------------------------------------- Elman RNN
+def rnn_init(key, in_dim: int, hidden: int) -> Params:
+  params = _dense_init(key, in_dim, hidden, 1)
+  params["b"] = jnp.zeros((hidden,), jnp.float32)
+  return params
+
+
+def rnn_initial_carry(batch: int, hidden: int) -> jax.Array:
+  return jnp.zeros((batch, hidden), jnp.float32)
+
+
+def rnn_step(params: Params, h: jax.Array, x: jax.Array):
+  """h' = tanh(x W_ih + h W_hh + b).  x: [B, C], h: [B, H] -> (h', h')."""
+  h = jnp.tanh(x @ params["w_ih"] + h @ params["w_hh"] + params["b"])
+  return h, h
+
+
+# -------------------------------------------------------------------------- LSTM
+def lstm_init(key, in_dim: int, hidden: int) -> Params:
+  params = _dense_init(key, in_dim, hidden, 4)
+  # Forget-gate bias 1: the usual remedy for early vanishing memory.
+  params["b"] = jnp.zeros((4 * hidden,), jnp.float32).at[hidden:2 * hidden].set(1.)
+  return params
+
+
+def lstm_initial_carry(batch: int, hidden: int) -> tuple[jax.Array, jax.Array]:
+  zeros = jnp.zeros((batch, hidden), jnp.float32)
+  return (zeros, zeros)  # (c, h)
+
+
+def lstm_step(params: Params, carry, x: jax.Array):
+  """One LSTM step.  x: [B, C], carry (c, h): [B, H] each -> ((c', h'), h')."""
+  c, h = carry
+  z = x @ params["w_ih"] + h @ params["w_hh"] + params["b"]
+  i, f, g, o = jnp.split(z, 4, axis=-1)
+  c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
+  h = jax.nn.sigmoid(o) * jnp.tanh(c)
+  return (c, h), h
+
+
+# --------------------------------------------------------------------------- GRU
+def gru_init(key, in_dim: int, hidden: int) -> Params:
+  params = _dense_init(key, in_dim, hidden, 3)
+  params["b_ih"] = jnp.zeros((3 * hidden,), jnp.float32)
+  params["b_hh"] = jnp.zeros((3 * hidden,), jnp.float32)
+  return params
+
+
+def gru_initial_carry(batch: int, hidden: int) -> jax.Array:
+  return jnp.zeros((batch, hidden), jnp.float32)
+
+
+def gru_step(params: Params, h: jax.Array, x: jax.Array):
+  """One GRU step (PyTorch form).  x: [B, C], h: [B, H] -> (h', h')."""
+  gi = x @ params["w_ih"] + params["b_ih"]
+  gh = h @ params["w_hh"] + params["b_hh"]
+  i_r, i_z, i_n = jnp.split(gi, 3, axis=-1)
+  h_r, h_z, h_n = jnp.split(gh, 3, axis=-1)
+  r = jax.nn.sigmoid(i_r + h_r)
+  z = jax.nn.sigmoid(i_z + h_z)
+  n = jnp.tanh(i_n + r * h_n)
+  h = (1. - z) * n + z * h
+  return h, h
+
+
+CELLS: dict[str, Cell] = {
+    "rnn": Cell(rnn_init, rnn_initial_carry, rnn_step),
+    "lstm": Cell(lstm_init, lstm_initial_carry, lstm_step),
+    "gru": Cell(gru_init, gru_initial_carry, gru_step),
+}
+
+
+def get(kind: str) -> Cell:
+  """Returns the cell called `kind` ('rnn', 'lstm' or 'gru')."""
+  try:
+    return CELLS[kind]
+  except KeyError:
+    raise ValueError(
+        f"Unknown cell {kind!r}; choose one of {sorted(CELLS)} "
+        "(config key model.cell).") from None
+
+
+def scan(step: Callable, params: Params, carry: Carry, xs: jax.Array,
+         *, unroll: int = 1, reverse: bool = False):
+  """Runs `step` over time with `jax.lax.scan`.
+
+  Args:
+    step: a cell's step function.
+    params: that cell's parameters.
+    carry: the initial carry (float32 pytree, leaves [batch, hidden]).
+    xs: <float>[batch, time, in_dim] inputs.
+    unroll: how many steps `lax.scan` unrolls per loop iteration.
+    reverse: run from the last frame to the first (for anti-causal use only).
+
+  Returns:
+    (hs, final_carry): hs <float32>[batch, time, hidden] holds every hidden
+    state, final_carry the carry after the last processed frame.
+  """
+  xs_time_major = jnp.swapaxes(xs, 0, 1)
+  carry, hs = jax.lax.scan(lambda c, x: step(params, c, x), carry,
+                           xs_time_major, unroll=unroll, reverse=reverse)
+  return jnp.swapaxes(hs, 0, 1), carry
