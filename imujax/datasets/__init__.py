@@ -1,0 +1,12 @@
+"""imujax's TFDS builders; importing this package registers them with TFDS.
+
+Each folder holds one dataset (see CONVENTIONS.md). `NAMES` lists them.
+"""
+
+import pathlib
+
+from imujax.datasets.seglearn_watch import seglearn_watch_dataset_builder  # noqa: F401
+
+NAMES = sorted(
+    p.name for p in pathlib.Path(__file__).parent.iterdir()
+    if (p / f"{p.name}_dataset_builder.py").exists())
