@@ -135,3 +135,17 @@ def test_gaps_counted_and_long_gap_is_an_error():
 def test_bad_shapes(t, x, labels, match):
   with pytest.raises(ResampleError, match=match):
     resample_to_grid(t, x, labels, 10.0, source="s")
+
+
+def test_span_puts_the_grid_on_a_given_interval():
+  t = np.arange(0, 101) * 0.01 + 5.0
+  x = (t * 2.0)[:, None]
+  y = (t >= 5.5).astype(int)
+  out = resample_to_grid(t, x, {"labels": y}, 20.0, source="s",
+                         span_s=(5.23, 5.9))
+  np.testing.assert_allclose(out.timestamps_s, 5.23 + np.arange(14) * 0.05)
+  np.testing.assert_allclose(out.signals[:, 0], 2.0 * out.timestamps_s,
+                             rtol=1e-6)
+  np.testing.assert_array_equal(out.labels["labels"], [0] * 6 + [1] * 8)
+  with pytest.raises(ResampleError, match="not inside"):
+    resample_to_grid(t, x, None, 20.0, source="s", span_s=(4.0, 5.5))

@@ -7,7 +7,9 @@ way and counts every repair.
 
 Grid: frame k is at `t0 + k / rate_hz`, t0 the first timestamp, up to the last
 timestamp (inclusive). `rate_hz=None` keeps the recording's native rate, the
-inverse of the median interval between samples.
+inverse of the median interval between samples. `span_s=(start, end)` puts the
+grid on a given interval instead, so that several devices recorded side by side
+can share one grid (their overlap).
 
 Signals are linearly interpolated in time, channel by channel. A label at a
 frame is the label of the last sample at or before that frame (previous-sample
@@ -173,7 +175,8 @@ def resample_to_grid(timestamps_s: np.ndarray,
                      source: str,
                      max_nonfinite_run: int = 10,
                      max_gap_s: float = 1.0,
-                     first_line: int | None = None) -> Resampled:
+                     first_line: int | None = None,
+                     span_s: tuple[float, float] | None = None) -> Resampled:
   """Resamples one recording onto a uniform grid (see module docstring).
 
   Args:
@@ -188,9 +191,11 @@ def resample_to_grid(timestamps_s: np.ndarray,
     max_gap_s: longest interval between samples that is interpolated rather
       than an error.
     first_line: file line of sample 0, to report lines instead of indices.
+    span_s: (start, end) seconds of the grid, inside [t0, t_last]; default
+      (t0, t_last).
 
   Returns:
-    `Resampled` with T' = floor((t_last - t0) * rate) + 1 frames.
+    `Resampled` with T' = floor((end - start) * rate) + 1 frames.
   """
   t = np.asarray(timestamps_s, np.float64)
   x = np.asarray(signals)
@@ -223,9 +228,14 @@ def resample_to_grid(timestamps_s: np.ndarray,
   rate = native_rate_hz(t) if rate_hz is None else float(rate_hz)
   if not rate > 0:
     raise ResampleError(f"{source}: rate_hz must be positive, got {rate_hz}.")
+  start, end = (t[0], t[-1]) if span_s is None else map(float, span_s)
+  if not t[0] <= start <= end <= t[-1]:
+    raise ResampleError(
+        f"{source}: span_s=({start}, {end}) is not inside the recording's "
+        f"[{t[0]}, {t[-1]}] s; pass an interval covered by every device.")
   # Relative times keep float64 precision for unix-epoch timestamps.
-  rel = t - t[0]
-  n = int(np.floor(rel[-1] * rate + 1e-9)) + 1
+  rel = t - start
+  n = int(np.floor((end - start) * rate + 1e-9)) + 1
   grid = np.arange(n) / rate
   out = np.empty((n, x.shape[1]), np.float32)
   for c in range(x.shape[1]):
@@ -234,4 +244,4 @@ def resample_to_grid(timestamps_s: np.ndarray,
   # Index of the last sample at or before each frame: previous-sample hold.
   held = np.searchsorted(rel, grid + 1e-9, side="right") - 1
   held_labels = {k: v[held].astype(np.int32) for k, v in labels.items()}
-  return Resampled(t[0] + grid, out, held_labels, repairs)
+  return Resampled(start + grid, out, held_labels, repairs)
