@@ -1,0 +1,137 @@
+"""The complete, locked set of config keys, and `:arg` overrides.
+
+Every config file starts from `base()`, which holds every key imujax reads
+with its default. The returned ConfigDict is locked, so a typo anywhere
+(`config.model.hiden = 64` in a file, `--config.model.hiden=64` on the
+command line, `:hiden=64` as an arg) fails at once, naming the key.
+
+This module imports only ml_collections, so config files stay light.
+"""
+
+import ml_collections
+
+
+def base() -> ml_collections.ConfigDict:
+  """Defaults for every key; config files override what they need."""
+  c = ml_collections.ConfigDict()
+  c.seed = 0
+  # What main runs: "pretrain" (pretext objective), "finetune" (classifier,
+  # from init_from when set, else from scratch), or "compare" (pretrain, then
+  # finetune from it and from scratch with the same labels and steps).
+  c.mode = "compare"
+  c.init_from = ""  # Workdir of a pre-training run (finetune mode).
+
+  c.data = ml_collections.ConfigDict()
+  c.data.name = "seglearn_watch"   # A TFDS name, e.g. "sp_sw_har/watch_50hz".
+  c.data.data_dir = ""             # TFDS data_dir; "" = TFDS's default.
+  c.data.manual_dir = ""           # Raw files for manual-download datasets.
+  c.data.val_subjects = 2
+  c.data.test_subjects = 3
+  c.data.labeled_subjects = 0      # Label budget; 0 = every training subject.
+  c.data.labeled_recordings = 0    # Alternative budget in recordings.
+  c.data.window = 128              # Training window, frames.
+  c.data.eval_batch_size = 16      # Whole recordings per evaluation batch.
+
+  c.model = ml_collections.ConfigDict()
+  c.model.cell = "lstm"            # "rnn" | "lstm" | "gru".
+  c.model.hidden = 128
+  c.model.layers = 2
+  c.model.dropout = 0.1
+  c.model.layer_norm = True
+  c.model.unroll = 1
+
+  c.pretrain = _phase(steps=2000, learning_rate=2e-3)
+  c.pretrain.objective = "masked_reconstruction"
+  c.pretrain.mask_ratio = 0.15
+  c.pretrain.mask_span = 8         # Frames per masked span.
+
+  c.finetune = _phase(steps=1000, learning_rate=2e-3)
+  c.finetune.protocol = "full"     # "full" | "linear_probe" (frozen encoder).
+
+  c.log_every = 50
+  c.eval_every = 250
+  c.checkpoint_every = 250
+  c.lock()
+  return c
+
+
+def _phase(steps: int, learning_rate: float) -> ml_collections.ConfigDict:
+  p = ml_collections.ConfigDict()
+  p.steps = steps
+  p.batch_size = 32
+  p.learning_rate = learning_rate
+  p.warmup_steps = 100
+  p.weight_decay = 1e-4
+  p.grad_clip = 1.0
+  return p
+
+
+def _parse_value(text: str, current):
+  if isinstance(current, bool):
+    if text.lower() in ("1", "true", "yes"):
+      return True
+    if text.lower() in ("0", "false", "no"):
+      return False
+    raise ValueError(f"expected true/false, got {text!r}")
+  if isinstance(current, (int, float, str)):
+    return type(current)(text)
+  raise ValueError(f"cannot set a {type(current).__name__} from {text!r}")
+
+
+def apply_args(config: ml_collections.ConfigDict,
+               arg: str | None) -> ml_collections.ConfigDict:
+  """Applies `--config=file.py:key=value,a.b=value` overrides.
+
+  Raises:
+    KeyError: naming the key, when it does not exist.
+    ValueError: when the value has the wrong type.
+  """
+  if not arg:
+    return config
+  for item in arg.split(","):
+    key, sep, text = item.partition("=")
+    if not sep:
+      raise ValueError(f"Config arg {item!r} is not key=value "
+                       "(e.g. configs/default.py:model.cell=gru).")
+    node, *path = key.strip().split(".")[::-1]
+    parent = config
+    for part in reversed(path):
+      if part not in parent:
+        raise KeyError(f"Unknown config key {key!r} in config arg.")
+      parent = parent[part]
+    if node not in parent:
+      raise KeyError(f"Unknown config key {key!r} in config arg; known keys "
+                     f"here: {sorted(parent.keys())}.")
+    try:
+      parent[node] = _parse_value(text.strip(), parent[node])
+    except ValueError as e:
+      raise ValueError(f"Config key {key!r}: {e}") from None
+  return config
+
+
+def check(config: ml_collections.ConfigDict) -> None:
+  """Rejects keys `base()` does not know and values outside their choices."""
+  _check_keys(config, base(), "")
+  choices = {"mode": ("pretrain", "finetune", "compare"),
+             "model.cell": ("rnn", "lstm", "gru"),
+             "pretrain.objective": ("masked_reconstruction",),
+             "finetune.protocol": ("full", "linear_probe")}
+  for key, allowed in choices.items():
+    value = config
+    for part in key.split("."):
+      value = value[part]
+    if value not in allowed:
+      raise ValueError(f"Config key {key}={value!r}; choose one of {allowed}.")
+  if config.mode == "compare" and config.init_from:
+    raise ValueError("init_from is set but mode='compare' pre-trains its own "
+                     "encoder; use mode='finetune' to start from init_from.")
+
+
+def _check_keys(config, reference, prefix: str) -> None:
+  for key in config.keys():
+    name = prefix + key
+    if key not in reference:
+      raise KeyError(f"Unknown config key {name!r}; it is not among "
+                     f"{sorted(reference.keys())}. Check its spelling.")
+    if isinstance(config[key], ml_collections.ConfigDict):
+      _check_keys(config[key], reference[key], name + ".")

@@ -1,0 +1,213 @@
+"""From a TFDS builder to training windows and evaluation batches.
+
+The IMU datasets imujax targets are small (minutes to hours at 50 Hz), so a
+split is held in memory as numpy arrays: random windows are cut on the host
+with a generator seeded by (seed, step), which makes every batch a pure
+function of the step and a resumed run bit-identical to an uninterrupted one.
+
+Protocol (see DESIGN.md): subjects are split into disjoint train / validation
+/ test sets from the seed; normalisation statistics are fitted on the training
+subjects only; the label budget picks labelled subjects (or recordings) among
+the training subjects, nested across budgets for a given seed.
+"""
+
+import json
+from typing import Iterator, NamedTuple, Optional, Sequence
+
+from etils import epath
+import numpy as np
+
+
+class Recording(NamedTuple):
+  signals: np.ndarray  # <float32>[time, channels]
+  labels: np.ndarray   # <int32>[time], -1 = unlabelled frame
+  subject: str
+  recording: str
+
+
+class Dataset(NamedTuple):
+  name: str
+  recordings: list[Recording]
+  channel_names: list[str]
+  class_names: list[str]
+  sample_rate_hz: float
+
+
+def _decode(value) -> str:
+  return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def load(name: str, data_dir: str = "", manual_dir: str = "") -> Dataset:
+  """Prepares the TFDS dataset `name` if needed and reads it into memory.
+
+  Args:
+    name: a TFDS name such as "seglearn_watch" or "sp_sw_har/watch_50hz".
+    data_dir: where TFDS keeps prepared datasets ("" = TFDS's default).
+    manual_dir: the folder with manually downloaded raw files, if any.
+  """
+  import tensorflow_datasets as tfds  # Heavy: imported only when data is read.
+  import imujax.datasets  # noqa: F401  Registers imujax's builders.
+
+  try:
+    builder = tfds.builder(name, data_dir=data_dir or None,
+                           file_format="array_record")
+  except tfds.core.registered.DatasetNotFoundError as e:
+    raise ValueError(
+        f"Unknown dataset {name!r} (config key data.name). imujax's builders: "
+        f"{imujax.datasets.NAMES}.") from e
+  download_config = tfds.download.DownloadConfig(
+      manual_dir=manual_dir or None)
+  builder.download_and_prepare(download_config=download_config)
+  source = builder.as_data_source()["train"]
+  recordings = [
+      Recording(np.asarray(ex["signals"], np.float32),
+                np.asarray(ex["labels"], np.int32),
+                _decode(ex["subject"]), _decode(ex["recording"]))
+      for ex in (source[i] for i in range(len(source)))]
+  recordings.sort(key=lambda r: r.recording)  # Storage order is shuffled.
+  meta = builder.info.metadata
+  return Dataset(name, recordings, list(meta["channel_names"]),
+                 list(meta["class_names"]), float(meta["sample_rate_hz"]))
+
+
+def split_subjects(subjects: Sequence[str], seed: int, num_val: int,
+                   num_test: int) -> dict[str, list[str]]:
+  """Deterministic subject-disjoint split: {"train", "val", "test"} -> ids."""
+  unique = sorted(set(subjects))
+  if num_val + num_test >= len(unique):
+    raise ValueError(
+        f"The dataset has {len(unique)} subjects; data.val_subjects={num_val} "
+        f"plus data.test_subjects={num_test} leave none for training. "
+        "Lower them.")
+  order = [unique[i] for i in np.random.default_rng(seed).permutation(len(unique))]
+  return {"test": sorted(order[:num_test]),
+          "val": sorted(order[num_test:num_test + num_val]),
+          "train": sorted(order[num_test + num_val:])}
+
+
+def select(recordings: Sequence[Recording], subjects: Sequence[str]):
+  keep = set(subjects)
+  return [r for r in recordings if r.subject in keep]
+
+
+def label_budget(recordings: Sequence[Recording], seed: int, *,
+                 subjects: int = 0, recordings_budget: int = 0):
+  """The labelled subset of the training recordings.
+
+  Subjects (or recordings) are ranked by a permutation drawn from the seed and
+  the first `subjects` (or `recordings_budget`) are kept, so a smaller budget
+  is always a subset of a larger one. 0 for both keeps everything.
+  """
+  if subjects and recordings_budget:
+    raise ValueError("Set only one of data.labeled_subjects and "
+                     "data.labeled_recordings (the other must be 0).")
+  rng = np.random.default_rng([seed, 1])  # Independent of the split's draw.
+  if subjects:
+    ids = sorted({r.subject for r in recordings})
+    if subjects > len(ids):
+      raise ValueError(f"data.labeled_subjects={subjects} but the training "
+                       f"split has only {len(ids)} subjects.")
+    chosen = {ids[i] for i in rng.permutation(len(ids))[:subjects]}
+    return [r for r in recordings if r.subject in chosen]
+  if recordings_budget:
+    if recordings_budget > len(recordings):
+      raise ValueError(f"data.labeled_recordings={recordings_budget} but the "
+                       f"training split has only {len(recordings)}.")
+    chosen = sorted(rng.permutation(len(recordings))[:recordings_budget])
+    return [recordings[i] for i in chosen]
+  return list(recordings)
+
+
+class Normalizer(NamedTuple):
+  """Per-channel standardisation, fitted on training subjects only."""
+  mean: np.ndarray  # <float32>[channels]
+  std: np.ndarray   # <float32>[channels]
+  channel_names: list[str]
+
+  @classmethod
+  def fit(cls, recordings: Sequence[Recording], channel_names):
+    x = np.concatenate([r.signals for r in recordings]).astype(np.float64)
+    std = x.std(0)
+    # A constant channel would divide by zero; leave it unscaled.
+    std = np.where(std > 1e-8, std, 1.)
+    return cls(x.mean(0).astype(np.float32), std.astype(np.float32),
+               list(channel_names))
+
+  def __call__(self, signals: np.ndarray) -> np.ndarray:
+    return (signals - self.mean) / self.std
+
+  def save(self, path: epath.Path) -> None:
+    path.write_text(json.dumps({"channel_names": self.channel_names,
+                                "mean": self.mean.tolist(),
+                                "std": self.std.tolist()}, indent=1))
+
+  @classmethod
+  def load(cls, path: epath.Path):
+    d = json.loads(path.read_text())
+    return cls(np.asarray(d["mean"], np.float32),
+               np.asarray(d["std"], np.float32), list(d["channel_names"]))
+
+
+def sample_windows(recordings: Sequence[Recording], normalizer: Normalizer,
+                   window: int, batch_size: int, seed: int, step: int,
+                   stream: int = 0) -> dict[str, np.ndarray]:
+  """A batch of random windows, a pure function of (seed, stream, step).
+
+  `stream` separates independent uses of the same seed (0: training batches,
+  1: fixed validation windows).
+
+  Windows start uniformly over all valid positions of all recordings (longer
+  recordings are drawn more often). A recording shorter than `window` is
+  padded and its padding marked invalid.
+
+  Returns:
+    {"signals": <float32>[batch, window, C], "labels": <int32>[batch, window],
+     "valid": <bool>[batch, window]}
+  """
+  rng = np.random.default_rng([seed, stream, step])
+  lengths = np.array([len(r.labels) for r in recordings])
+  starts_per_rec = np.maximum(lengths - window + 1, 1)
+  which = rng.choice(len(recordings), size=batch_size,
+                     p=starts_per_rec / starts_per_rec.sum())
+  channels = recordings[0].signals.shape[1]
+  signals = np.zeros((batch_size, window, channels), np.float32)
+  labels = np.full((batch_size, window), -1, np.int32)
+  valid = np.zeros((batch_size, window), bool)
+  for b, i in enumerate(which):
+    start = rng.integers(starts_per_rec[i])
+    rec = recordings[i]
+    piece = slice(start, start + window)
+    n = len(rec.labels[piece])
+    signals[b, :n] = normalizer(rec.signals[piece])
+    labels[b, :n] = rec.labels[piece]
+    valid[b, :n] = True
+  return {"signals": signals, "labels": labels, "valid": valid}
+
+
+def padded_length(recordings: Sequence[Recording], multiple: int = 256) -> int:
+  """The longest recording rounded up, so evaluation compiles one shape."""
+  longest = max(len(r.labels) for r in recordings)
+  return -(-longest // multiple) * multiple
+
+
+def whole_recordings(recordings: Sequence[Recording], normalizer: Normalizer,
+                     batch_size: int, length: Optional[int] = None
+                     ) -> Iterator[dict[str, np.ndarray]]:
+  """Yields fixed-shape batches of whole recordings for causal evaluation.
+
+  Every batch is [batch_size, length]; padding frames and padding recordings
+  are marked invalid, so metrics count each real frame exactly once.
+  """
+  length = length or padded_length(recordings)
+  channels = recordings[0].signals.shape[1]
+  for first in range(0, len(recordings), batch_size):
+    chunk = recordings[first:first + batch_size]
+    signals = np.zeros((batch_size, length, channels), np.float32)
+    labels = np.full((batch_size, length), -1, np.int32)
+    valid = np.zeros((batch_size, length), bool)
+    for b, rec in enumerate(chunk):
+      n = min(len(rec.labels), length)
+      signals[b, :n] = normalizer(rec.signals[:n])
+      labels[b, :n] = rec.labels[:n]
+      valid[b, :n] = True
+    yield {"signals": signals, "labels": labels, "valid": valid}

@@ -1,0 +1,165 @@
+"""Stacked causal recurrent encoder and per-frame heads as pure init / apply.
+
+Parameters are plain nested dicts:
+
+  {"encoder": {"layer_0": {"cell": {...}, "norm": {"scale", "bias"}}, ...},
+   "classifier": {"w": [H, K], "b": [K]},        # when num_classes > 0
+   "reconstructor": {"w": [H, C], "b": [C]}}     # when reconstruct is True
+
+Causal by construction: every layer is a forward recurrence and everything
+else (layer norm, dropout, heads) acts on one frame at a time, so outputs at
+frame t depend on inputs up to t only. `encoder_step` runs the very same
+parameters one frame at a time for streaming.
+"""
+
+import dataclasses
+from typing import Any, Optional
+
+import jax
+import jax.numpy as jnp
+
+from imujax import cells
+
+Params = dict[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+  """Hashable description of a model's shape (a static jit argument)."""
+  in_dim: int
+  cell: str = "lstm"
+  hidden: int = 128
+  layers: int = 2
+  dropout: float = 0.0     # Between layers, training only.
+  layer_norm: bool = True  # Per-frame layer norm on each layer's output.
+  num_classes: int = 0     # 0: no classification head.
+  reconstruct: bool = False  # Per-frame linear head back to in_dim.
+  unroll: int = 1          # lax.scan unroll factor.
+
+
+def _linear_init(key, in_dim: int, out_dim: int) -> Params:
+  w = jax.nn.initializers.lecun_normal()(key, (in_dim, out_dim), jnp.float32)
+  return {"w": w, "b": jnp.zeros((out_dim,), jnp.float32)}
+
+
+def _linear(params: Params, x: jax.Array) -> jax.Array:
+  return x @ params["w"] + params["b"]
+
+
+def _layer_norm(params: Params, x: jax.Array, eps: float = 1e-5) -> jax.Array:
+  mean = x.mean(-1, keepdims=True)
+  var = jnp.square(x - mean).mean(-1, keepdims=True)
+  return (x - mean) * jax.lax.rsqrt(var + eps) * params["scale"] + params["bias"]
+
+
+def init_encoder(key, cfg: ModelConfig) -> Params:
+  cell = cells.get(cfg.cell)
+  params = {}
+  for i, k in enumerate(jax.random.split(key, cfg.layers)):
+    in_dim = cfg.in_dim if i == 0 else cfg.hidden
+    layer = {"cell": cell.init(k, in_dim, cfg.hidden)}
+    if cfg.layer_norm:
+      layer["norm"] = {"scale": jnp.ones((cfg.hidden,), jnp.float32),
+                       "bias": jnp.zeros((cfg.hidden,), jnp.float32)}
+    params[f"layer_{i}"] = layer
+  return params
+
+
+def init_classifier(key, cfg: ModelConfig) -> Params:
+  return _linear_init(key, cfg.hidden, cfg.num_classes)
+
+
+def init_reconstructor(key, cfg: ModelConfig) -> Params:
+  return _linear_init(key, cfg.hidden, cfg.in_dim)
+
+
+def init(key, cfg: ModelConfig) -> Params:
+  """Returns the parameters of the encoder and of the heads `cfg` asks for."""
+  k_enc, k_cls, k_rec = jax.random.split(key, 3)
+  params = {"encoder": init_encoder(k_enc, cfg)}
+  if cfg.num_classes:
+    params["classifier"] = init_classifier(k_cls, cfg)
+  if cfg.reconstruct:
+    params["reconstructor"] = init_reconstructor(k_rec, cfg)
+  return params
+
+
+def initial_state(cfg: ModelConfig, batch: int) -> list:
+  """Zero carries, one per layer (float32 pytrees, leaves [batch, hidden])."""
+  cell = cells.get(cfg.cell)
+  return [cell.initial_carry(batch, cfg.hidden) for _ in range(cfg.layers)]
+
+
+def encode(params: Params, cfg: ModelConfig, x: jax.Array,
+           state: Optional[list] = None, *,
+           dropout_rng: Optional[jax.Array] = None):
+  """Runs the stacked encoder over whole sequences.
+
+  Args:
+    params: the encoder's parameters (`init(...)["encoder"]`).
+    cfg: the model config.
+    x: <float32>[batch, time, in_dim] normalised inputs.
+    state: per-layer initial carries; zeros when None.
+    dropout_rng: enables dropout between layers when given and cfg.dropout > 0.
+
+  Returns:
+    (h, state): h <float32>[batch, time, hidden], the top layer's per-frame
+    features; state, the per-layer carries after the last frame.
+  """
+  cell = cells.get(cfg.cell)
+  if state is None:
+    state = initial_state(cfg, x.shape[0])
+  h, final = x, []
+  for i in range(cfg.layers):
+    layer = params[f"layer_{i}"]
+    if i > 0 and dropout_rng is not None and cfg.dropout > 0:
+      keep = jax.random.bernoulli(jax.random.fold_in(dropout_rng, i),
+                                  1. - cfg.dropout, h.shape)
+      h = jnp.where(keep, h / (1. - cfg.dropout), 0.)
+    h, carry = cells.scan(cell.step, layer["cell"], state[i], h,
+                          unroll=cfg.unroll)
+    if cfg.layer_norm:
+      h = _layer_norm(layer["norm"], h)
+    final.append(carry)
+  return h, final
+
+
+def encoder_step(params: Params, cfg: ModelConfig, state: list,
+                 x_t: jax.Array):
+  """One frame through the encoder: the streaming twin of `encode`.
+
+  Args:
+    params: the encoder's parameters.
+    cfg: the model config.
+    state: per-layer carries.
+    x_t: <float32>[batch, in_dim], one normalised frame.
+
+  Returns:
+    (state, h_t): the new carries and <float32>[batch, hidden] features.
+  """
+  cell = cells.get(cfg.cell)
+  h, new_state = x_t, []
+  for i in range(cfg.layers):
+    layer = params[f"layer_{i}"]
+    carry, h = cell.step(layer["cell"], state[i], h)
+    if cfg.layer_norm:
+      h = _layer_norm(layer["norm"], h)
+    new_state.append(carry)
+  return new_state, h
+
+
+def classify(params: Params, h: jax.Array) -> jax.Array:
+  """Per-frame logits <float32>[..., num_classes] from features h [..., H]."""
+  return _linear(params["classifier"], h)
+
+
+def reconstruct(params: Params, h: jax.Array) -> jax.Array:
+  """Per-frame reconstruction <float32>[..., in_dim] from features h."""
+  return _linear(params["reconstructor"], h)
+
+
+def classify_sequence(params: Params, cfg: ModelConfig, x: jax.Array,
+                      *, dropout_rng: Optional[jax.Array] = None) -> jax.Array:
+  """Logits <float32>[batch, time, num_classes] for x [batch, time, in_dim]."""
+  h, _ = encode(params["encoder"], cfg, x, dropout_rng=dropout_rng)
+  return classify(params, h)
