@@ -106,6 +106,10 @@ def test_out_of_order_is_an_error_naming_the_sample():
                      r"sort the file by time") as e:
     resample_to_grid(t, np.zeros((5, 1)), None, 10.0, source="f.csv")
   assert e.value.index == 3
+  lines = np.array([2, 3, 5, 9, 10])  # A reader that skipped lines says so.
+  with pytest.raises(ResampleError, match=r"f\.csv:9: timestamp"):
+    resample_to_grid(t, np.zeros((5, 1)), None, 10.0, source="f.csv",
+                     first_line=lines)
 
 
 def test_nonfinite_timestamp_is_an_error():

@@ -42,7 +42,8 @@ Errors (`ResampleError`, a ValueError naming `source`, the sample and the fix):
 
 Sample indices in messages are 0-based rows of the arrays passed in; with
 `first_line` set they are reported as file lines (`first_line` being the line
-of sample 0), which is what builders reading text files pass.
+of sample 0, or an array giving each sample's line), which is what builders
+reading text files pass.
 """
 
 from typing import NamedTuple
@@ -78,9 +79,11 @@ class ResampleError(ValueError):
     self.index = index
 
 
-def _where(source: str, index: int, first_line: int | None) -> str:
+def _where(source: str, index: int, first_line) -> str:
   if first_line is None:
     return f"{source}: sample {index}"
+  if np.ndim(first_line):
+    return f"{source}:{int(first_line[index])}"
   return f"{source}:{index + first_line}"
 
 
@@ -175,7 +178,7 @@ def resample_to_grid(timestamps_s: np.ndarray,
                      source: str,
                      max_nonfinite_run: int = 10,
                      max_gap_s: float = 1.0,
-                     first_line: int | None = None,
+                     first_line: int | np.ndarray | None = None,
                      span_s: tuple[float, float] | None = None) -> Resampled:
   """Resamples one recording onto a uniform grid (see module docstring).
 
@@ -190,7 +193,8 @@ def resample_to_grid(timestamps_s: np.ndarray,
       channel) that is interpolated rather than an error.
     max_gap_s: longest interval between samples that is interpolated rather
       than an error.
-    first_line: file line of sample 0, to report lines instead of indices.
+    first_line: file line of sample 0, or <int>[T] the line of each sample
+      (when a reader skipped lines), to report lines instead of indices.
     span_s: (start, end) seconds of the grid, inside [t0, t_last]; default
       (t0, t_last).
 
