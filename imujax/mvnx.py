@@ -12,8 +12,9 @@ whose children hold space-separated numbers, one child per quantity:
   </frame>
 
 The file is fed to expat in 1 MiB pieces and only the requested quantities are
-kept, parsed to float32 every `_CHUNK_FRAMES` frames, so memory stays bounded by
-the returned arrays (plus one chunk of text) whatever the file size.
+kept, parsed to float32 every 256 KiB of text into arrays preallocated from the
+first frame's size, so memory stays bounded by the returned arrays (plus one
+chunk of text) whatever the file size.
 
 What is read (SI units; the file's own units are converted):
 
@@ -74,9 +75,15 @@ ERGO_FIELDS = {"jointAngleErgo": 3, "jointAngleErgoXZY": 3}
 FLAT_FIELDS = ("centerOfMass", "footContacts")
 ALL_FIELDS = (tuple(SENSOR_FIELDS) + tuple(SEGMENT_FIELDS) + tuple(JOINT_FIELDS)
               + tuple(ERGO_FIELDS) + FLAT_FIELDS)
+# What `imu_channels` may need, fallbacks included.
+IMU_FIELDS = ("sensorFreeAcceleration", "sensorAcceleration",
+              "sensorAngularVelocity", "sensorOrientation", "angularVelocity")
 _DEGREE_FIELDS = frozenset(JOINT_FIELDS) | frozenset(ERGO_FIELDS)
-_CHUNK_FRAMES = 512
-_READ_BYTES = 1 << 20
+# Text is parsed every _CHUNK_CHARS characters and the file read in
+# _READ_BYTES pieces: small enough that a short file's peak memory stays near
+# its arrays' size, large enough that numpy's parsing dominates the run time.
+_CHUNK_CHARS = 1 << 18
+_READ_BYTES = 1 << 16
 
 
 class MvnxError(ValueError):
@@ -154,7 +161,11 @@ class _Reader:
     self.keys = None  # Quantities of the first normal frame.
     self.pending = {}  # Quantity -> [texts] of the current chunk.
     self.pending_lines = []
-    self.chunks = {}  # Quantity -> [float32 chunk arrays].
+    self.pending_chars = 0
+    self.arrays = {}  # Quantity -> <float32>[capacity, D], rows filled: .rows.
+    self.rows = 0
+    self.file_bytes = 0
+    self.first_frame_bytes = None  # (start byte, bytes) of the first frame.
     self.index, self.time_ms, self.unix_ms = [], [], []
     self.skipped = {}
     self.done = False
@@ -177,6 +188,7 @@ class _Reader:
         return
       self.frame = attrs
       self.frame_line = self.parser.CurrentLineNumber
+      self.frame_byte = self.parser.CurrentByteIndex
       self.current = {}
     elif name == "frames":
       self.in_frames = True
@@ -226,7 +238,11 @@ class _Reader:
           "lost data. Re-export the file from MVN, or delete the frame.")
     for k, v in self.current.items():
       self.pending[k].append(v)
+      self.pending_chars += len(v)
     self.pending_lines.append(line)
+    if self.first_frame_bytes is None:
+      self.first_frame_bytes = (
+          self.frame_byte, self.parser.CurrentByteIndex - self.frame_byte)
     try:
       self.index.append(int(attrs.get("index", len(self.index))))
       self.time_ms.append(int(attrs.get("time", -1)))
@@ -235,11 +251,16 @@ class _Reader:
       raise MvnxError(f"{self.where(line)}: frame attribute index/time/ms is "
                       f"not an integer ({dict(attrs)}); fix the line.") from None
     self.last_complete = (self.index[-1], line)
-    if len(self.pending_lines) >= _CHUNK_FRAMES:
+    if self.pending_chars >= _CHUNK_CHARS:
       self.flush()
 
+  def _capacity(self) -> int:
+    """Frames expected in the file: MVN writes frames of near-equal size."""
+    start, size = self.first_frame_bytes
+    return int((self.file_bytes - start) / max(size, 1) * 1.02) + 16
+
   def flush(self):
-    """Parses the pending frames' texts into one float32 array per quantity."""
+    """Parses the pending frames' texts into the preallocated arrays."""
     n = len(self.pending_lines)
     if not n:
       return
@@ -250,13 +271,26 @@ class _Reader:
         values = None
       if values is None or values.size % n:
         self._locate_bad_frame(k, texts)
-      self.chunks.setdefault(k, []).append(values.reshape(n, -1))
+      values = values.reshape(n, -1)
+      if k not in self.arrays:
+        self.arrays[k] = np.empty((self._capacity(), values.shape[1]),
+                                  np.float32)
+      elif values.shape[1] != self.arrays[k].shape[1]:
+        self._locate_bad_frame(k, texts)
+      a = self.arrays[k]
+      if self.rows + n > a.shape[0]:
+        # In place where the allocator can; the estimate was too small.
+        a.resize((max(self.rows + n, int(a.shape[0] * 1.25)), a.shape[1]),
+                 refcheck=False)
+      a[self.rows:self.rows + n] = values
+    self.rows += n
     self.pending = {k: [] for k in self.pending}
     self.pending_lines = []
+    self.pending_chars = 0
 
   def _locate_bad_frame(self, k, texts):
     """Re-parses frame by frame to name the line of a malformed quantity."""
-    width = None
+    width = self.arrays[k].shape[1] if k in self.arrays else None
     for text, line in zip(texts, self.pending_lines):
       try:
         v = _parse_floats(text)
@@ -332,6 +366,7 @@ def read(path, fields: Iterable[str] | str | None = None, *,
       raise ValueError(f"Unknown MVNX quantities {sorted(unknown)}; known: "
                        f"{ALL_FIELDS}.")
   r = _Reader(str(path), wanted)
+  r.file_bytes = path.stat().length
   p = expat.ParserCreate()
   p.buffer_text = True
   p.buffer_size = _READ_BYTES
@@ -367,8 +402,8 @@ def read(path, fields: Iterable[str] | str | None = None, *,
                     "to read. Export the recording with its frames.")
   r.flush()
   out = {}
-  for k in list(r.chunks):
-    data = np.concatenate(r.chunks.pop(k))
+  for k, data in r.arrays.items():
+    data.resize((r.rows, data.shape[1]), refcheck=False)  # Drops spare rows.
     if k in _DEGREE_FIELDS:
       np.deg2rad(data, out=data)
     out[k] = _reshape(r, k, data)

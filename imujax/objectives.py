@@ -1,5 +1,7 @@
 """Pretext and fine-tune losses as pure functions of (params, batch, rng).
 
+`dropout=False` turns dropout off (evaluation); the rng still draws masks.
+
 A batch is a dict of host arrays:
   signals: <float32>[batch, time, channels], normalised;
   labels:  <int32>[batch, time], -1 where a frame has no label;
@@ -38,7 +40,8 @@ def span_mask(rng, batch: int, time: int, mask_ratio: float,
 
 
 def masked_reconstruction_loss(params, batch, rng, *, cfg: models.ModelConfig,
-                               mask_ratio: float, span: int):
+                               mask_ratio: float, span: int,
+                               dropout: bool = True):
   """MSE on masked frames only; masked inputs are set to 0 (the channel mean).
 
   The encoder is causal, so a masked frame is predicted from the frames before
@@ -50,7 +53,7 @@ def masked_reconstruction_loss(params, batch, rng, *, cfg: models.ModelConfig,
   masked = masked & batch["valid"]
   h, _ = models.encode(params["encoder"], cfg,
                        jnp.where(masked[..., None], 0., x),
-                       dropout_rng=dropout_rng)
+                       dropout_rng=dropout_rng if dropout else None)
   pred = models.reconstruct(params, h)
   per_frame = jnp.square(pred - x).mean(-1)
   n = jnp.maximum(masked.sum(), 1)
@@ -58,10 +61,11 @@ def masked_reconstruction_loss(params, batch, rng, *, cfg: models.ModelConfig,
   return loss, {"masked_fraction": masked.mean()}
 
 
-def classification_loss(params, batch, rng, *, cfg: models.ModelConfig):
+def classification_loss(params, batch, rng, *, cfg: models.ModelConfig,
+                        dropout: bool = True):
   """Per-frame softmax cross-entropy over labelled, valid frames."""
   logits = models.classify_sequence(params, cfg, batch["signals"],
-                                    dropout_rng=rng)
+                                    dropout_rng=rng if dropout else None)
   labels = batch["labels"]
   labelled = batch["valid"] & (labels >= 0)
   log_probs = jax.nn.log_softmax(logits)

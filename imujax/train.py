@@ -70,9 +70,9 @@ def train_step(state: dict, batch: dict, rng: jax.Array, *, loss_fn,
           "opt_state": opt_state}, metrics
 
 
-def make_mesh() -> jax.sharding.Mesh:
-  """All local devices along one `data` axis."""
-  return jax.sharding.Mesh(np.array(jax.devices()), ("data",))
+def make_mesh(devices=None) -> jax.sharding.Mesh:
+  """`devices` (default: all local devices) along one `data` axis."""
+  return jax.sharding.Mesh(np.array(devices or jax.devices()), ("data",))
 
 
 def jit_train_step(mesh, loss_fn, optimizer):
@@ -238,6 +238,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   normalizer.save(workdir / "normalization.json")
 
   loss_fn = _loss_fn(objective, cfg, config)
+  # Built once: a new partial per evaluation would recompile each time.
+  eval_loss_fn = functools.partial(loss_fn, dropout=False)
   frozen = ("encoder",) if (phase == "finetune" and
                             pcfg.protocol == "linear_probe") else ()
   optimizer = make_optimizer(pcfg, params, frozen)
@@ -278,7 +280,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       batches = [input_pipeline.sample_windows(
           by_split[split], normalizer, config.data.window, pcfg.batch_size,
           config.seed, i, stream=1) for i in range(8)]  # Fixed windows.
-      result = evaluate.evaluate_loss(state["params"], loss_fn, batches,
+      result = evaluate.evaluate_loss(state["params"], eval_loss_fn, batches,
                                       eval_key)
     record = {"step": step, "split": split, **result}
     _append_jsonl(metrics_path, record)

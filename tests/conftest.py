@@ -1,0 +1,45 @@
+"""Shared fixtures: paths, and one prepared copy of the default dataset."""
+
+import os
+import pathlib
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> pathlib.Path:
+  return REPO
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> pathlib.Path:
+  """`../shared/data`, or a skip saying why."""
+  path = SHARED / "data"
+  if not path.is_dir():
+    pytest.skip(f"{path} is absent: the real-data integration tests need the "
+                "developers' shared/ folder beside the repository.")
+  return path
+
+
+@pytest.fixture(scope="session")
+def tfds_dir(tmp_path_factory) -> str:
+  """A TFDS data_dir private to this test session."""
+  return str(tmp_path_factory.mktemp("tensorflow_datasets"))
+
+
+@pytest.fixture(scope="session")
+def watch_data(tfds_dir):
+  """The seglearn watch dataset, prepared once per session."""
+  from imujax import input_pipeline
+  return input_pipeline.load("seglearn_watch", data_dir=tfds_dir)
+
+
+def subprocess_env(**extra) -> dict:
+  """Environment for child Python processes that import imujax."""
+  env = dict(os.environ)
+  env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+  env.update(extra)
+  return env
