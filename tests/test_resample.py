@@ -9,7 +9,7 @@ from imujax.datasets.resample import ResampleError, resample_to_grid
 
 def _jittered_times(n, rate, seed=0):
   rng = np.random.default_rng(seed)
-  t = np.arange(n) / rate + rng.uniform(-0.3, 0.3, n) / rate
+  t = np.arange(n) / rate + rng.uniform(-0.2, 0.2, n) / rate
   t[0] = 0.0
   return 1.6e9 + np.sort(t)  # Unix-epoch offsets must not cost precision.
 

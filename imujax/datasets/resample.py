@@ -51,7 +51,7 @@ from typing import NamedTuple
 import numpy as np
 
 # An interval this many times the median one means samples went missing.
-_GAP_FACTOR = 2.5
+_GAP_FACTOR = 1.5
 REPAIR_KEYS = ("duplicate_timestamps_dropped", "nonfinite_samples_interpolated",
                "gaps_interpolated")
 
