@@ -5,7 +5,9 @@ Each folder holds one dataset (see CONVENTIONS.md). `NAMES` lists them.
 
 import pathlib
 
+from imujax.datasets.ipol_gait import ipol_gait_dataset_builder  # noqa: F401
 from imujax.datasets.seglearn_watch import seglearn_watch_dataset_builder  # noqa: F401
+from imujax.datasets.sp_sw_har import sp_sw_har_dataset_builder  # noqa: F401
 
 NAMES = sorted(
     p.name for p in pathlib.Path(__file__).parent.iterdir()

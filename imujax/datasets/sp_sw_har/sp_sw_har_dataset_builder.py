@@ -30,7 +30,8 @@ HEADER = "x_acc,y_acc,z_acc,x_gyro,y_gyro,z_gyro,timestamp,label"
 # Device -> (file suffix, body placement used in channel names).
 DEVICES = {"phone": ("sp", "thigh"), "watch": ("sw", "wrist")}
 NATIVE_RATE_HZ = 100.0
-RATES = {"30hz": 30.0, "50hz": 50.0, "60hz": 60.0, "native": NATIVE_RATE_HZ}
+# The first rate is the default.
+RATES = {"50hz": 50.0, "30hz": 30.0, "60hz": 60.0, "native": NATIVE_RATE_HZ}
 # Zenodo's whole-record archive: one URL that does not depend on file names.
 URL = "https://zenodo.org/api/records/8398688/files-archive"
 # Rows with unparsable numbers are dropped (and counted) up to this many per
