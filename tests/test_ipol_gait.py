@@ -165,3 +165,10 @@ def test_real_data_50hz(shared_data, tmp_path):
   assert abs(steps["left_swing"] - steps["right_swing"]) < 0.02 * steps[
       "left_swing"]
   assert steps["unlabelled"] < 0.005 * sum(steps.values())
+
+
+def test_manual_dir_without_the_data_is_an_error(tmp_path):
+  (tmp_path / "raw").mkdir()
+  (tmp_path / "raw/notes.txt").write_text("not the dataset")
+  with pytest.raises(FileNotFoundError, match=r"raw: no GaitData/\*_lb\.txt"):
+    _build("50hz", tmp_path / "raw", tmp_path)

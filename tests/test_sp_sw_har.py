@@ -217,3 +217,39 @@ def test_real_data_watch_50hz(shared_data, tmp_path):
   assert all(v > 0 for v in s["class_frames"]["labels"].values())
   assert s["repairs"]["malformed_rows_dropped"] == 0
   assert s["repairs"]["duplicate_timestamps_dropped"] > 0
+
+
+def test_manual_dir_without_the_data_is_an_error(tmp_path):
+  (tmp_path / "raw").mkdir()
+  (tmp_path / "raw/notes.txt").write_text("not the dataset")
+  with pytest.raises(FileNotFoundError, match=r"raw: no DATA/subjects_info\.csv"
+                     " in it or below it"):
+    _build("watch_50hz", tmp_path / "raw", tmp_path)
+
+
+def test_download_unpacks_the_release_zip_inside_the_record_archive(tmp_path):
+  """Zenodo's record archive holds the GitHub release zip: both are opened."""
+  import shutil
+  import zipfile
+  fx.write_sp_sw_har(tmp_path / "release/sp-sw-har-dataset-v1",
+                     subjects=("s01",), executions=1)
+  record = tmp_path / "record"
+  record.mkdir()
+  shutil.make_archive(str(record / "sp-sw-har-dataset-v1"), "zip",
+                      tmp_path / "release")
+
+  class FakeDownloads:
+    def download_and_extract(self, resource):
+      assert resource.url == sp.URL
+      return record
+
+    def extract(self, path):
+      out = tmp_path / "extracted"
+      with zipfile.ZipFile(path) as z:
+        z.extractall(out)
+      return out
+
+  builder = sp.Builder(data_dir=str(tmp_path / "tfds"),
+                       file_format="array_record")
+  found = builder._download(FakeDownloads())
+  assert found == tmp_path / "extracted/sp-sw-har-dataset-v1/DATA"

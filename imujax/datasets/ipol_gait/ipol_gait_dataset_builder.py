@@ -202,12 +202,13 @@ def _add(total: dict[str, int], repairs: dict[str, int]) -> None:
 
 
 def find_data_dir(root: epath.Path) -> epath.Path | None:
-  """The folder holding `<subject>-<trial>.json` files, at or below `root`."""
-  for candidate in (root, root / "GaitData"):
-    if any(candidate.glob("*-*_lb.txt")):
-      return candidate
-  found = sorted(root.glob("**/GaitData"))
-  return found[0] if found else None
+  """The folder holding `<subject>-<trial>_lb.txt` files, at or below `root`."""
+  # Archives nest it a few folders deep; epath has no recursive glob.
+  for depth in range(4):
+    found = sorted(root.glob("*/" * depth + "*-*_lb.txt"))
+    if found:
+      return found[0].parent
+  return None
 
 
 def list_trials(data_dir: epath.Path) -> dict[str, tuple[int, int, dict]]:
@@ -276,9 +277,16 @@ class Builder(tfds.core.GeneratorBasedBuilder):
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
     try:
-      data_dir = find_data_dir(dl_manager.manual_dir)
+      manual_dir = dl_manager.manual_dir
     except AssertionError:  # No manual_dir, or an empty one: download.
-      data_dir = None
+      manual_dir = None
+    data_dir = None
+    if manual_dir is not None:
+      data_dir = find_data_dir(manual_dir)
+      if data_dir is None:
+        raise FileNotFoundError(
+            f"{manual_dir}: no GaitData/*_lb.txt in it or below it. Point "
+            "manual_dir at the upstream folder, or leave it unset to download.")
     if data_dir is None:
       root = dl_manager.download_and_extract(URL)
       data_dir = find_data_dir(root)

@@ -142,11 +142,12 @@ def read_csv(path: epath.Path) -> Table:
 
 def find_data_dir(root: epath.Path) -> epath.Path | None:
   """The folder holding `subjects_info.csv` and `sXX/`, at or below `root`."""
-  for candidate in (root, root / "DATA"):
-    if (candidate / "subjects_info.csv").exists():
-      return candidate
-  found = sorted(root.glob("**/subjects_info.csv"))
-  return found[0].parent if found else None
+  # Archives nest it a few folders deep; epath has no recursive glob.
+  for depth in range(4):
+    found = sorted(root.glob("*/" * depth + "subjects_info.csv"))
+    if found:
+      return found[0].parent
+  return None
 
 
 def list_executions(data_dir: epath.Path, suffixes) -> dict[str, dict]:
@@ -261,9 +262,16 @@ class Builder(tfds.core.GeneratorBasedBuilder):
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
     try:
-      data_dir = find_data_dir(dl_manager.manual_dir)
+      manual_dir = dl_manager.manual_dir
     except AssertionError:  # No manual_dir, or an empty one: download.
-      data_dir = None
+      manual_dir = None
+    data_dir = None
+    if manual_dir is not None:
+      data_dir = find_data_dir(manual_dir)
+      if data_dir is None:
+        raise FileNotFoundError(
+            f"{manual_dir}: no DATA/subjects_info.csv in it or below it. Point "
+            "manual_dir at the upstream folder, or leave it unset to download.")
     if data_dir is None:
       data_dir = self._download(dl_manager)
     # Filled while examples are generated; written with the dataset info.
@@ -276,7 +284,9 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         url=URL, extract_method=tfds.download.ExtractMethod.ZIP))
     data_dir = find_data_dir(root)
     if data_dir is None:  # The record archive holds the release zip.
-      for inner in sorted(root.glob("**/*.zip")):
+      inner_zips = [z for depth in range(3)
+                    for z in sorted(root.glob("*/" * depth + "*.zip"))]
+      for inner in inner_zips:
         data_dir = data_dir or find_data_dir(dl_manager.extract(inner))
     if data_dir is None:
       raise FileNotFoundError(
