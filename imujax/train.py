@@ -43,9 +43,10 @@ def make_optimizer(phase: ml_collections.ConfigDict, params,
   """
   schedule = optax.warmup_cosine_decay_schedule(
       init_value=0., peak_value=phase.learning_rate,
-      warmup_steps=min(phase.warmup_steps, phase.steps),
+      warmup_steps=min(phase.warmup_steps, max(phase.steps - 1, 0)),
       decay_steps=max(phase.steps, 1), end_value=0.01 * phase.learning_rate)
-  decay_mask = jax.tree.map(lambda p: p.ndim >= 2, params)
+  # A callable mask: under multi_transform it sees only the trained subtree.
+  decay_mask = lambda tree: jax.tree.map(lambda p: p.ndim >= 2, tree)  # noqa: E731
   tx = optax.chain(
       optax.clip_by_global_norm(phase.grad_clip),
       optax.adamw(schedule, weight_decay=phase.weight_decay, mask=decay_mask))
@@ -65,7 +66,7 @@ def train_step(state: dict, batch: dict, rng: jax.Array, *, loss_fn,
   updates, opt_state = optimizer.update(grads, state["opt_state"],
                                         state["params"])
   params = optax.apply_updates(state["params"], updates)
-  metrics = {"loss": loss, "grad_norm": optax.global_norm(grads), **aux}
+  metrics = {"loss": loss, "grad_norm": optax.tree.norm(grads), **aux}
   return {"step": state["step"] + 1, "params": params,
           "opt_state": opt_state}, metrics
 
@@ -288,34 +289,37 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
 
   pending, t0, t_last = [], time.time(), time.time()
   steps_since_log = 0
-  for step in range(start, pcfg.steps):
-    batch = input_pipeline.sample_windows(
-        train_recs, normalizer, config.data.window, pcfg.batch_size,
-        config.seed, step)
-    batch = jax.device_put(batch, batch_sharding)
-    state, metrics = step_fn(state, batch, step_key)
-    pending.append(metrics)
-    steps_since_log += 1
-    done = step + 1
-    is_last = done == pcfg.steps
-    if done % config.log_every == 0 or is_last or (
-        done % config.checkpoint_every == 0):
-      summary = _check_finite(pending, done - len(pending), mngr, workdir)
-      pending = []
-      now = time.time()
-      rate = steps_since_log / max(now - t_last, 1e-9)
-      t_last, steps_since_log = now, 0
-      eta = (pcfg.steps - done) / max(rate, 1e-9)
-      logging.info("[%s] step %d/%d loss %.4f grad_norm %.3f | %.1f steps/s, "
-                   "ETA %s", phase, done, pcfg.steps, summary["loss"],
-                   summary["grad_norm"], rate, _fmt_seconds(eta))
-    if done % config.eval_every == 0 or is_last:
-      record = evaluate_now("val", done)
-      logging.info("[%s] step %d val %s", phase, done, _short(record))
-    if done % config.checkpoint_every == 0 or is_last:
-      mngr.save(done, args=_save_args(state))
-  mngr.wait_until_finished()
-  mngr.close()
+  try:
+    for step in range(start, pcfg.steps):
+      batch = input_pipeline.sample_windows(
+          train_recs, normalizer, config.data.window, pcfg.batch_size,
+          config.seed, step)
+      batch = jax.device_put(batch, batch_sharding)
+      state, metrics = step_fn(state, batch, step_key)
+      pending.append(metrics)
+      steps_since_log += 1
+      done = step + 1
+      is_last = done == pcfg.steps
+      if done % config.log_every == 0 or is_last or (
+          done % config.checkpoint_every == 0):
+        summary = _check_finite(pending, done - len(pending), mngr, workdir)
+        pending = []
+        now = time.time()
+        rate = steps_since_log / max(now - t_last, 1e-9)
+        t_last, steps_since_log = now, 0
+        eta = (pcfg.steps - done) / max(rate, 1e-9)
+        logging.info("[%s] step %d/%d loss %.4f grad_norm %.3f | %.1f steps/s, "
+                     "ETA %s", phase, done, pcfg.steps, summary["loss"],
+                     summary["grad_norm"], rate, _fmt_seconds(eta))
+      if done % config.eval_every == 0 or is_last:
+        record = evaluate_now("val", done)
+        logging.info("[%s] step %d val %s", phase, done, _short(record))
+      if done % config.checkpoint_every == 0 or is_last:
+        mngr.save(done, args=_save_args(state))
+  finally:
+    # Pending saves are good checkpoints: finish them even on an error.
+    mngr.wait_until_finished()
+    mngr.close()
 
   final_step = int(state["step"])
   test = evaluate_now("test", final_step)
@@ -365,12 +369,14 @@ def _check_finite(pending: list, first_step: int, mngr, workdir) -> dict:
   for i, m in enumerate(fetched):
     if not (np.isfinite(m["loss"]) and np.isfinite(m["grad_norm"])):
       last = mngr.latest_step()
+      kept = (f"the last good checkpoint is step {last} in "
+              f"{workdir / 'checkpoints'}" if last is not None else
+              "no checkpoint had been written yet")
       raise FloatingPointError(
           f"Non-finite loss or gradient at step {first_step + i + 1} "
           f"(loss={m['loss']}, grad_norm={m['grad_norm']}). Stopped without "
-          f"saving; the last good checkpoint is step {last} in "
-          f"{workdir / 'checkpoints'}. Lower the learning rate or check the "
-          "input data for outliers.")
+          f"saving; {kept}. Lower the learning rate or check the input data "
+          "for outliers.")
   return {k: float(np.mean([m[k] for m in fetched])) for k in fetched[0]}
 
 

@@ -1,0 +1,176 @@
+"""End to end on the real watch data: main, resume after SIGKILL, bad input."""
+
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+
+from imujax import configlib
+from imujax import input_pipeline
+from imujax import train
+from tests.conftest import REPO, subprocess_env
+
+sys.path.insert(0, str(REPO / "configs"))
+import test as test_config  # noqa: E402  configs/test.py
+
+
+def _config(tfds_dir, arg=None):
+  config = test_config.get_config(arg)
+  config.data.data_dir = tfds_dir
+  return config
+
+
+def _main(workdir, tfds_dir, *extra, **popen):
+  cmd = [sys.executable, "-m", "imujax.main", "--config=configs/test.py",
+         f"--workdir={workdir}", f"--config.data.data_dir={tfds_dir}", *extra]
+  return subprocess.Popen(cmd, cwd=REPO, env=subprocess_env(),
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True, **popen)
+
+
+def _restore_params(workdir):
+  mngr = ocp.CheckpointManager(pathlib.Path(workdir) / "checkpoints")
+  step = mngr.latest_step()
+  restored = mngr.restore(step, args=ocp.args.Composite(
+      params=ocp.args.StandardRestore()))
+  return restored["params"]
+
+
+@pytest.mark.slow
+def test_main_runs_the_comparison_and_writes_its_outputs(tmp_path, tfds_dir):
+  proc = _main(tmp_path, tfds_dir)
+  out, _ = proc.communicate(timeout=600)
+  assert proc.returncode == 0, out[-4000:]
+  assert "| scratch |" in out
+  table = (tmp_path / "results.md").read_text()
+  assert "| scratch |" in table and "pre-trained" in table
+  results = json.loads((tmp_path / "results.json").read_text())
+  for arm in ("pretrained", "scratch"):
+    summary = json.loads((tmp_path / arm / "summary.json").read_text())
+    assert summary["test"] == results[arm]
+    assert 0 <= summary["test"]["macro_f1"] <= 1
+    cm = np.array(summary["test"]["confusion"])
+    assert cm.sum() == summary["test"]["frames"]
+    assert np.trace(cm) / cm.sum() == pytest.approx(summary["test"]["accuracy"])
+    records = [json.loads(l) for l in
+               (tmp_path / arm / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if r["split"] == "val"] == [10, 20]
+    assert records[-1]["split"] == "test"
+    splits = json.loads((tmp_path / arm / "splits.json").read_text())
+    assert not set(splits["train"]) & set(splits["test"])
+  # Both arms saw the same labelled recordings.
+  runs = [json.loads((tmp_path / a / "run.json").read_text())
+          for a in ("pretrained", "scratch")]
+  assert runs[0]["labeled_recordings"] == runs[1]["labeled_recordings"]
+  assert runs[0]["normalizer"] == runs[1]["normalizer"]
+  assert "step 20/20" in out and "steps/s" in out and "ETA" in out
+  # The scratch arm did not start from the pre-trained encoder.
+  pre = _restore_params(tmp_path / "pretrain")["encoder"]
+  scratch = _restore_params(tmp_path / "scratch")["encoder"]
+  assert not np.allclose(pre["layer_0"]["cell"]["w_hh"],
+                         scratch["layer_0"]["cell"]["w_hh"])
+
+
+@pytest.mark.slow
+def test_init_from_loads_the_pretrained_encoder(tmp_path, tfds_dir):
+  pre_dir, probe_dir = tmp_path / "pre", tmp_path / "probe"
+  train.train_and_evaluate(_config(tfds_dir, "mode=pretrain"), str(pre_dir),
+                           "pretrain")
+  probe = _config(tfds_dir, "mode=finetune,finetune.protocol=linear_probe")
+  probe.init_from = str(pre_dir)
+  train.train_and_evaluate(probe, str(probe_dir), "finetune")
+  pre, tuned = _restore_params(pre_dir), _restore_params(probe_dir)
+  # Frozen under a linear probe, so equal to the checkpoint only if loaded.
+  for a, b in zip(jax.tree.leaves(pre["encoder"]),
+                  jax.tree.leaves(tuned["encoder"])):
+    np.testing.assert_array_equal(a, b)
+  assert "reconstructor" not in tuned and "classifier" in tuned
+  # A model of another shape is refused with the key to change.
+  wrong = _config(tfds_dir, "mode=finetune,model.hidden=24")
+  wrong.init_from = str(pre_dir)
+  with pytest.raises(train.IncompatibleCheckpointError, match="model.hidden"):
+    train.train_and_evaluate(wrong, str(tmp_path / "wrong"), "finetune")
+
+
+@pytest.mark.slow
+def test_sigkill_then_rerun_gives_the_uninterrupted_metrics(tmp_path, tfds_dir):
+  args = ("--config.mode=finetune", "--config.finetune.steps=400",
+          "--config.checkpoint_every=50", "--config.eval_every=50",
+          "--config.log_every=50")
+  killed = tmp_path / "killed"
+  proc = _main(killed, tfds_dir, *args)
+  deadline = time.time() + 300
+  first_ckpt = killed / "checkpoints" / "50"
+  while not first_ckpt.exists() and time.time() < deadline:
+    if proc.poll() is not None:
+      pytest.fail("run ended before its first checkpoint:\n"
+                  + proc.stdout.read()[-3000:])
+    time.sleep(0.05)
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  assert not (killed / "summary.json").exists(), "killed too late to test"
+  resumed = _main(killed, tfds_dir, *args)
+  out, _ = resumed.communicate(timeout=600)
+  assert resumed.returncode == 0, out[-3000:]
+  assert "Resumed from" in out
+  straight = _main(tmp_path / "straight", tfds_dir, *args)
+  out2, _ = straight.communicate(timeout=600)
+  assert straight.returncode == 0, out2[-3000:]
+  a = json.loads((killed / "summary.json").read_text())["test"]
+  b = json.loads((tmp_path / "straight" / "summary.json").read_text())["test"]
+  assert a == b
+  lines = lambda d: [json.loads(l) for l in
+                     (d / "metrics.jsonl").read_text().splitlines()]
+  assert lines(killed) == lines(tmp_path / "straight")
+
+
+@pytest.mark.slow
+def test_incompatible_workdir_is_refused_by_name(tmp_path, tfds_dir):
+  config = _config(tfds_dir, "mode=finetune,finetune.steps=10")
+  train.train_and_evaluate(config, str(tmp_path), "finetune")
+  other = _config(tfds_dir, "mode=finetune,finetune.steps=10,model.hidden=32")
+  with pytest.raises(train.IncompatibleCheckpointError,
+                     match=r"model_config.hidden.*another --workdir"):
+    train.train_and_evaluate(other, str(tmp_path), "finetune")
+
+
+@pytest.mark.slow
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(
+    tmp_path, tfds_dir, monkeypatch):
+  real_sample = input_pipeline.sample_windows
+
+  def poisoned_from_step_15(*args, **kwargs):
+    batch = real_sample(*args, **kwargs)
+    if args[5] >= 15:  # The step argument.
+      batch["signals"][0, 3, 0] = np.nan
+    return batch
+
+  monkeypatch.setattr(input_pipeline, "sample_windows", poisoned_from_step_15)
+  config = _config(tfds_dir, "mode=finetune,finetune.steps=40")
+  with pytest.raises(FloatingPointError,
+                     match="step 16 .*last good checkpoint is step 10"):
+    train.train_and_evaluate(config, str(tmp_path), "finetune")
+  assert ocp.CheckpointManager(tmp_path / "checkpoints").all_steps() == [10]
+  params = _restore_params(tmp_path)
+  assert all(np.isfinite(x).all() for x in jax.tree.leaves(params))
+
+
+def test_unknown_config_keys_are_named(tmp_path):
+  with pytest.raises(KeyError, match="model.hiden"):
+    test_config.get_config("model.hiden=3")
+  config = configlib.base()
+  with pytest.raises(AttributeError, match="hiden"):
+    config.model.hiden = 3
+  with pytest.raises(ValueError, match="model.cell"):
+    configlib.check(test_config.get_config("model.cell=tcn"))
+  proc = _main(tmp_path, str(tmp_path), "--config.model.hiden=3")
+  out, _ = proc.communicate(timeout=300)
+  assert proc.returncode != 0 and "hiden" in out
