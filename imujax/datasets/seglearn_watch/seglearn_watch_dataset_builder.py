@@ -102,8 +102,10 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         metadata=tfds.core.MetadataDict(
             channel_names=list(CHANNEL_NAMES),
             class_names=list(CLASS_NAMES),
+            label_tracks={"labels": list(CLASS_NAMES)},
             sample_rate_hz=SAMPLE_RATE_HZ,
             units={"acc": "m/s^2", "gyr": "rad/s"},
+            repairs={},  # The file is already uniform and complete.
         ),
         homepage="https://github.com/dmbee/seglearn",
         license="BSD-3-Clause",
