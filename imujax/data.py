@@ -55,7 +55,8 @@ def summarize(builder: tfds.core.DatasetBuilder, window_s: float = 2.0) -> dict:
   tracks = meta.get("label_tracks") or {"labels": meta["class_names"]}
   source = builder.as_data_source()["train"]
   subjects, lengths = set(), []
-  counts = {t: np.zeros(len(names) + 1, np.int64) for t, names in tracks.items()}
+  counts = {t: np.zeros(len(names) + 1, np.int64)
+            for t, names in tracks.items()}
   for i in range(len(source)):
     example = source[i]
     subjects.add(example["subject"])

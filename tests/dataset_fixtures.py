@@ -49,7 +49,8 @@ def sp_sw_lines(times_ms: np.ndarray, device: str, start_ms: int) -> list[str]:
 def write_sp_sw_csv(path: pathlib.Path, lines: list[str],
                     header: str = SP_SW_HEADER, newline_at_end=True):
   path.parent.mkdir(parents=True, exist_ok=True)
-  path.write_text("\n".join([header, *lines]) + ("\n" if newline_at_end else ""))
+  end = "\n" if newline_at_end else ""
+  path.write_text("\n".join([header, *lines]) + end)
 
 
 def write_sp_sw_har(root: pathlib.Path, subjects=("s01", "s02", "s03"),

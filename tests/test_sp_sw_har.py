@@ -74,11 +74,12 @@ def test_both_devices_share_one_grid_over_their_overlap(tmp_path):
   np.testing.assert_array_equal(ex["labels_watch"], watch)
   # Each device's samples change label at their own times: the frames between
   # get -1 in the primary track, and there are a few of them.
-  np.testing.assert_array_equal(ex["labels"], np.where(phone == watch, phone, -1))
+  np.testing.assert_array_equal(ex["labels"],
+                                np.where(phone == watch, phone, -1))
   assert 0 < (ex["labels"] == -1).sum() < 10
-  assert (builder.info.metadata["repairs"]["label_disagreement_frames_unlabelled"]
-          == sum((e["labels"] == -1).sum()
-                 for e in _by_recording(builder).values()))
+  repairs = builder.info.metadata["repairs"]
+  assert repairs["label_disagreement_frames_unlabelled"] == sum(
+      (e["labels"] == -1).sum() for e in _by_recording(builder).values())
   meta = builder.info.metadata
   assert meta["channel_names"][0] == "thigh_acc_x"
   assert meta["channel_names"][6] == "wrist_acc_x"
@@ -150,7 +151,8 @@ def test_unknown_label_names_the_line(tmp_path):
 
 
 def test_wrong_header_is_an_error(tmp_path):
-  with pytest.raises(ValueError, match=r"s01_01_sw\.csv:1: expected the header"):
+  with pytest.raises(ValueError,
+                     match=r"s01_01_sw\.csv:1: expected the header"):
     sp.read_csv(_write_one(tmp_path, _good_lines(), header="a,b,c"))
 
 

@@ -102,8 +102,8 @@ def _check_shapes(timestamps_s, signals, labels, source):
           f"{timestamps_s.shape}; pass one label per timestamp.")
   if timestamps_s.shape[0] < 2:
     raise ResampleError(
-        f"{source}: {timestamps_s.shape[0]} sample(s); at least 2 are needed to "
-        "define a time grid. Drop this recording.")
+        f"{source}: {timestamps_s.shape[0]} sample(s); at least 2 are needed "
+        "to define a time grid. Drop this recording.")
 
 
 def _check_timestamps(t, source, first_line):
@@ -118,10 +118,10 @@ def _check_timestamps(t, source, first_line):
   if back.size:
     i = int(back[0]) + 1
     raise ResampleError(
-        f"{_where(source, i, first_line)}: timestamp {t[i]!r} s is earlier than "
-        f"the previous sample's {t[i - 1]!r} s. Timestamps must not decrease: "
-        "sort the file by time, or split the recording where the clock jumps "
-        "back.", i)
+        f"{_where(source, i, first_line)}: timestamp {t[i]!r} s is earlier "
+        f"than the previous sample's {t[i - 1]!r} s. Timestamps must not "
+        "decrease: sort the file by time, or split the recording where the "
+        "clock jumps back.", i)
 
 
 def _last_of_equal_runs(t: np.ndarray) -> np.ndarray:

@@ -107,8 +107,9 @@ def read_sensor(path: epath.Path) -> Table:
     lines.append(lineno)
   if len(malformed) > MAX_MALFORMED_ROWS:
     raise ValueError(
-        f"{path}:{malformed[0]}: {len(malformed)} rows with numbers that do not "
-        f"parse; at most {MAX_MALFORMED_ROWS} are dropped. Restore the file.")
+        f"{path}:{malformed[0]}: {len(malformed)} rows with numbers that do "
+        f"not parse; at most {MAX_MALFORMED_ROWS} are dropped. Restore the "
+        "file.")
   repairs["malformed_rows_dropped"] = len(malformed)
   data = np.asarray(data, np.float64).reshape(-1, 7)
   return Table(data[:, 0], data[:, _KEPT], np.asarray(lines, np.int64),

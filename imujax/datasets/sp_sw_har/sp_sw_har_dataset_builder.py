@@ -126,10 +126,10 @@ def read_csv(path: epath.Path) -> Table:
     lines.append(lineno)
   if len(malformed) > MAX_MALFORMED_ROWS:
     raise ValueError(
-        f"{path}:{malformed[0]}: {len(malformed)} rows with numbers that do not "
-        f"parse (first at line {malformed[0]}: {rows[malformed[0] - 1][:80]!r}); "
-        f"at most {MAX_MALFORMED_ROWS} are dropped. Numbers must use '.' as "
-        "the decimal point and no thousands separators: restore the file.")
+        f"{path}:{malformed[0]}: {len(malformed)} rows with numbers that do "
+        f"not parse (first: {rows[malformed[0] - 1][:60]!r}); at most "
+        f"{MAX_MALFORMED_ROWS} are dropped. Numbers must use '.' as the "
+        "decimal point and no thousands separators: restore the file.")
   if malformed:
     logging.warning("%s: dropped %d malformed row(s) at line(s) %s", path,
                     len(malformed), malformed)
