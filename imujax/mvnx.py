@@ -158,6 +158,7 @@ class _Reader:
     self.field = None  # Quantity whose text is being collected.
     self.text = []
     self.current = {}  # Quantity -> text, for the open frame.
+    self.field_lines = {}  # Quantity -> line of its tag, for the open frame.
     self.keys = None  # Quantities of the first normal frame.
     self.pending = {}  # Quantity -> [texts] of the current chunk.
     self.pending_lines = []
@@ -180,6 +181,7 @@ class _Reader:
     if self.frame is not None:
       if name in self.wanted:
         self.field, self.text = name, []
+        self.field_lines[name] = self.parser.CurrentLineNumber
       return
     if name == "frame" and self.in_frames:
       kind = attrs.get("type", "normal")
@@ -190,6 +192,7 @@ class _Reader:
       self.frame_line = self.parser.CurrentLineNumber
       self.frame_byte = self.parser.CurrentByteIndex
       self.current = {}
+      self.field_lines = {}
     elif name == "frames":
       self.in_frames = True
     elif name == "mvnx":
@@ -239,7 +242,7 @@ class _Reader:
     for k, v in self.current.items():
       self.pending[k].append(v)
       self.pending_chars += len(v)
-    self.pending_lines.append(line)
+    self.pending_lines.append(self.field_lines)
     if self.first_frame_bytes is None:
       self.first_frame_bytes = (
           self.frame_byte, self.parser.CurrentByteIndex - self.frame_byte)
@@ -291,7 +294,8 @@ class _Reader:
   def _locate_bad_frame(self, k, texts):
     """Re-parses frame by frame to name the line of a malformed quantity."""
     width = self.arrays[k].shape[1] if k in self.arrays else None
-    for text, line in zip(texts, self.pending_lines):
+    for text, lines in zip(texts, self.pending_lines):
+      line = lines[k]
       try:
         v = _parse_floats(text)
       except ValueError:

@@ -8,6 +8,8 @@ import pathlib
 from imujax.datasets.ipol_gait import ipol_gait_dataset_builder  # noqa: F401
 from imujax.datasets.seglearn_watch import seglearn_watch_dataset_builder  # noqa: F401
 from imujax.datasets.sp_sw_har import sp_sw_har_dataset_builder  # noqa: F401
+from imujax.datasets.andy import andy_dataset_builder  # noqa: F401
+from imujax.datasets.recordings import recordings_dataset_builder  # noqa: F401
 
 NAMES = sorted(
     p.name for p in pathlib.Path(__file__).parent.iterdir()
