@@ -1,0 +1,210 @@
+r"""Streaming latency and capacity on one CPU core.
+
+  python -m imujax.bench_stream --workdir=/tmp/imujax_default/pretrained
+
+Pins itself to one core (`os.sched_setaffinity`) and asks XLA for one
+thread before JAX is imported, then measures:
+
+1. One stream, per sample, preprocessing included (online resampling of a
+   jittered 50 Hz sample, channel selection, normalisation, model step,
+   probabilities back on the host): median and p99 for each lever
+   - `eager`: the baseline, `stream.step` un-jitted (op by op);
+   - `jit`: `jax.jit(stream.step)`, params passed as arguments;
+   - `jit+const+donate`: params baked into the compiled step as constants,
+     state donated and kept on the device (`stream.Model`, the default);
+   - `aot`: the same, compiled ahead of time (`.lower().compile()`);
+   - `artifact`: the exported artifact (`export.Artifact`), if `--artifact`.
+2. Capacity: the batched step (N streams in one call, frames already on the
+   grid) for growing N; the largest N whose p99 step time is at most
+   `--budget_ms` (5 ms) while N / rate fits in the frame period is the
+   number of concurrent streams one core serves at `--rate_hz` (30 Hz).
+   Baseline in the same run: N separate batch-1 steps per frame period.
+
+Timings only; nothing is asserted. Results vary with the machine's load.
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+
+def _pin(core: int) -> str:
+  if "jax" in sys.modules:
+    return "jax was imported before pinning: XLA may use several threads"
+  os.sched_setaffinity(0, {core})
+  flags = os.environ.get("XLA_FLAGS", "")
+  os.environ["XLA_FLAGS"] = (flags + " --xla_cpu_multi_thread_eigen=false "
+                             "intra_op_parallelism_threads=1").strip()
+  return f"pinned to core {core}, XLA single-threaded"
+
+
+def _stats(ts) -> dict:
+  import numpy as np
+  ts = np.asarray(ts) * 1e6
+  return {"median_us": float(np.median(ts)), "p99_us": float(
+      np.percentile(ts, 99)), "n": int(ts.size)}
+
+
+def bench_one_stream(run, samples: int, artifact=None) -> dict:
+  """Per-sample latency of each lever; see the module docstring."""
+  import jax
+  import numpy as np
+
+  from imujax import stream
+
+  rng = np.random.default_rng(0)
+  c = len(run.channel_names)
+  t = np.cumsum(rng.uniform(0.8, 1.2, samples) / run.sample_rate_hz)
+  xs = (rng.normal(size=(samples, c)) * run.std + run.mean)
+
+  class EagerModel(stream.Model):
+    def __init__(self, run, jit_args: bool):
+      super().__init__(run)
+      params, mean, std = run.params, run.mean, run.std
+      f = jax.jit(stream.step) if jit_args else stream.step
+
+      def raw_step(state, x):
+        state, out = f(params, state, (x - mean) / std)
+        return state, out["probs"]
+      self._step = raw_step
+
+  class AotModel(stream.Model):
+    def __init__(self, run):
+      super().__init__(run)
+      self._step = self._step.lower(
+          self.init_state(1), np.zeros((1, c), np.float32)).compile()
+
+  models = {"eager": EagerModel(run, False), "jit": EagerModel(run, True),
+            "jit+const+donate": stream.Model(run), "aot": AotModel(run)}
+  if artifact is not None:
+    models["artifact"] = artifact
+  out = {}
+  for name, model in models.items():
+    n = min(samples, 300) if name == "eager" else samples
+    s = stream.Streamer(model, run.channel_names)
+    for i in range(20):  # Warm-up: compilation, caches.
+      s.push(t[i], xs[i])
+    ts = []
+    for i in range(20, n):
+      t0 = time.perf_counter()
+      outs = s.push(t[i], xs[i])
+      if outs:
+        outs[-1].probs.sum()  # On the host.
+      ts.append(time.perf_counter() - t0)
+    out[name] = _stats(ts)
+  # The preprocessing alone, for the record.
+  r = stream.OnlineResampler(run.sample_rate_hz, c)
+  ts = []
+  for i in range(samples):
+    t0 = time.perf_counter()
+    r.push(t[i], xs[i])
+    ts.append(time.perf_counter() - t0)
+  out["resampler_only"] = _stats(ts[20:])
+  return out
+
+
+def bench_capacity(run, sizes, rate_hz: float, budget_ms: float,
+                   reps: int) -> dict:
+  """p99 of the batched step per N; the largest N within the budget."""
+  import numpy as np
+
+  from imujax import stream
+
+  model = stream.Model(run)
+  c = len(run.channel_names)
+  rng = np.random.default_rng(0)
+  period_ms = 1e3 / rate_hz
+  rows, best = [], 0
+  for n in sizes:
+    x = (rng.normal(size=(n, c)) * run.std + run.mean).astype(np.float32)
+    state = model.init_state(n)
+    for _ in range(3):
+      state, p = model.step(state, x)
+      np.asarray(p)
+    ts = []
+    for _ in range(reps):
+      t0 = time.perf_counter()
+      state, p = model.step(state, x)
+      np.asarray(p)  # Probabilities of every stream on the host.
+      ts.append(time.perf_counter() - t0)
+    st = _stats(ts)
+    ok = st["p99_us"] <= budget_ms * 1e3 and st["p99_us"] < period_ms * 1e3
+    rows.append({"streams": n, **st, "within_budget": ok})
+    if ok:
+      best = n
+    elif n > 4 * max(best, 1):
+      break
+  # Baseline: un-batched, one batch-1 step per stream and frame.
+  state = model.init_state(1)
+  x = np.zeros((1, c), np.float32)
+  for _ in range(50):
+    state, p = model.step(state, x)
+    np.asarray(p)
+  ts = []
+  for _ in range(reps * 20):
+    t0 = time.perf_counter()
+    state, p = model.step(state, x)
+    np.asarray(p)
+    ts.append(time.perf_counter() - t0)
+  one = _stats(ts)
+  return {"rate_hz": rate_hz, "budget_ms": budget_ms, "batched": rows,
+          "streams_per_core": best,
+          "unbatched_baseline": {
+              **one, "streams_per_core": int(budget_ms * 1e3 // one["median_us"])}}
+
+
+def main(argv=None):
+  p = argparse.ArgumentParser(prog="python -m imujax.bench_stream",
+                              description=__doc__.split("\n\n")[0])
+  p.add_argument("--workdir", required=True, help="A fine-tuned run.")
+  p.add_argument("--artifact", default="", help="Also time this artifact.")
+  p.add_argument("--core", type=int, default=0)
+  p.add_argument("--samples", type=int, default=3000)
+  p.add_argument("--rate_hz", type=float, default=30.)
+  p.add_argument("--budget_ms", type=float, default=5.)
+  p.add_argument("--reps", type=int, default=200)
+  p.add_argument("--sizes", default="1,64,256,1024,2048,4096,8192,16384,"
+                 "32768,65536")
+  p.add_argument("--json", default="", help="Also write the results here.")
+  args = p.parse_args(argv)
+  pinned = _pin(args.core)
+
+  import jax
+
+  from imujax import stream
+
+  run = stream.load_run(args.workdir)
+  artifact = None
+  if args.artifact:
+    from imujax import export
+    artifact = export.Artifact.load(args.artifact)
+  result = {"setup": pinned, "jax": jax.__version__,
+            "model": {k: getattr(run.config, k) for k in (
+                "cell", "hidden", "layers", "num_classes")},
+            "one_stream": bench_one_stream(run, args.samples, artifact),
+            "capacity": bench_capacity(
+                run, [int(s) for s in args.sizes.split(",")], args.rate_hz,
+                args.budget_ms, args.reps)}
+  print(f"{args.workdir} ({result['model']}); {pinned}")
+  print("One stream, per sample incl. preprocessing (us):")
+  for name, s in result["one_stream"].items():
+    print(f"  {name:18s} median {s['median_us']:8.1f}  p99 {s['p99_us']:8.1f}")
+  cap = result["capacity"]
+  print(f"Batched step at {args.rate_hz:g} Hz, p99 <= {args.budget_ms:g} ms:")
+  for r in cap["batched"]:
+    print(f"  N={r['streams']:6d}  median {r['median_us']:9.1f} us  p99 "
+          f"{r['p99_us']:9.1f} us  {'ok' if r['within_budget'] else '-'}")
+  base = cap["unbatched_baseline"]
+  print(f"Streams per core: {cap['streams_per_core']} batched vs "
+        f"{base['streams_per_core']} with separate batch-1 steps "
+        f"({base['median_us']:.1f} us each).")
+  if args.json:
+    with open(args.json, "w") as f:
+      json.dump(result, f, indent=1)
+  return result
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,254 @@
+"""Streaming API: step == scan, online == offline preprocessing, gaps, metrics."""
+
+import json
+
+import jax
+import numpy as np
+import pytest
+
+from imujax import configlib
+from imujax import input_pipeline
+from imujax import models
+from imujax import stream
+from imujax import train
+from imujax.datasets import resample
+
+
+def make_run(tmp_path_factory, tfds_dir) -> str:
+  """A real fine-tuned run (2-layer LSTM, 10 steps), trained once a session.
+
+  Shared by the stream, export and live tests through the session's base
+  temporary folder.
+  """
+  workdir = tmp_path_factory.getbasetemp() / "stream_run"
+  if not (workdir / "summary.json").exists():
+    config = configlib.base()
+    config.mode = "finetune"
+    config.data.name = "seglearn_watch"
+    config.data.data_dir = tfds_dir
+    config.data.window = 32
+    config.data.eval_batch_size = 8
+    config.model.hidden = 16
+    config.model.layers = 2
+    config.finetune.steps = 10
+    config.finetune.batch_size = 8
+    config.finetune.warmup_steps = 2
+    config.log_every = config.eval_every = config.checkpoint_every = 10
+    train.train_and_evaluate(config, str(workdir), "finetune")
+  return str(workdir)
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory, tfds_dir, watch_data):
+  return make_run(tmp_path_factory, tfds_dir)
+
+
+def _probs_offline(params, cfg, x):
+  return np.asarray(jax.nn.softmax(models.classify_sequence(params, cfg, x)))
+
+
+@pytest.mark.parametrize("cell,layers,layer_norm", [
+    ("rnn", 1, False), ("lstm", 2, True), ("gru", 2, True)])
+def test_step_reproduces_scan_on_a_real_recording(watch_data, cell, layers,
+                                                  layer_norm):
+  cfg = models.ModelConfig(in_dim=6, cell=cell, hidden=16, layers=layers,
+                           layer_norm=layer_norm, num_classes=7)
+  params = models.init(jax.random.key(1), cfg)
+  assert stream.model_config(params).cell == cell
+  norm = input_pipeline.Normalizer.fit(watch_data.recordings,
+                                       watch_data.channel_names)
+  x = norm(watch_data.recordings[0].signals)[None].astype(np.float32)
+  _, out = stream.scan_steps(params, x)
+  np.testing.assert_allclose(out["probs"], _probs_offline(params, cfg, x),
+                             atol=1e-5)
+
+
+def test_frame_by_frame_step_of_a_loaded_run(run_dir, watch_data):
+  run = stream.load_run(run_dir)
+  assert run.config.layers == 2 and run.step == 10
+  assert run.channel_names == watch_data.channel_names
+  assert run.class_names == watch_data.class_names
+  assert run.sample_rate_hz == watch_data.sample_rate_hz
+  rec = watch_data.recordings[1]._replace(
+      signals=watch_data.recordings[1].signals[:300])
+  x = ((rec.signals - run.mean) / run.std).astype(np.float32)
+  ref = _probs_offline(run.params, run.config, x[None])[0]
+  step = jax.jit(stream.step)
+  state = stream.init_state(run.params, 1)
+  got = []
+  for t in range(len(x)):
+    state, out = step(run.params, state, x[t:t + 1])
+    got.append(np.asarray(out["probs"][0]))
+  np.testing.assert_allclose(np.stack(got), ref, atol=1e-5)
+
+  # The host pipeline on RAW frames: the run's saved normaliser is applied.
+  streamer = stream.Streamer(stream.Model(run), run.channel_names)
+  outs = []
+  for i, frame in enumerate(rec.signals):
+    outs += streamer.push(i / run.sample_rate_hz, frame)
+  np.testing.assert_allclose(np.stack([o.probs for o in outs]),
+                             ref[:len(outs)], atol=1e-5)
+  assert len(outs) == len(x)
+
+
+def test_load_run_errors(run_dir, tmp_path):
+  root = tmp_path / "compare"
+  (root / "pretrained").mkdir(parents=True)
+  (root / "pretrained" / "run.json").write_text("{}")
+  with pytest.raises(FileNotFoundError, match="pretrained"):
+    stream.load_run(str(root))
+  pretext = tmp_path / "pretext"
+  pretext.mkdir()
+  info = json.loads((stream.epath.Path(run_dir) / "run.json").read_text())
+  info["model_config"]["num_classes"] = 0
+  info["objective"] = "masked_reconstruction"
+  (pretext / "run.json").write_text(json.dumps(info))
+  with pytest.raises(ValueError, match="without a classifier"):
+    stream.load_run(str(pretext))
+
+
+def _irregular(rec, rate, seed):
+  """A real recording's samples at jittered times with drops and NaN runs."""
+  rng = np.random.default_rng(seed)
+  n = len(rec.signals)
+  t = 1.7e9 + (np.arange(n) + rng.uniform(-0.3, 0.3, n)) / rate
+  keep = rng.uniform(size=n) > 0.1
+  keep[:2] = keep[-1] = True
+  t, x = t[keep], rec.signals[keep].astype(np.float64)
+  x[40:43, 2] = np.nan
+  x[100, :] = np.nan
+  return t, x
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_online_resampler_equals_offline_resample_to_grid(watch_data, seed):
+  rec = watch_data.recordings[seed]
+  t, x = _irregular(rec, 50., seed)
+  off = resample.resample_to_grid(t, x, None, 50., source="test")
+  r = stream.OnlineResampler(50., x.shape[1])
+  times, frames = [], []
+  for ti, xi in zip(t, x):
+    tt, ff, reset = r.push(ti, xi)
+    assert not reset
+    times.append(tt)
+    frames.append(ff)
+  tt, ff, _ = r.flush()
+  times, frames = np.concatenate(times + [tt]), np.concatenate(frames + [ff])
+  np.testing.assert_array_equal(times, off.timestamps_s)
+  np.testing.assert_array_equal(frames, off.signals)
+  assert r.repairs["gaps_interpolated"] > 0
+
+
+def test_resampler_at_a_lower_model_rate_matches_offline():
+  rng = np.random.default_rng(3)
+  t = np.cumsum(rng.uniform(0.004, 0.016, 500))
+  x = rng.normal(size=(500, 3))
+  off = resample.resample_to_grid(t, x, None, 30., source="test")
+  r = stream.OnlineResampler(30., 3)
+  frames = [r.push(ti, xi)[1] for ti, xi in zip(t, x)] + [r.flush()[1]]
+  np.testing.assert_array_equal(np.concatenate(frames), off.signals)
+
+
+def test_resampler_online_repairs():
+  r = stream.OnlineResampler(10., 1)
+  assert len(r.push(0., [0.])[0]) == 1
+  assert len(r.push(0.1, [1.])[0]) == 1
+  assert len(r.push(0.05, [9.])[0]) == 0  # Earlier than the last: dropped.
+  assert len(r.push(0.1, [2.])[0]) == 0   # Duplicate: replaces the sample.
+  _, f, _ = r.push(0.2, [4.])
+  np.testing.assert_allclose(f[:, 0], [4.])
+  _, f, _ = r.push(0.25, [5.])
+  assert r.repairs["out_of_order_dropped"] == 1
+  assert r.repairs["duplicate_timestamps"] == 1
+  r = stream.OnlineResampler(10., 1, max_nonfinite_run=2)
+  r.push(0., [1.])
+  for i in range(1, 5):
+    r.push(i / 10, [np.nan])
+  assert r.repairs["nonfinite_values_held"] == 2
+
+
+@pytest.mark.parametrize("policy", stream.GAP_POLICIES)
+def test_gap_policies(policy):
+  r = stream.OnlineResampler(10., 1, gap_policy=policy, max_gap_s=2.)
+  for i in range(3):
+    r.push(i / 10, [float(i)])          # Frames 0, 1, 2 at 0.0 .. 0.2 s.
+  times, frames, reset = r.push(0.6, [6.])  # 0.3 .. 0.5 s are missing.
+  if policy == "interpolate":
+    np.testing.assert_allclose(frames[:, 0], [3., 4., 5., 6.])
+    assert not reset
+  elif policy == "hold":
+    np.testing.assert_allclose(frames[:, 0], [2., 2., 2., 6.])
+    assert not reset and r.repairs["gaps_held"] == 1
+  else:
+    assert reset and len(frames) == 1 and frames[0, 0] == 6.
+    np.testing.assert_allclose(times, [0.6])
+  # Beyond max_gap_s every policy restarts the stream.
+  times, frames, reset = r.push(5., [1.])
+  assert reset and len(frames) == 1 and times[0] == 5.
+
+
+def test_reset_zeroes_the_model_state(run_dir):
+  run = stream.load_run(run_dir)
+  model = stream.Model(run)
+  rng = np.random.default_rng(0)
+  x = rng.normal(size=(40, 6)) * run.std + run.mean
+  a = stream.Streamer(model, run.channel_names, gap_policy="reset")
+  for i in range(20):
+    a.push(i / 50, x[i])
+  after = []
+  for i in range(20, 40):
+    after += a.push(1. + i / 50, x[i])  # A 0.6 s gap: reset.
+  fresh = stream.Streamer(model, run.channel_names)
+  ref = []
+  for i in range(20, 40):
+    ref += fresh.push(i / 50, x[i])
+  assert after[0].reset and not any(o.reset for o in after[1:])
+  np.testing.assert_allclose([o.probs for o in after], [o.probs for o in ref],
+                             atol=1e-6)
+
+
+def test_channel_check_names_missing_extra_and_order():
+  names = ["a", "b", "c"]
+  np.testing.assert_array_equal(
+      stream.check_channels(names, names, source="s"), [0, 1, 2])
+  with pytest.raises(stream.ChannelMismatchError, match=r"missing \['c'\]"):
+    stream.check_channels(names, ["a", "b"], source="s")
+  with pytest.raises(stream.ChannelMismatchError, match=r"extra \['d'\]"):
+    stream.check_channels(names, ["a", "b", "c", "d"], source="s")
+  with pytest.raises(stream.ChannelMismatchError, match="order"):
+    stream.check_channels(names, ["b", "a", "c"], source="s")
+  np.testing.assert_array_equal(
+      stream.check_channels(names, ["d", "c", "a", "b"], source="s",
+                            reorder=True), [2, 3, 1])
+
+
+def test_smoothing_and_stream_metrics():
+  # Two true segments at 10 Hz; the prediction flickers once then switches
+  # 0.3 s after the change.
+  labels = np.array([0] * 10 + [1] * 10)
+  pred = np.array([0] * 4 + [1] + [0] * 8 + [1] * 7)
+  m = stream.stream_metrics(labels, pred, 10., 2)
+  assert m["label_changes"] == 1 and m["changes_missed"] == 0
+  assert m["delay_ms_median"] == pytest.approx(300.)
+  minutes = 2 / 60
+  assert m["switches_per_min"] == pytest.approx(3 / minutes)
+  # Only the flicker's first switch goes to a wrong label.
+  assert m["spurious_switches_per_min"] == pytest.approx(1 / minutes)
+  probs = np.eye(2)[pred] * 0.6 + 0.2
+  smoothed = stream.smooth_labels(probs, ema=0.5, hysteresis=0.1)
+  assert smoothed[4] == 0  # The one-frame flicker is gone.
+  assert (np.diff(smoothed) != 0).sum() == 1
+
+
+@pytest.mark.slow
+def test_streaming_evaluation_command(run_dir, watch_data, tmp_path):
+  out = tmp_path / "result.json"
+  result = stream.main([f"--workdir={run_dir}", "--split=test", "--ema=0.9",
+                        "--hysteresis=0.1", f"--json={out}"])
+  saved = json.loads(out.read_text())
+  assert saved["recordings"] == result["recordings"] > 1
+  raw, sm = result["raw"], result["smoothed"]
+  # Recordings are streamed back to back: every boundary is a change.
+  assert raw["label_changes"] >= 1
+  assert 0 <= raw["macro_f1"] <= 1 and raw["frames"] > 0
+  assert sm["switches_per_min"] <= raw["switches_per_min"]
