@@ -80,6 +80,8 @@ class _Socket:
 
   def __init__(self, port: int):
     self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    # Room for bursts while the model steps (the kernel may cap it).
+    self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
     self.sock.bind(("127.0.0.1", port))
     self.sock.settimeout(0.1)
     self.port = self.sock.getsockname()[1]
