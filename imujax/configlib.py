@@ -5,10 +5,13 @@ with its default. The returned ConfigDict is locked, so a typo anywhere
 (`config.model.hiden = 64` in a file, `--config.model.hiden=64` on the
 command line, `:hiden=64` as an arg) fails at once, naming the key.
 
-This module imports only ml_collections, so config files stay light.
+This module imports only ml_collections (and the plain-Python defaults of the
+pretext objectives), so config files stay light.
 """
 
 import ml_collections
+
+from imujax import pretext_options
 
 
 def base() -> ml_collections.ConfigDict:
@@ -25,6 +28,7 @@ def base() -> ml_collections.ConfigDict:
   c.data.name = "seglearn_watch"   # A TFDS name, e.g. "sp_sw_har/watch_50hz".
   c.data.data_dir = ""             # TFDS data_dir; "" = TFDS's default.
   c.data.manual_dir = ""           # Raw files for manual-download datasets.
+  c.data.spec = ""                 # TOML spec for data.name="recordings/<rate>".
   c.data.val_subjects = 2
   c.data.test_subjects = 3
   c.data.labeled_subjects = 0      # Label budget; 0 = every training subject.
@@ -41,12 +45,22 @@ def base() -> ml_collections.ConfigDict:
   c.model.unroll = 1
 
   c.pretrain = _phase(steps=2000, learning_rate=2e-3)
+  # A self-supervised kind (see pretext_options.DEFAULTS) or "supervised":
+  # per-frame classification of pretrain.dataset's own labels.
   c.pretrain.objective = "masked_reconstruction"
-  c.pretrain.mask_ratio = 0.15
-  c.pretrain.mask_span = 8         # Frames per masked span.
+  c.pretrain.dataset = ""          # "" = data.name; else e.g. "sp_sw_har/watch_50hz".
+  c.pretrain.manual_dir = ""       # Raw files of pretrain.dataset, if manual.
+  for kind, options in pretext_options.DEFAULTS.items():
+    c.pretrain[kind] = ml_collections.ConfigDict(dict(options))
 
   c.finetune = _phase(steps=1000, learning_rate=2e-3)
-  c.finetune.protocol = "full"     # "full" | "linear_probe" (frozen encoder).
+  # "full" | "linear_probe" (frozen encoder) | "freeze_lower" (freeze_layers).
+  c.finetune.protocol = "full"
+  c.finetune.freeze_layers = 0     # For "freeze_lower": the lowest k layers.
+  c.finetune.layer_decay = 1.0     # < 1: layer-wise learning-rate decay.
+  # How another dataset's channels reach a pre-trained encoder:
+  # "auto" (select by name when all exist, else adapter) | "adapter".
+  c.finetune.channels = "auto"
 
   c.log_every = 50
   c.eval_every = 250
@@ -76,6 +90,28 @@ def _parse_value(text: str, current):
   if isinstance(current, (int, float, str)):
     return type(current)(text)
   raise ValueError(f"cannot set a {type(current).__name__} from {text!r}")
+
+
+def switches(arg: str | None, **defaults) -> ml_collections.ConfigDict:
+  """Coarse `:name=value` switches of a config file, typed by their defaults.
+
+  `configs/pretrain.py:kind=cpc,cell=gru` -> switches(arg, kind=..., cell=...).
+  A name the file does not offer is an error that lists the ones it does.
+  """
+  result = ml_collections.ConfigDict(defaults)
+  for item in (arg or "").split(","):
+    if not item:
+      continue
+    name, sep, text = item.partition("=")
+    name = name.strip()
+    if not sep or name not in defaults:
+      raise KeyError(f"Unknown config switch {item!r}; this config offers "
+                     f"{sorted(defaults)} (as name=value, comma-separated).")
+    try:
+      result[name] = _parse_value(text.strip(), defaults[name])
+    except ValueError as e:
+      raise ValueError(f"Config switch {name!r}: {e}") from None
+  return result
 
 
 def apply_args(config: ml_collections.ConfigDict,
@@ -114,14 +150,25 @@ def check(config: ml_collections.ConfigDict) -> None:
   _check_keys(config, base(), "")
   choices = {"mode": ("pretrain", "finetune", "compare"),
              "model.cell": ("rnn", "lstm", "gru"),
-             "pretrain.objective": ("masked_reconstruction",),
-             "finetune.protocol": ("full", "linear_probe")}
+             "pretrain.objective": (*pretext_options.DEFAULTS, "supervised"),
+             "finetune.protocol": ("full", "linear_probe", "freeze_lower"),
+             "finetune.channels": ("auto", "adapter")}
   for key, allowed in choices.items():
     value = config
     for part in key.split("."):
       value = value[part]
     if value not in allowed:
       raise ValueError(f"Config key {key}={value!r}; choose one of {allowed}.")
+  if config.pretrain.objective in pretext_options.DEFAULTS:
+    pretext_options.validate(config.pretrain.objective,
+                             config.pretrain[config.pretrain.objective])
+  if not 0 < config.finetune.layer_decay <= 1:
+    raise ValueError("Config key finetune.layer_decay must be in (0, 1].")
+  if config.pretrain.objective == "supervised" and not config.pretrain.dataset:
+    raise ValueError(
+        "pretrain.objective='supervised' needs pretrain.dataset: a labelled "
+        "source dataset other than data.name (pre-training on the target's "
+        "own labels would leak the label budget).")
   if config.mode == "compare" and config.init_from:
     raise ValueError("init_from is set but mode='compare' pre-trains its own "
                      "encoder; use mode='finetune' to start from init_from.")

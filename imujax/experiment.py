@@ -62,7 +62,9 @@ def results_table(config: ml_collections.ConfigDict, summaries: dict) -> str:
       "|---|---|---|",
   ]
   for arm, s in summaries.items():
-    name = ("pre-trained (" + config.pretrain.objective + ", "
+    source = (f" on `{config.pretrain.dataset}`"
+              if config.pretrain.dataset else "")
+    name = (f"pre-trained ({config.pretrain.objective}{source}, "
             f"{config.pretrain.steps} steps)") if arm == "pretrained" else arm
     lines.append(f"| {name} | {s['test']['macro_f1']:.3f} | "
                  f"{s['test']['accuracy']:.3f} |")

@@ -37,20 +37,23 @@ def _decode(value) -> str:
   return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def load(name: str, data_dir: str = "", manual_dir: str = "") -> Dataset:
+def load(name: str, data_dir: str = "", manual_dir: str = "",
+         spec: str = "") -> Dataset:
   """Prepares the TFDS dataset `name` if needed and reads it into memory.
 
   Args:
     name: a TFDS name such as "seglearn_watch" or "sp_sw_har/watch_50hz".
     data_dir: where TFDS keeps prepared datasets ("" = TFDS's default).
     manual_dir: the folder with manually downloaded raw files, if any.
+    spec: the TOML spec of a lab's own files ("recordings/50hz" builder).
   """
   import tensorflow_datasets as tfds  # Heavy: imported only when data is read.
   import imujax.datasets  # noqa: F401  Registers imujax's builders.
 
   try:
     builder = tfds.builder(name, data_dir=data_dir or None,
-                           file_format="array_record")
+                           file_format="array_record",
+                           **({"spec": spec} if spec else {}))
   except tfds.core.registered.DatasetNotFoundError as e:
     raise ValueError(
         f"Unknown dataset {name!r} (config key data.name). imujax's builders: "

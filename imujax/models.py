@@ -2,7 +2,8 @@
 
 Parameters are plain nested dicts:
 
-  {"encoder": {"layer_0": {"cell": {...}, "norm": {"scale", "bias"}}, ...},
+  {"encoder": {"layer_0": {"cell": {...}, "norm": {"scale", "bias"}}, ...,
+               "adapter": {"w": [C, A], "b": [A]}},  # when adapter_dim > 0
    "classifier": {"w": [H, K], "b": [K]},        # when num_classes > 0
    "reconstructor": {"w": [H, C], "b": [C]}}     # when reconstruct is True
 
@@ -35,6 +36,10 @@ class ModelConfig:
   num_classes: int = 0     # 0: no classification head.
   reconstruct: bool = False  # Per-frame linear head back to in_dim.
   unroll: int = 1          # lax.scan unroll factor.
+  # > 0: a learned per-frame linear map from in_dim input channels to the
+  # adapter_dim channels a pre-trained first layer expects (transfer between
+  # datasets whose channels differ).
+  adapter_dim: int = 0
 
 
 def _linear_init(key, in_dim: int, out_dim: int) -> Params:
@@ -55,8 +60,12 @@ def _layer_norm(params: Params, x: jax.Array, eps: float = 1e-5) -> jax.Array:
 def init_encoder(key, cfg: ModelConfig) -> Params:
   cell = cells.get(cfg.cell)
   params = {}
+  first_in = cfg.adapter_dim or cfg.in_dim
+  if cfg.adapter_dim:
+    params["adapter"] = _linear_init(jax.random.fold_in(key, 1000), cfg.in_dim,
+                                     cfg.adapter_dim)
   for i, k in enumerate(jax.random.split(key, cfg.layers)):
-    in_dim = cfg.in_dim if i == 0 else cfg.hidden
+    in_dim = first_in if i == 0 else cfg.hidden
     layer = {"cell": cell.init(k, in_dim, cfg.hidden)}
     if cfg.layer_norm:
       layer["norm"] = {"scale": jnp.ones((cfg.hidden,), jnp.float32),
@@ -90,6 +99,10 @@ def initial_state(cfg: ModelConfig, batch: int) -> list:
   return [cell.initial_carry(batch, cfg.hidden) for _ in range(cfg.layers)]
 
 
+def _adapt(params: Params, x: jax.Array) -> jax.Array:
+  return _linear(params["adapter"], x) if "adapter" in params else x
+
+
 def encode(params: Params, cfg: ModelConfig, x: jax.Array,
            state: Optional[list] = None, *,
            dropout_rng: Optional[jax.Array] = None):
@@ -109,7 +122,7 @@ def encode(params: Params, cfg: ModelConfig, x: jax.Array,
   cell = cells.get(cfg.cell)
   if state is None:
     state = initial_state(cfg, x.shape[0])
-  h, final = x, []
+  h, final = _adapt(params, x), []
   for i in range(cfg.layers):
     layer = params[f"layer_{i}"]
     if i > 0 and dropout_rng is not None and cfg.dropout > 0:
@@ -138,7 +151,7 @@ def encoder_step(params: Params, cfg: ModelConfig, state: list,
     (state, h_t): the new carries and <float32>[batch, hidden] features.
   """
   cell = cells.get(cfg.cell)
-  h, new_state = x_t, []
+  h, new_state = _adapt(params, x_t), []
   for i in range(cfg.layers):
     layer = params[f"layer_{i}"]
     carry, h = cell.step(layer["cell"], state[i], h)

@@ -14,6 +14,7 @@ import dataclasses
 import functools
 import json
 import time
+from typing import Any, NamedTuple
 
 from absl import logging
 from etils import epath
@@ -22,39 +23,59 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
-import orbax.checkpoint as ocp
 
+from imujax import checkpoints
 from imujax import evaluate
 from imujax import input_pipeline
 from imujax import models
 from imujax import objectives
+from imujax import pretext_options
+from imujax import transfer
 
-class IncompatibleCheckpointError(ValueError):
-  """The workdir holds a checkpoint written by another config."""
+IncompatibleCheckpointError = checkpoints.IncompatibleCheckpointError
 
-
-def make_optimizer(phase: ml_collections.ConfigDict, params,
-                   frozen: tuple[str, ...] = ()) -> optax.GradientTransformation:
+def make_optimizer(phase: ml_collections.ConfigDict, params, *,
+                   frozen_layers: int = 0,
+                   layer_decay: float = 1.0) -> optax.GradientTransformation:
   """AdamW with linear warmup + cosine decay and global-norm clipping.
 
-  Weight decay applies to matrices only (not biases or norm scales). Top-level
-  parameter groups named in `frozen` get no updates (e.g. ("encoder",) for a
-  linear probe).
+  Weight decay applies to matrices only (not biases or norm scales). Fine-tune
+  protocols act on the encoder's layers: the lowest `frozen_layers` get no
+  updates (all of them: a linear probe), and with `layer_decay` < 1 encoder
+  layer i of L learns at `layer_decay ** (L - i)` times the head's rate. The
+  input adapter, when there is one, is new and always learns at full rate.
   """
   schedule = optax.warmup_cosine_decay_schedule(
       init_value=0., peak_value=phase.learning_rate,
       warmup_steps=min(phase.warmup_steps, max(phase.steps - 1, 0)),
       decay_steps=max(phase.steps, 1), end_value=0.01 * phase.learning_rate)
-  # A callable mask: under multi_transform it sees only the trained subtree.
+  # A callable mask: under multi_transform it sees only its own subtree.
   decay_mask = lambda tree: jax.tree.map(lambda p: p.ndim >= 2, tree)  # noqa: E731
-  tx = optax.chain(
-      optax.clip_by_global_norm(phase.grad_clip),
-      optax.adamw(schedule, weight_decay=phase.weight_decay, mask=decay_mask))
-  if not frozen:
-    return tx
-  labels = {k: ("frozen" if k in frozen else "trained") for k in params}
-  return optax.multi_transform({"trained": tx, "frozen": optax.set_to_zero()},
-                               labels)
+
+  def adamw(scale):
+    return optax.adamw(lambda step: scale * schedule(step),
+                       weight_decay=phase.weight_decay, mask=decay_mask)
+
+  num_layers = len([k for k in params.get("encoder", {})
+                    if k.startswith("layer_")])
+
+  def label(path, _):
+    keys = [getattr(p, "key", None) for p in path]
+    if keys[0] != "encoder" or not str(keys[1]).startswith("layer_"):
+      return "1.0"
+    i = int(keys[1].split("_")[1])
+    if i < frozen_layers:
+      return "frozen"
+    return repr(float(layer_decay ** (num_layers - i)))
+
+  labels = jax.tree_util.tree_map_with_path(label, params)
+  groups = set(jax.tree.leaves(labels))
+  clip = optax.clip_by_global_norm(phase.grad_clip)
+  if groups == {"1.0"}:
+    return optax.chain(clip, adamw(1.0))
+  transforms = {g: optax.set_to_zero() if g == "frozen" else adamw(float(g))
+                for g in groups}
+  return optax.chain(clip, optax.multi_transform(transforms, labels))
 
 
 def train_step(state: dict, batch: dict, rng: jax.Array, *, loss_fn,
@@ -87,96 +108,142 @@ def jit_train_step(mesh, loss_fn, optimizer):
       donate_argnums=0)
 
 
-# ------------------------------------------------------------------ run files
-def _flatten(config, prefix=""):
-  out = {}
-  for k, v in config.items():
-    if isinstance(v, (dict, ml_collections.ConfigDict)):
-      out.update(_flatten(v, f"{prefix}{k}."))
-    else:
-      out[prefix + k] = v
-  return out
+# ------------------------------------------------------------------ the run
+class Run(NamedTuple):
+  """Everything a phase trains and evaluates on, fixed before step 0."""
+  objective: str            # "classification" or a pretext kind.
+  data: input_pipeline.Dataset
+  by_split: dict            # "train" | "val" | "test" -> recordings.
+  train_recordings: list    # The labelled (or pretext) training recordings.
+  normalizer: input_pipeline.Normalizer
+  cfg: models.ModelConfig
+  params: dict
+  loss_fn: Any              # (params, batch, rng) -> (loss, metrics).
+  info: dict                # Written to run.json.
 
 
-def _check_compatible(workdir: epath.Path, run_info: dict) -> None:
-  """Fails clearly when `workdir` was written by an incompatible config."""
-  path = workdir / "run.json"
-  if not path.exists():
-    return
-  old = _flatten(json.loads(path.read_text()))
-  new = _flatten(run_info)
-  diffs = [f"{k}: {old.get(k)!r} in the workdir vs {new.get(k)!r} now"
-           for k in sorted(set(old) | set(new))
-           if k.startswith(("model_config.", "phase", "objective",
-                            "channel_names", "class_names", "splits.",
-                            "labeled_recordings", "config.data.name",
-                            "config.seed", "config.init_from"))
-           and old.get(k) != new.get(k)]
-  if diffs:
-    raise IncompatibleCheckpointError(
-        f"{workdir} holds a run from an incompatible config ("
-        + "; ".join(diffs) + "). Use another --workdir, or delete this one "
-        "to start over.")
+def _objective(config, phase: str) -> str:
+  if phase == "finetune" or config.pretrain.objective == "supervised":
+    return "classification"
+  return config.pretrain.objective
 
 
-def _append_jsonl(path: epath.Path, record: dict) -> None:
-  with path.open("a") as f:
-    f.write(json.dumps(record) + "\n")
+def prepare(config: ml_collections.ConfigDict, phase: str) -> Run:
+  """Loads data, splits subjects, builds the model and its loss for a phase.
 
-
-def _truncate_metrics(path: epath.Path, step: int) -> None:
-  """Drops records written after `step` (by a run that was then killed)."""
-  if path.exists():
-    kept = [line for line in path.read_text().splitlines()
-            if line and json.loads(line)["step"] <= step]
-    path.write_text("".join(line + "\n" for line in kept))
-
-
-def _checkpoint_manager(workdir: epath.Path) -> ocp.CheckpointManager:
-  return ocp.CheckpointManager(
-      workdir / "checkpoints",
-      options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True))
-
-
-def load_encoder(init_from: str, cfg: models.ModelConfig):
-  """The encoder params of the latest checkpoint of the run in `init_from`.
-
-  Also returns that run's normaliser, so the encoder sees inputs scaled as in
-  pre-training.
+  The pretrain phase reads `pretrain.dataset` when set (supervised or
+  self-supervised pre-training on another dataset); everything else reads
+  `data.name`. Subjects are split with the same seed in both phases.
   """
-  src = epath.Path(init_from)
-  info_path = src / "run.json"
-  if not info_path.exists():
-    raise FileNotFoundError(
-        f"init_from={init_from!r} has no run.json: point config.init_from at "
-        "the workdir of a finished imujax run.")
-  info = json.loads(info_path.read_text())
-  src_cfg = models.ModelConfig(**info["model_config"])
-  for field in ("in_dim", "cell", "hidden", "layers", "layer_norm"):
+  pcfg = config[phase]
+  objective = _objective(config, phase)
+  name, manual_dir = config.data.name, config.data.manual_dir
+  spec = config.data.spec
+  if phase == "pretrain" and pcfg.dataset:
+    name, manual_dir, spec = pcfg.dataset, pcfg.manual_dir, ""
+  data = input_pipeline.load(name, config.data.data_dir, manual_dir, spec)
+
+  init_from = config.init_from if phase == "finetune" else ""
+  source = checkpoints.read_run(init_from) if init_from else None
+  plan = transfer.ChannelPlan(None, False, "")
+  if source:
+    plan = transfer.plan(source["channel_names"], data.channel_names,
+                         pcfg.channels)
+    if plan.select is not None:
+      data = data._replace(
+          channel_names=[data.channel_names[i] for i in plan.select],
+          recordings=[r._replace(signals=r.signals[:, plan.select])
+                      for r in data.recordings])
+
+  splits = input_pipeline.split_subjects(
+      [r.subject for r in data.recordings], config.seed,
+      config.data.val_subjects, config.data.test_subjects)
+  if source and source["dataset"] == name:
+    leaked = sorted(set(source["splits"]["train"]) & set(splits["test"]))
+    if leaked:
+      raise ValueError(
+          f"init_from={init_from!r} was trained on subjects {leaked}, which "
+          "are test subjects of this run (the seeds differ?). Pre-train with "
+          "the same seed and data split as the fine-tuning run.")
+  by_split = {k: input_pipeline.select(data.recordings, v)
+              for k, v in splits.items()}
+  normalizer = input_pipeline.Normalizer.fit(by_split["train"],
+                                             data.channel_names)
+  train_recs = by_split["train"]
+  if phase == "finetune":
+    train_recs = input_pipeline.label_budget(
+        train_recs, config.seed, subjects=config.data.labeled_subjects,
+        recordings_budget=config.data.labeled_recordings)
+
+  src_cfg = models.ModelConfig(**source["model_config"]) if source else None
+  cfg = models.ModelConfig(
+      in_dim=len(data.channel_names), cell=config.model.cell,
+      hidden=config.model.hidden, layers=config.model.layers,
+      dropout=config.model.dropout, layer_norm=config.model.layer_norm,
+      num_classes=(len(data.class_names) if objective == "classification"
+                   else 0),
+      unroll=config.model.unroll,
+      adapter_dim=src_cfg.in_dim if plan.adapter else 0)
+
+  init_key = jax.random.fold_in(jax.random.key(config.seed), 0)
+  params = {"encoder": models.init_encoder(init_key, cfg)}
+  if objective == "classification":
+    params["classifier"] = models.init_classifier(
+        jax.random.fold_in(init_key, 1), cfg)
+    loss_fn = functools.partial(objectives.classification_loss, cfg=cfg)
+  else:
+    pretext = objectives.PRETEXTS[objective]
+    opts = pretext_options.validate(objective, pcfg[objective].to_dict())
+    # Augmentations in physical units need the channels and their scaling.
+    opts.update(objectives.data_options(data.channel_names, normalizer.mean,
+                                        normalizer.std))
+    params.update(pretext.init_heads(jax.random.fold_in(init_key, 2), cfg,
+                                     opts))
+    loss_fn = functools.partial(pretext.loss, cfg=cfg, opts=opts)
+
+  source_info = {}
+  if source:
+    encoder, src_step = _load_encoder(init_from, src_cfg, cfg)
+    if plan.adapter:
+      encoder["adapter"] = transfer.adapter_init(source["channel_names"],
+                                                 data.channel_names)
+    params["encoder"] = encoder
+    source_info = {"init_from": init_from, "step": src_step,
+                   "dataset": source["dataset"],
+                   "objective": source["objective"], "channels": plan.note}
+    logging.info("Encoder from %s (step %d; %s).", init_from, src_step,
+                 plan.note)
+
+  info = {
+      "phase": phase, "objective": objective, "dataset": name,
+      "config": config.to_dict(), "model_config": dataclasses.asdict(cfg),
+      "splits": splits,
+      "labeled_recordings": sorted(r.recording for r in train_recs),
+      "channel_names": data.channel_names, "class_names": data.class_names,
+      "sample_rate_hz": data.sample_rate_hz,
+      "normalizer": {"mean": normalizer.mean.tolist(),
+                     "std": normalizer.std.tolist()},
+      "source": source_info,
+  }
+  return Run(objective, data, by_split, train_recs, normalizer, cfg, params,
+             loss_fn, info)
+
+
+def _load_encoder(init_from: str, src_cfg: models.ModelConfig,
+                  cfg: models.ModelConfig):
+  """The pre-trained encoder of `init_from`, checked against this model."""
+  for field in ("cell", "hidden", "layers", "layer_norm"):
     if getattr(src_cfg, field) != getattr(cfg, field):
       raise IncompatibleCheckpointError(
           f"init_from={init_from!r} has model {field}="
           f"{getattr(src_cfg, field)!r} but this run has "
           f"{getattr(cfg, field)!r}; set config.model.{field} to match.")
-  mngr = _checkpoint_manager(src)
-  step = mngr.latest_step()
-  if step is None:
-    raise FileNotFoundError(f"init_from={init_from!r} has no checkpoint yet; "
-                            "finish (or rerun) that run first.")
-  # The whole params item (encoder and the pretext heads) restores; the heads
-  # are then dropped.
-  abstract = jax.eval_shape(lambda: models.init(jax.random.key(0), src_cfg))
-  restored = mngr.restore(step, args=ocp.args.Composite(
-      params=ocp.args.StandardRestore(abstract)))
-  mngr.close()
-  normalizer = input_pipeline.Normalizer(
-      np.asarray(info["normalizer"]["mean"], np.float32),
-      np.asarray(info["normalizer"]["std"], np.float32),
-      list(info["channel_names"]))
-  return restored["params"]["encoder"], normalizer, step
+  stored, step = checkpoints.restore_params(init_from)
+  encoder = jax.tree.map(jnp.asarray, stored["encoder"])
+  encoder.pop("adapter", None)  # An earlier adapter belongs to its dataset.
+  return encoder, step
 
 
-# ------------------------------------------------------------------- the loop
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                        phase: str) -> dict:
   """Trains one phase ("pretrain" or "finetune") in `workdir`; resumable.
@@ -186,73 +253,21 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   workdir = epath.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
   pcfg = config[phase]
-  data = input_pipeline.load(config.data.name, config.data.data_dir,
-                             config.data.manual_dir)
-  splits = input_pipeline.split_subjects(
-      [r.subject for r in data.recordings], config.seed,
-      config.data.val_subjects, config.data.test_subjects)
-  by_split = {k: input_pipeline.select(data.recordings, v)
-              for k, v in splits.items()}
+  run = prepare(config, phase)
+  checkpoints.write_run(workdir, run.info)
+  (workdir / "splits.json").write_text(json.dumps(run.info["splits"],
+                                                  indent=1))
+  run.normalizer.save(workdir / "normalization.json")
 
-  objective = pcfg.objective if phase == "pretrain" else "classification"
-  cfg = models.ModelConfig(
-      in_dim=len(data.channel_names), cell=config.model.cell,
-      hidden=config.model.hidden, layers=config.model.layers,
-      dropout=config.model.dropout, layer_norm=config.model.layer_norm,
-      num_classes=len(data.class_names) if objective == "classification" else 0,
-      reconstruct=objective == "masked_reconstruction",
-      unroll=config.model.unroll)
-
-  key = jax.random.key(config.seed)
-  init_key, step_key, eval_key = jax.random.split(key, 3)
-  params = models.init(init_key, cfg)
-  init_from = config.init_from if phase == "finetune" else ""
-  if init_from:
-    params["encoder"], normalizer, src_step = load_encoder(init_from, cfg)
-    if normalizer.channel_names != data.channel_names:
-      raise IncompatibleCheckpointError(
-          f"init_from={init_from!r} was trained on channels "
-          f"{normalizer.channel_names}, this dataset has {data.channel_names}.")
-    logging.info("Encoder from %s (step %d).", init_from, src_step)
-  else:
-    normalizer = input_pipeline.Normalizer.fit(by_split["train"],
-                                               data.channel_names)
-
-  train_recs = by_split["train"]
-  if objective == "classification":
-    train_recs = input_pipeline.label_budget(
-        train_recs, config.seed, subjects=config.data.labeled_subjects,
-        recordings_budget=config.data.labeled_recordings)
-
-  run_info = {
-      "phase": phase, "objective": objective, "config": config.to_dict(),
-      "model_config": dataclasses.asdict(cfg), "splits": splits,
-      "labeled_recordings": sorted(r.recording for r in train_recs),
-      "channel_names": data.channel_names, "class_names": data.class_names,
-      "sample_rate_hz": data.sample_rate_hz,
-      "normalizer": {"mean": normalizer.mean.tolist(),
-                     "std": normalizer.std.tolist()},
-  }
-  _check_compatible(workdir, run_info)
-  (workdir / "run.json").write_text(json.dumps(run_info, indent=1))
-  (workdir / "splits.json").write_text(json.dumps(splits, indent=1))
-  normalizer.save(workdir / "normalization.json")
-
-  loss_fn = _loss_fn(objective, cfg, config)
-  # Built once: a new partial per evaluation would recompile each time.
-  eval_loss_fn = functools.partial(loss_fn, dropout=False)
-  frozen = ("encoder",) if (phase == "finetune" and
-                            pcfg.protocol == "linear_probe") else ()
-  optimizer = make_optimizer(pcfg, params, frozen)
-  state = {"step": jnp.zeros((), jnp.int32), "params": params,
-           "opt_state": optimizer.init(params)}
-
+  optimizer = _optimizer(config, phase, run.params)
+  state = {"step": jnp.zeros((), jnp.int32), "params": run.params,
+           "opt_state": optimizer.init(run.params)}
   metrics_path = workdir / "metrics.jsonl"
-  mngr = _checkpoint_manager(workdir)
+  mngr = checkpoints.manager(workdir)
   start = mngr.latest_step()
   if start is not None:
-    state = _restore(mngr, start, state, workdir)
-    _truncate_metrics(metrics_path, start)
+    state = checkpoints.restore_state(mngr, start, state, workdir)
+    checkpoints.truncate_metrics(metrics_path, start)
     logging.info("Resumed from %s at step %d.", workdir, start)
   else:
     start = 0
@@ -266,25 +281,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   batch_sharding = jax.sharding.NamedSharding(
       mesh, jax.sharding.PartitionSpec("data"))
   state = jax.device_put(state, replicated)
-  step_fn = jit_train_step(mesh, loss_fn, optimizer)
+  step_fn = jit_train_step(mesh, run.loss_fn, optimizer)
+  step_key, eval_key = jax.random.split(jax.random.key(config.seed))
+  evaluator = _Evaluator(run, config, pcfg.batch_size, eval_key,
+                         batch_sharding if config.data.eval_batch_size
+                         % mesh.size == 0 else None)
 
   def evaluate_now(split, step):
-    if objective == "classification":
-      result = evaluate.evaluate_classifier(
-          state["params"], cfg,
-          input_pipeline.whole_recordings(
-              by_split[split], normalizer, config.data.eval_batch_size,
-              input_pipeline.padded_length(data.recordings)),
-          sharding=(batch_sharding
-                    if config.data.eval_batch_size % mesh.size == 0 else None))
-    else:
-      batches = [input_pipeline.sample_windows(
-          by_split[split], normalizer, config.data.window, pcfg.batch_size,
-          config.seed, i, stream=1) for i in range(8)]  # Fixed windows.
-      result = evaluate.evaluate_loss(state["params"], eval_loss_fn, batches,
-                                      eval_key)
-    record = {"step": step, "split": split, **result}
-    _append_jsonl(metrics_path, record)
+    record = {"step": step, "split": split,
+              **evaluator(state["params"], split)}
+    checkpoints.append_jsonl(metrics_path, record)
     return record
 
   pending, t0, t_last = [], time.time(), time.time()
@@ -292,8 +298,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   try:
     for step in range(start, pcfg.steps):
       batch = input_pipeline.sample_windows(
-          train_recs, normalizer, config.data.window, pcfg.batch_size,
-          config.seed, step)
+          run.train_recordings, run.normalizer, config.data.window,
+          pcfg.batch_size, config.seed, step)
       batch = jax.device_put(batch, batch_sharding)
       state, metrics = step_fn(state, batch, step_key)
       pending.append(metrics)
@@ -308,14 +314,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         rate = steps_since_log / max(now - t_last, 1e-9)
         t_last, steps_since_log = now, 0
         eta = (pcfg.steps - done) / max(rate, 1e-9)
-        logging.info("[%s] step %d/%d loss %.4f grad_norm %.3f | %.1f steps/s, "
-                     "ETA %s", phase, done, pcfg.steps, summary["loss"],
-                     summary["grad_norm"], rate, _fmt_seconds(eta))
+        logging.info("[%s] step %d/%d loss %.4f grad_norm %.3f | %.1f "
+                     "steps/s, ETA %s", phase, done, pcfg.steps,
+                     summary["loss"], summary["grad_norm"], rate,
+                     _fmt_seconds(eta))
       if done % config.eval_every == 0 or is_last:
         record = evaluate_now("val", done)
         logging.info("[%s] step %d val %s", phase, done, _short(record))
       if done % config.checkpoint_every == 0 or is_last:
-        mngr.save(done, args=_save_args(state))
+        mngr.save(done, args=checkpoints.save_args(state))
   finally:
     # Pending saves are good checkpoints: finish them even on an error.
     mngr.wait_until_finished()
@@ -323,44 +330,55 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
 
   final_step = int(state["step"])
   test = evaluate_now("test", final_step)
-  summary = {"phase": phase, "objective": objective, "step": final_step,
-             "test": test, "splits": splits,
-             "labeled_recordings": len(train_recs),
-             "class_names": data.class_names,
+  summary = {"phase": phase, "objective": run.objective, "step": final_step,
+             "test": test, "splits": run.info["splits"],
+             "labeled_recordings": len(run.train_recordings),
+             "class_names": run.data.class_names,
              "wall_s_this_session": time.time() - t0}
   (workdir / "summary.json").write_text(json.dumps(summary, indent=1))
   logging.info("[%s] test %s", phase, _short(test))
   return summary
 
 
-def _loss_fn(objective: str, cfg: models.ModelConfig, config):
-  if objective == "masked_reconstruction":
-    return functools.partial(objectives.masked_reconstruction_loss, cfg=cfg,
-                             mask_ratio=config.pretrain.mask_ratio,
-                             span=config.pretrain.mask_span)
-  return functools.partial(objectives.classification_loss, cfg=cfg)
+def _optimizer(config, phase: str, params) -> optax.GradientTransformation:
+  pcfg = config[phase]
+  if phase != "finetune":
+    return make_optimizer(pcfg, params)
+  layers = config.model.layers
+  frozen = {"full": 0, "linear_probe": layers,
+            "freeze_lower": pcfg.freeze_layers}[pcfg.protocol]
+  if frozen > layers:
+    raise ValueError(f"finetune.freeze_layers={frozen} but the encoder has "
+                     f"{layers} layers (model.layers).")
+  return make_optimizer(pcfg, params, frozen_layers=frozen,
+                        layer_decay=pcfg.layer_decay)
 
 
-def _save_args(state):
-  return ocp.args.Composite(
-      params=ocp.args.StandardSave(state["params"]),
-      opt_state=ocp.args.StandardSave(state["opt_state"]),
-      meta=ocp.args.JsonSave({"step": int(state["step"])}))
+class _Evaluator:
+  """Validation/test scores: per-frame classification or pretext loss."""
 
+  def __init__(self, run: Run, config, batch_size: int, rng, sharding):
+    self.run, self.config, self.rng = run, config, rng
+    self.batch_size, self.sharding = batch_size, sharding
+    self.length = input_pipeline.padded_length(run.data.recordings)
+    # Built once: a new partial per evaluation would recompile each time.
+    self.eval_loss_fn = functools.partial(run.loss_fn, dropout=False)
 
-def _restore(mngr, step: int, state: dict, workdir) -> dict:
-  abstract = jax.eval_shape(lambda: state)
-  try:
-    restored = mngr.restore(step, args=ocp.args.Composite(
-        params=ocp.args.StandardRestore(abstract["params"]),
-        opt_state=ocp.args.StandardRestore(abstract["opt_state"]),
-        meta=ocp.args.JsonRestore()))
-  except (ValueError, KeyError, TypeError) as e:
-    raise IncompatibleCheckpointError(
-        f"The checkpoint at step {step} in {workdir} does not match this "
-        f"config's model ({e}). Use another --workdir or delete it.") from e
-  return {"step": jnp.asarray(restored["meta"]["step"], jnp.int32),
-          "params": restored["params"], "opt_state": restored["opt_state"]}
+  def __call__(self, params, split: str) -> dict:
+    run, config = self.run, self.config
+    if run.objective == "classification":
+      return evaluate.evaluate_classifier(
+          params, run.cfg,
+          input_pipeline.whole_recordings(
+              run.by_split[split], run.normalizer,
+              config.data.eval_batch_size, self.length),
+          sharding=self.sharding)
+    batches = [input_pipeline.sample_windows(
+        run.by_split[split], run.normalizer, config.data.window,
+        self.batch_size, config.seed, i, stream=1)
+               for i in range(8)]  # The same windows at every evaluation.
+    return evaluate.evaluate_loss(params, self.eval_loss_fn, batches,
+                                  self.rng)
 
 
 def _check_finite(pending: list, first_step: int, mngr, workdir) -> dict:

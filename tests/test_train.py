@@ -29,25 +29,27 @@ def _phase(**kw):
 def _setup(watch_data, objective="classification", cell="lstm", batch=8):
   cfg = models.ModelConfig(
       in_dim=6, cell=cell, hidden=16, layers=2, dropout=0.1,
-      num_classes=7 if objective == "classification" else 0,
-      reconstruct=objective == "masked_reconstruction")
+      num_classes=7 if objective == "classification" else 0)
   recs = watch_data.recordings[:20]
   norm = ip.Normalizer.fit(recs, watch_data.channel_names)
   batch = ip.sample_windows(recs, norm, 32, batch, seed=0, step=0)
+  params = {"encoder": models.init_encoder(jax.random.key(0), cfg)}
   if objective == "classification":
+    params["classifier"] = models.init_classifier(jax.random.key(1), cfg)
     loss_fn = functools.partial(objectives.classification_loss, cfg=cfg)
   else:
-    loss_fn = functools.partial(objectives.masked_reconstruction_loss,
-                                cfg=cfg, mask_ratio=0.2, span=4)
-  return cfg, batch, loss_fn
+    pretext = objectives.PRETEXTS[objective]
+    opts = objectives.validate(objective, {"mask_ratio": 0.2})
+    params.update(pretext.init_heads(jax.random.key(1), cfg, opts))
+    loss_fn = functools.partial(pretext.loss, cfg=cfg, opts=opts)
+  return cfg, batch, loss_fn, params
 
 
 @pytest.mark.parametrize("objective", ["classification",
                                        "masked_reconstruction"])
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
 def test_one_step_changes_every_parameter(watch_data, objective, cell):
-  cfg, batch, loss_fn = _setup(watch_data, objective, cell)
-  params = models.init(jax.random.key(0), cfg)
+  cfg, batch, loss_fn, params = _setup(watch_data, objective, cell)
   opt = train.make_optimizer(_phase(warmup_steps=0), params)
   state = {"step": jnp.zeros((), jnp.int32), "params": params,
            "opt_state": opt.init(params)}
@@ -62,8 +64,7 @@ def test_one_step_changes_every_parameter(watch_data, objective, cell):
 
 
 def test_a_few_steps_lower_the_loss_on_real_data(watch_data):
-  cfg, batch, loss_fn = _setup(watch_data)
-  params = models.init(jax.random.key(0), cfg)
+  cfg, batch, loss_fn, params = _setup(watch_data)
   opt = train.make_optimizer(_phase(warmup_steps=0, learning_rate=1e-2),
                              params)
   state = {"step": jnp.zeros((), jnp.int32), "params": params,
@@ -77,10 +78,9 @@ def test_a_few_steps_lower_the_loss_on_real_data(watch_data):
 
 
 def test_linear_probe_leaves_the_encoder_untouched(watch_data):
-  cfg, batch, loss_fn = _setup(watch_data)
-  params = models.init(jax.random.key(0), cfg)
+  cfg, batch, loss_fn, params = _setup(watch_data)
   opt = train.make_optimizer(_phase(warmup_steps=0), params,
-                             frozen=("encoder",))
+                             frozen_layers=cfg.layers)
   state = {"step": jnp.zeros((), jnp.int32), "params": params,
            "opt_state": opt.init(params)}
   before = jax.tree.map(np.array, params)
@@ -95,8 +95,7 @@ def test_linear_probe_leaves_the_encoder_untouched(watch_data):
 
 
 def test_weight_decay_spares_biases_and_norms(watch_data):
-  cfg, batch, _ = _setup(watch_data)
-  params = models.init(jax.random.key(0), cfg)
+  cfg, batch, _, params = _setup(watch_data)
   opt = train.make_optimizer(_phase(warmup_steps=0, weight_decay=0.5),
                              params)
   zero_grads = jax.tree.map(jnp.zeros_like, params)

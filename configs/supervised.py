@@ -1,0 +1,39 @@
+r"""Supervised pre-training on one labelled dataset, fine-tuning on another.
+
+The encoder is trained to classify `source`'s own per-frame labels on its
+training subjects, then fine-tuned (new head) on `target` with `budget`
+labelled subjects, against the same network from scratch on the same labels.
+Channels are matched by name (both default datasets are a wrist watch:
+`wrist_acc_*`, `wrist_gyr_*`), otherwise an input adapter is learned
+(see imujax/transfer.py).
+
+  python -m imujax.main --config=configs/supervised.py \
+      --config.pretrain.manual_dir=../shared/data/sp_sw_har --workdir=/tmp/sup_spsw_to_watch
+
+Switches: source, target (TFDS names), cell, budget, seed.
+Runtime and results on a 2-core CPU: README.md, "Pre-training objectives".
+"""
+
+from imujax import configlib
+
+
+def get_config(arg=None):
+  sw = configlib.switches(arg, source="sp_sw_har/watch_50hz",
+                          target="seglearn_watch", cell="lstm", budget=5,
+                          seed=0)
+  config = configlib.base()
+  config.mode = "compare"
+  config.seed = sw.seed
+  config.pretrain.objective = "supervised"
+  config.pretrain.dataset = sw.source
+  config.data.name = sw.target
+  config.data.labeled_subjects = sw.budget
+  config.data.window = 128
+  config.model.cell = sw.cell
+  config.model.hidden = 64
+  config.model.layers = 2
+  config.pretrain.steps = 1500
+  config.finetune.steps = 600
+  config.eval_every = 200
+  config.checkpoint_every = 200
+  return config
