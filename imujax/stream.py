@@ -70,13 +70,17 @@ GAP_POLICIES = ("interpolate", "hold", "reset")
 def model_config(params) -> models.ModelConfig:
   """The `ModelConfig` (shape only) of a params dict from `models.init`."""
   enc = params["encoder"]
-  layers = len(enc)
+  layers = len([k for k in enc if k.startswith("layer_")])
   cell0 = enc["layer_0"]["cell"]
   hidden = cell0["w_hh"].shape[0]
   gates = cell0["w_hh"].shape[1] // hidden
   kind = "gru" if "b_ih" in cell0 else {1: "rnn", 4: "lstm"}[gates]
+  # An input adapter (transfer to other channels) sits before layer 0.
+  adapter = enc.get("adapter")
   return models.ModelConfig(
-      in_dim=cell0["w_ih"].shape[0], cell=kind, hidden=hidden, layers=layers,
+      in_dim=(adapter or cell0)["w" if adapter else "w_ih"].shape[0],
+      adapter_dim=cell0["w_ih"].shape[0] if adapter else 0,
+      cell=kind, hidden=hidden, layers=layers,
       dropout=0., layer_norm="norm" in enc["layer_0"],
       num_classes=(params["classifier"]["w"].shape[1]
                    if "classifier" in params else 0),
@@ -585,10 +589,11 @@ def split_recordings(run: Run, split: str, data_dir: str = ""):
   data_cfg = run.info["config"]["data"]
   data = input_pipeline.load(data_cfg["name"], data_dir or data_cfg["data_dir"],
                              data_cfg["manual_dir"])
-  if data.channel_names != run.channel_names:
-    raise ChannelMismatchError(
-        f"Dataset {data_cfg['name']} has channels {data.channel_names}, the "
-        f"run was trained on {run.channel_names}.")
+  # The run may use a selection of the dataset's channels (imujax.transfer).
+  select = check_channels(run.channel_names, data.channel_names,
+                          source=f"dataset {data_cfg['name']}", reorder=True)
+  data = data._replace(recordings=[r._replace(signals=r.signals[:, select])
+                                   for r in data.recordings])
   splits = run.info["splits"]
   if split not in splits:
     raise ValueError(f"--split={split!r}; the run has {sorted(splits)}.")
