@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from imujax import distributed
 from imujax import models
 
 
@@ -58,7 +59,7 @@ def evaluate_classifier(params, cfg: models.ModelConfig,
     signals = batch["signals"]
     if sharding is not None:
       signals = jax.device_put(signals, sharding)
-    pred = np.asarray(predict(params, signals, cfg=cfg))
+    pred = distributed.to_host(predict(params, signals, cfg=cfg))
     keep = batch["valid"] & (batch["labels"] >= 0)
     confusion += confusion_matrix(batch["labels"][keep], pred[keep],
                                   cfg.num_classes)

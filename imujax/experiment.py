@@ -5,6 +5,7 @@ import json
 
 from absl import logging
 from etils import epath
+import jax
 import ml_collections
 
 from imujax import train
@@ -37,9 +38,10 @@ def compare(config: ml_collections.ConfigDict, workdir: str) -> dict:
     summaries[arm] = train.train_and_evaluate(arm_config, str(root / arm),
                                               "finetune")
   table = results_table(config, summaries)
-  (root / "results.md").write_text(table)
-  (root / "results.json").write_text(json.dumps(
-      {arm: s["test"] for arm, s in summaries.items()}, indent=1))
+  if jax.process_index() == 0:
+    (root / "results.md").write_text(table)
+    (root / "results.json").write_text(json.dumps(
+        {arm: s["test"] for arm, s in summaries.items()}, indent=1))
   logging.info("Results written to %s", root / "results.md")
   print(table)
   return summaries

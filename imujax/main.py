@@ -13,6 +13,7 @@ import jax
 from ml_collections import config_flags
 
 from imujax import configlib
+from imujax import distributed
 from imujax import experiment
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -21,6 +22,10 @@ _CONFIG = config_flags.DEFINE_config_file(
 _WORKDIR = flags.DEFINE_string(
     "workdir", None, "Where checkpoints, metrics and results go; rerunning "
     "the same command resumes there.")
+_DISTRIBUTED = flags.DEFINE_enum(
+    "distributed", "auto", distributed.MODES,
+    "Multi-host: start jax.distributed when a launcher (srun, TPU pod, "
+    "JAX_COORDINATOR_ADDRESS...) is found (auto), always (on) or never (off).")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -34,6 +39,7 @@ class _QuietOrbax(logging_std.Filter):
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  distributed.initialize(_DISTRIBUTED.value)  # Before any other JAX call.
   logging.get_absl_handler().addFilter(_QuietOrbax())
   config = _CONFIG.value
   configlib.check(config)

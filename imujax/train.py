@@ -25,6 +25,7 @@ import numpy as np
 import optax
 
 from imujax import checkpoints
+from imujax import distributed
 from imujax import evaluate
 from imujax import input_pipeline
 from imujax import models
@@ -254,10 +255,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   workdir.mkdir(parents=True, exist_ok=True)
   pcfg = config[phase]
   run = prepare(config, phase)
-  checkpoints.write_run(workdir, run.info)
-  (workdir / "splits.json").write_text(json.dumps(run.info["splits"],
-                                                  indent=1))
-  run.normalizer.save(workdir / "normalization.json")
+  writer = jax.process_index() == 0  # One process writes files.
+  if writer:
+    checkpoints.write_run(workdir, run.info)
+    (workdir / "splits.json").write_text(json.dumps(run.info["splits"],
+                                                    indent=1))
+    run.normalizer.save(workdir / "normalization.json")
 
   optimizer = _optimizer(config, phase, run.params)
   state = {"step": jnp.zeros((), jnp.int32), "params": run.params,
@@ -267,11 +270,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   start = mngr.latest_step()
   if start is not None:
     state = checkpoints.restore_state(mngr, start, state, workdir)
-    checkpoints.truncate_metrics(metrics_path, start)
+    if writer:
+      checkpoints.truncate_metrics(metrics_path, start)
     logging.info("Resumed from %s at step %d.", workdir, start)
   else:
     start = 0
-    metrics_path.write_text("")
+    if writer:
+      metrics_path.write_text("")
 
   mesh = make_mesh()
   if pcfg.batch_size % mesh.size:
@@ -290,7 +295,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   def evaluate_now(split, step):
     record = {"step": step, "split": split,
               **evaluator(state["params"], split)}
-    checkpoints.append_jsonl(metrics_path, record)
+    if writer:
+      checkpoints.append_jsonl(metrics_path, record)
     return record
 
   pending, t0, t_last = [], time.time(), time.time()
@@ -300,7 +306,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       batch = input_pipeline.sample_windows(
           run.train_recordings, run.normalizer, config.data.window,
           pcfg.batch_size, config.seed, step)
-      batch = jax.device_put(batch, batch_sharding)
+      batch = distributed.to_global(
+          distributed.local_part(batch, batch_sharding), batch_sharding)
       state, metrics = step_fn(state, batch, step_key)
       pending.append(metrics)
       steps_since_log += 1
@@ -335,7 +342,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
              "labeled_recordings": len(run.train_recordings),
              "class_names": run.data.class_names,
              "wall_s_this_session": time.time() - t0}
-  (workdir / "summary.json").write_text(json.dumps(summary, indent=1))
+  if writer:
+    (workdir / "summary.json").write_text(json.dumps(summary, indent=1))
   logging.info("[%s] test %s", phase, _short(test))
   return summary
 
