@@ -1,0 +1,316 @@
+r"""K runs that differ only in seed, trained as one vmapped, jitted program.
+
+Each member is a complete imujax run of its own: `train.prepare` gives it its
+own subject split, labelled recordings, normaliser, initial params (or
+`init_from` encoder), and its workdir gets the files a single run writes
+(run.json, splits.json, normalization.json, metrics.jsonl, checkpoints/,
+summary.json), so reports and `init_from` treat members like single runs.
+The train states are stacked on a leading member axis and one
+`jax.jit(jax.vmap(train.train_step))` updates all of them; host batches are
+<float32>[K, batch, time, channels], each member's a pure function of its own
+(seed, step) exactly as in a single run, so member k follows the single run of
+seed k (to float rounding).
+
+Shared across members (so they must agree): model shapes, the optimizer and
+its schedule, the loss program. A pretext loss that bakes per-seed constants
+into its program (simclr's normaliser statistics) cannot share one program;
+then the members are trained one after another with `train.train_and_evaluate`
+instead, and the log says so.
+
+  python -m imujax.multiseed --config=configs/test.py --phase=finetune \
+      --members='[{"seed": 0, "workdir": "/tmp/ms/s0"},
+                  {"seed": 1, "workdir": "/tmp/ms/s1"}]'
+
+Members may add "init_from" (their own pre-trained workdir). Rerunning the
+command resumes every member from its last checkpoint.
+"""
+
+import copy
+import functools
+import json
+import time
+
+from absl import app
+from absl import flags
+from absl import logging
+from etils import epath
+import jax
+import jax.numpy as jnp
+import ml_collections
+from ml_collections import config_flags
+import numpy as np
+
+from imujax import checkpoints
+from imujax import configlib
+from imujax import input_pipeline
+from imujax import train
+
+
+def member_configs(config: ml_collections.ConfigDict, members: list[dict]):
+  """One config per member: `config` with the member's seed (and init_from)."""
+  out = []
+  for m in members:
+    c = copy.deepcopy(config)
+    c.seed = int(m["seed"])
+    if "init_from" in m:
+      c.init_from = m["init_from"]
+    out.append(c)
+  return out
+
+
+def same_program(loss_fns: list, params, batch, rng) -> bool:
+  """Whether every loss traces to the same program with the same constants."""
+  def trace(fn):
+    closed = jax.make_jaxpr(fn)(params, batch, rng)
+    return str(closed.jaxpr), [np.asarray(c) for c in closed.consts]
+  ref_text, ref_consts = trace(loss_fns[0])
+  for fn in loss_fns[1:]:
+    text, consts = trace(fn)
+    if text != ref_text or len(consts) != len(ref_consts) or not all(
+        a.shape == b.shape and np.array_equal(a, b)
+        for a, b in zip(consts, ref_consts)):
+      return False
+  return True
+
+
+def stack(trees: list):
+  """Stacks pytrees on a new leading member axis."""
+  return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
+
+
+def member(tree, k: int):
+  """Member k of a stacked pytree."""
+  return jax.tree.map(lambda x: x[k], tree)
+
+
+def make_step(loss_fn, optimizer, impl: str = "vmap"):
+  """`train.train_step` over the member axis, jitted, state donated.
+
+  impl "vmap" batches the members' matmuls; "loop" traces one step per member
+  into the same program (independent subgraphs). On a compute-bound CPU the
+  loop can be the faster of the two; on accelerators vmap is (see
+  imujax/bench_seeds.py).
+  """
+  step = functools.partial(train.train_step, loss_fn=loss_fn,
+                           optimizer=optimizer)
+  if impl == "vmap":
+    return jax.jit(jax.vmap(step), donate_argnums=0)
+  if impl != "loop":
+    raise ValueError(f"impl={impl!r}; choose 'vmap' or 'loop'.")
+
+  def looped(state, batch, rng):
+    outs = [step(member(state, k), member(batch, k), rng[k])
+            for k in range(rng.shape[0])]
+    return stack([o[0] for o in outs]), stack([o[1] for o in outs])
+  return jax.jit(looped, donate_argnums=0)
+
+
+def host_batch(runs: list, configs: list, phase: str, step: int) -> dict:
+  """<[K, batch, ...]> the batch each member's single run would draw."""
+  batches = [input_pipeline.sample_windows(
+      r.train_recordings, r.normalizer, c.data.window, c[phase].batch_size,
+      c.seed, step) for r, c in zip(runs, configs)]
+  return {k: np.stack([b[k] for b in batches]) for k in batches[0]}
+
+
+def step_keys(configs: list) -> jax.Array:
+  """Each member's training key, as `train.train_and_evaluate` derives it."""
+  return jnp.stack([jax.random.split(jax.random.key(c.seed))[0]
+                    for c in configs])
+
+
+def _check_compatible(configs, runs, phase):
+  """Members must share shapes, optimizer and schedule; say which key differs."""
+  ref = configs[0].to_dict()
+  for c in configs[1:]:
+    for key in ("model", phase):
+      if c.to_dict()[key] != ref[key]:
+        raise ValueError(f"Multiseed members differ in config.{key} "
+                         f"({c.to_dict()[key]} vs {ref[key]}); only seed and "
+                         "init_from may differ.")
+    for key in ("window", "name"):
+      if c.data[key] != configs[0].data[key]:
+        raise ValueError(f"Multiseed members differ in config.data.{key}.")
+  for r in runs[1:]:
+    if r.cfg != runs[0].cfg:
+      raise ValueError(f"Multiseed members have different model shapes "
+                       f"({r.cfg} vs {runs[0].cfg}).")
+
+
+def _resume_step(mngrs, workdirs) -> int | None:
+  """The newest step every member has a checkpoint of (members save together)."""
+  latest = [m.latest_step() for m in mngrs]
+  if all(s is None for s in latest):
+    return None
+  if any(s is None for s in latest):
+    missing = [str(w) for w, s in zip(workdirs, latest) if s is None]
+    raise checkpoints.IncompatibleCheckpointError(
+        f"Some multiseed members have checkpoints and {missing} have none; "
+        "delete those workdirs' checkpoints/ or run the members singly.")
+  common = min(latest)
+  for m, w in zip(mngrs, workdirs):
+    if common not in m.all_steps():
+      raise checkpoints.IncompatibleCheckpointError(
+          f"{w} no longer holds a checkpoint of step {common}, the newest "
+          "step all members share; run the members singly to resume them.")
+  return common
+
+
+def train_and_evaluate(configs: list, workdirs: list, phase: str,
+                       impl: str = "vmap") -> list:
+  """Trains the members of `configs` (one per workdir) together; resumable.
+
+  Returns the members' summaries (also written to each workdir/summary.json).
+  """
+  t0 = time.time()
+  workdirs = [epath.Path(w) for w in workdirs]
+  runs = [train.prepare(c, phase) for c in configs]
+  _check_compatible(configs, runs, phase)
+  pcfg = configs[0][phase]
+  probe = host_batch(runs[:1], configs[:1], phase, 0)
+  probe = jax.tree.map(lambda x: x[0], probe)
+  if not same_program([r.loss_fn for r in runs], runs[0].params, probe,
+                      jax.random.key(0)):
+    logging.warning("The members' %s losses differ in baked-in constants "
+                    "(per-seed statistics); training them one by one.",
+                    runs[0].objective)
+    return [train.train_and_evaluate(c, str(w), phase)
+            for c, w in zip(configs, workdirs)]
+
+  for run, w in zip(runs, workdirs):
+    w.mkdir(parents=True, exist_ok=True)
+    checkpoints.write_run(w, run.info)
+    (w / "splits.json").write_text(json.dumps(run.info["splits"], indent=1))
+    run.normalizer.save(w / "normalization.json")
+
+  optimizer = train._optimizer(configs[0], phase, runs[0].params)  # pylint: disable=protected-access
+  states = [{"step": jnp.zeros((), jnp.int32), "params": r.params,
+             "opt_state": optimizer.init(r.params)} for r in runs]
+  mngrs = [checkpoints.manager(w) for w in workdirs]
+  metrics_paths = [w / "metrics.jsonl" for w in workdirs]
+  start = _resume_step(mngrs, workdirs)
+  if start is not None:
+    states = [checkpoints.restore_state(m, start, s, w)
+              for m, s, w in zip(mngrs, states, workdirs)]
+    for p in metrics_paths:
+      checkpoints.truncate_metrics(p, start)
+    logging.info("Resumed %d members at step %d.", len(runs), start)
+  else:
+    start = 0
+    for p in metrics_paths:
+      p.write_text("")
+
+  state = stack(states)
+  step_fn = make_step(runs[0].loss_fn, optimizer, impl)
+  keys = step_keys(configs)
+  evaluators = [
+      train._Evaluator(r, c, pcfg.batch_size,  # pylint: disable=protected-access
+                       jax.random.split(jax.random.key(c.seed))[1], None)
+      for r, c in zip(runs, configs)]
+
+  def evaluate_now(split, step):
+    records = []
+    for k, (evaluator, path) in enumerate(zip(evaluators, metrics_paths)):
+      record = {"step": step, "split": split,
+                **evaluator(member(state["params"], k), split)}
+      checkpoints.append_jsonl(path, record)
+      records.append(record)
+    return records
+
+  config = configs[0]
+  pending, t_last, since = [], time.time(), 0
+  try:
+    for step in range(start, pcfg.steps):
+      batch = host_batch(runs, configs, phase, step)
+      state, metrics = step_fn(state, batch, keys)
+      pending.append(metrics)
+      since += 1
+      done = step + 1
+      is_last = done == pcfg.steps
+      if done % config.log_every == 0 or is_last or (
+          done % config.checkpoint_every == 0):
+        loss = _check_finite(pending, done - len(pending), workdirs)
+        pending = []
+        now = time.time()
+        logging.info("[%s x%d] step %d/%d loss %s | %.1f steps/s per member",
+                     phase, len(runs), done, pcfg.steps,
+                     " ".join(f"{x:.4f}" for x in loss),
+                     since / max(now - t_last, 1e-9))
+        t_last, since = now, 0
+      if done % config.eval_every == 0 or is_last:
+        records = evaluate_now("val", done)
+        logging.info("[%s x%d] step %d val macro_f1 %s", phase, len(runs),
+                     done, " ".join(f"{r.get('macro_f1', r.get('loss')):.4f}"
+                                    for r in records))
+      if done % config.checkpoint_every == 0 or is_last:
+        for k, m in enumerate(mngrs):
+          m.save(done, args=checkpoints.save_args(member(state, k)))
+  finally:
+    for m in mngrs:
+      m.wait_until_finished()
+      m.close()
+
+  final_step = int(state["step"][0])
+  tests = evaluate_now("test", final_step)
+  summaries = []
+  for run, w, test in zip(runs, workdirs, tests):
+    summary = {"phase": phase, "objective": run.objective, "step": final_step,
+               "test": test, "splits": run.info["splits"],
+               "labeled_recordings": len(run.train_recordings),
+               "class_names": run.data.class_names,
+               "wall_s_this_session": time.time() - t0,
+               "multiseed_members": len(runs)}
+    (w / "summary.json").write_text(json.dumps(summary, indent=1))
+    summaries.append(summary)
+  return summaries
+
+
+def _check_finite(pending: list, first_step: int, workdirs) -> np.ndarray:
+  """Per-member mean loss since the last check; raises on a non-finite one."""
+  fetched = jax.device_get(pending)
+  for i, m in enumerate(fetched):
+    bad = ~(np.isfinite(m["loss"]) & np.isfinite(m["grad_norm"]))
+    if bad.any():
+      names = [str(workdirs[k]) for k in np.flatnonzero(bad)]
+      raise FloatingPointError(
+          f"Non-finite loss or gradient at step {first_step + i + 1} in "
+          f"members {names}. Stopped without saving this step; every member "
+          "resumes from its last checkpoint. Lower the learning rate or "
+          "check the input data.")
+  return np.mean([m["loss"] for m in fetched], axis=0)
+
+
+# ------------------------------------------------------------------ CLI
+def _define_flags():
+  """Flags of the command line only: importing this module defines none."""
+  config = config_flags.DEFINE_config_file(
+      "config", None, "Config file shared by the members (with :args).",
+      lock_config=True)
+  members = flags.DEFINE_string(
+      "members", None, 'JSON list of {"seed", "workdir"[, "init_from"]}.')
+  phase = flags.DEFINE_enum("phase", None, ["pretrain", "finetune"],
+                            "Which phase the members train.")
+  impl = flags.DEFINE_enum("impl", "vmap", ["vmap", "loop"],
+                           "How one program steps the members.")
+  flags.mark_flags_as_required(["config", "members", "phase"])
+  return config, members, phase, impl
+
+
+def main(argv, config_flag, members_flag, phase_flag, impl_flag):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  config = config_flag.value
+  config.mode = phase_flag.value  # What each member is, for check and run.json.
+  configlib.check(config)
+  members = json.loads(members_flag.value)
+  configs = member_configs(config, members)
+  for c in configs:
+    configlib.check(c)
+  train_and_evaluate(configs, [m["workdir"] for m in members],
+                     phase_flag.value, impl_flag.value)
+
+
+if __name__ == "__main__":
+  app.run(functools.partial(main, **dict(zip(
+      ("config_flag", "members_flag", "phase_flag", "impl_flag"),
+      _define_flags()))))

@@ -1,0 +1,117 @@
+"""The sweep report on a small synthetic sweep dir (fixture data, not results)."""
+
+import csv
+import json
+import math
+
+import numpy as np
+import pytest
+
+from imujax import report
+
+_CLASSES = ["walk", "run", "sit"]
+
+
+def _write_run(root, name, *, arm, budget, seed, f1s, test_f1, finished=True,
+               train_subjects=("a", "b", "c", "d")):
+  workdir = root / name
+  workdir.mkdir(parents=True)
+  source = ({} if arm == "scratch" else
+            {"init_from": str(root / f"pre-{arm}-{seed}"), "objective": arm,
+             "dataset": "toy", "step": 100})
+  (workdir / "run.json").write_text(json.dumps({
+      "phase": "finetune", "objective": "classification", "dataset": "toy",
+      "config": {"seed": seed, "data": {"labeled_subjects": budget},
+                 "finetune": {"steps": 10 * len(f1s)}},
+      "splits": {"train": list(train_subjects), "val": ["v"], "test": ["t"]},
+      "class_names": _CLASSES, "source": source}))
+  records = [{"step": 10 * (i + 1), "split": "val", "accuracy": f,
+              "macro_f1": f} for i, f in enumerate(f1s)]
+  confusion = [[50, 5, 0], [3, 40, 2], [0, 1, 60]]
+  test = {"step": 10 * len(f1s), "split": "test", "macro_f1": test_f1,
+          "accuracy": test_f1 + 0.01, "confusion": confusion}
+  (workdir / "metrics.jsonl").write_text(
+      "".join(json.dumps(r) + "\n" for r in records + [test]))
+  if finished:
+    (workdir / "summary.json").write_text(json.dumps({"test": test}))
+
+
+@pytest.fixture
+def sweep_dir(tmp_path):
+  root = tmp_path / "sweep"
+  rng = np.random.default_rng(0)
+  for budget in (1, 0):
+    for seed in range(5):
+      base = 0.5 + 0.02 * seed + (0.1 if budget == 0 else 0)
+      _write_run(root, f"finetune/scratch-b{budget}-s{seed}", arm="scratch",
+                 budget=budget, seed=seed,
+                 f1s=[base * 0.5, base * 0.8, base * 0.9, base],
+                 test_f1=base)
+      # cpc: +0.05 on test, and fast: its first curve point is already high.
+      _write_run(root, f"finetune/cpc-b{budget}-s{seed}", arm="cpc",
+                 budget=budget, seed=seed,
+                 f1s=[base * 0.96, base, base + 0.03, base + 0.04],
+                 test_f1=base + 0.05 + rng.normal(0, 0.005))
+  _write_run(root, "finetune/cpc-b1-s9", arm="cpc", budget=1, seed=9,
+             f1s=[0.1], test_f1=0.1, finished=False)
+  pre = root / "pretrain/cpc-s0"
+  pre.mkdir(parents=True)
+  (pre / "run.json").write_text(json.dumps({
+      "phase": "pretrain", "objective": "cpc", "dataset": "toy",
+      "config": {"seed": 0}}))
+  (pre / "metrics.jsonl").write_text(json.dumps(
+      {"step": 100, "split": "val", "loss": 1.25}) + "\n")
+  (pre / "summary.json").write_text("{}")
+  return root
+
+
+def test_statistics():
+  assert report.steps_to([(10, 0.2), (20, 0.6), (30, 0.9)], 0.5) == 20
+  assert report.steps_to([(10, 0.2)], 0.5) is None
+  assert report.curve_auc([(0, 0.), (10, 1.)]) == pytest.approx(0.5)
+  assert report.curve_auc([(10, 0.4)]) == pytest.approx(0.4)
+  lo, hi = report.bootstrap_ci([0.04, 0.05, 0.06, 0.05, 0.05])
+  assert 0.04 <= lo < 0.05 < hi <= 0.06
+  assert math.isnan(report.bootstrap_ci([0.1])[0])
+  assert report.wilcoxon_p([0.1, 0.2, 0.3, 0.4]) is None  # < 5 pairs.
+  assert report.wilcoxon_p([0.1, 0.2, 0.3, 0.4, 0.5]) == pytest.approx(0.0625)
+
+
+def test_summary_pairs_seeds_and_measures_convergence(sweep_dir):
+  runs, pretrains = report.read_runs(sweep_dir)
+  assert len(runs) == 21 and len(pretrains) == 1
+  rows = {(r["budget"], r["arm"]): r for r in report.summarise(runs)}
+  assert set(rows) == {(1, "scratch"), (1, "cpc"), (0, "scratch"),
+                       (0, "cpc")}
+  cpc = rows[(1, "cpc")]
+  assert cpc["seeds"] == 5 and cpc["pairs"] == 5  # The unfinished one is out.
+  assert cpc["diff_mean"] == pytest.approx(0.05, abs=0.005)
+  assert 0 < cpc["diff_ci_lo"] < cpc["diff_mean"] < cpc["diff_ci_hi"]
+  assert cpc["wilcoxon_p"] == pytest.approx(0.0625)
+  assert cpc["steps_to_90_mean"] == 10 and cpc["steps_to_95_mean"] == 10
+  assert rows[(1, "scratch")]["steps_to_90_mean"] == 30
+  assert rows[(1, "scratch")]["steps_to_95_reached"] == "5/5"
+  assert rows[(0, "cpc")]["labelled_subjects"] == 4  # "all" = 4 subjects.
+  assert rows[(1, "cpc")]["auc_mean"] > rows[(1, "scratch")]["auc_mean"]
+
+
+def test_report_writes_markdown_csv_and_plots(sweep_dir, tmp_path):
+  path = report.write_report(sweep_dir, tmp_path / "out")
+  text = path.read_text()
+  assert "| 1 | scratch | 5 |" in text and "| all (4) | cpc | 5 |" in text
+  assert "+0.05" in text and "0.062" in text  # The claim and its p-value.
+  assert "(reference)" in text and "cpc-b1-s9" in text  # Unfinished listed.
+  for name in ("label_efficiency_toy.png", "convergence_toy.png",
+               "confusion_toy.png"):
+    assert f"]({name})" in text
+    assert (tmp_path / "out" / name).read_bytes()[:4] == b"\x89PNG"
+  with (tmp_path / "out" / "summary.csv").open() as f:
+    assert len(list(csv.DictReader(f))) == 4
+  with (tmp_path / "out" / "runs.csv").open() as f:
+    assert len(list(csv.DictReader(f))) == 21
+
+
+def test_best_arm_per_budget(sweep_dir):
+  runs, _ = report.read_runs(sweep_dir)
+  best = report.best_arms(report.summarise(runs), "toy")
+  assert [(r["budget"], r["arm"]) for r in best] == [(1, "cpc"), (0, "cpc")]
