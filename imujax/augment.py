@@ -192,7 +192,7 @@ def time_warp_sources(rng, batch: int, time: int, std: float,
   steps = 0.5 * (speed[:, 1:] + speed[:, :-1])
   cum = jnp.concatenate([jnp.zeros((batch, 1)), jnp.cumsum(steps, 1)], 1)
   end = jnp.take_along_axis(cum, (lengths - 1).clip(0)[:, None], 1)
-  warped = cum / jnp.maximum(end, 1e-12) * span
+  warped = cum * (span / jnp.maximum(end, 1e-12))  # Exact when std = 0.
   return jnp.where(t[None] < lengths[:, None], warped, t[None])
 
 

@@ -27,7 +27,7 @@ a pure core on predictions and targets (`masked_mse`, `forecast_targets`,
 tests check on perfect and wrong predictions.
 """
 
-from typing import Any, Callable, NamedTuple, Optional
+from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -295,23 +295,14 @@ def _init_masked_reconstruction(key, cfg, opts):
 
 
 def masked_reconstruction_loss(params, batch, rng, *, cfg: models.ModelConfig,
-                               opts: Optional[dict] = None,
-                               mask_ratio: Optional[float] = None,
-                               span: Optional[int] = None,
-                               dropout: bool = True):
+                               opts: dict, dropout: bool = True):
   """MSE on masked valid frames; masked inputs replaced by `mask_value`.
 
   The encoder is causal, so a masked frame is predicted from the frames before
   it plus any unmasked context inside the span: a forecasting-flavoured BERT.
-  `mask_ratio` / `span` (fixed spans, zero fill) are the keywords train.py
-  used before the PRETEXTS registry; `opts` overrides them.
+  "zero" fills with the training mean of each channel, "noise" with N(0, 1)
+  (the channels' own scale), "learned" with a trained token.
   """
-  if opts is None:
-    opts = {"span_dist": "fixed"}
-    if mask_ratio is not None:
-      opts["mask_ratio"] = mask_ratio
-    if span is not None:
-      opts["span_mean"] = float(span)
   opts = validate("masked_reconstruction", opts)
   x, valid = batch["signals"], batch["valid"]
   b, time, _ = x.shape
@@ -653,10 +644,4 @@ PRETEXTS: dict[str, Pretext] = {
     "simclr": Pretext(_init_simclr, simclr_loss),
     "transform_prediction": Pretext(_init_transform_prediction,
                                     transform_prediction_loss),
-}
-
-# The (objective -> loss) table train.py reads until it uses PRETEXTS.
-LOSSES: dict[str, Any] = {
-    "masked_reconstruction": masked_reconstruction_loss,
-    "classification": classification_loss,
 }

@@ -128,8 +128,8 @@ def test_channel_dropout_blanks_whole_channels():
 
 def test_time_warp_identity_monotone_and_endpoints():
   x = _x((8, 64, 2))  # One shape: one compile.
-  np.testing.assert_allclose(augment.time_warp(jax.random.key(0), x, 0.),
-                             x, atol=1e-5)
+  np.testing.assert_array_equal(augment.time_warp(jax.random.key(0), x, 0.),
+                                x)
   src = augment.time_warp_sources(jax.random.key(0), 8, 64, 0.5)
   assert bool((np.diff(src, axis=1) > 0).all())
   np.testing.assert_allclose(src[:, 0], 0., atol=1e-4)
