@@ -29,6 +29,11 @@ _MANUAL_DIR = flags.DEFINE_string("manual_dir", None,
 _WINDOW_S = flags.DEFINE_float(
     "window_s", 2.0, "Recordings shorter than this are counted as short "
     "(they are kept; the input pipeline pads them).")
+_SEED = flags.DEFINE_integer(
+    "seed", 0, "Seed of the subject split printed per split (as config.seed).")
+_VAL = flags.DEFINE_integer("val_subjects", 2, "As config.data.val_subjects.")
+_TEST = flags.DEFINE_integer("test_subjects", 3,
+                             "As config.data.test_subjects.")
 _TIME_BUILD = flags.DEFINE_bool(
     "time_build", False, "Build into a fresh temp dir and report the time.")
 
@@ -42,8 +47,9 @@ def prepare(name: str, data_dir: str | None = None,
   return builder
 
 
-def summarize(builder: tfds.core.DatasetBuilder, window_s: float = 2.0) -> dict:
-  """Counts over every recording of the `train` split.
+def summarize(builder: tfds.core.DatasetBuilder, window_s: float = 2.0,
+              subjects_kept=None) -> dict:
+  """Counts over the recordings of the `train` split (all, or of some subjects).
 
   Returns:
     dict with recordings, subjects, frames, duration_s, sample_rate_hz,
@@ -59,7 +65,11 @@ def summarize(builder: tfds.core.DatasetBuilder, window_s: float = 2.0) -> dict:
             for t, names in tracks.items()}
   for i in range(len(source)):
     example = source[i]
-    subjects.add(example["subject"])
+    subject = example["subject"]
+    subject = subject.decode() if isinstance(subject, bytes) else subject
+    if subjects_kept is not None and subject not in subjects_kept:
+      continue
+    subjects.add(subject)
     lengths.append(example["signals"].shape[0])
     for track, names in tracks.items():
       # Class c lands in bin c; -1 (unlabelled) in the last bin.
@@ -121,7 +131,20 @@ def main(argv):
     seconds = time_build(_DATASET.value, _MANUAL_DIR.value)
     print(f"built {_DATASET.value} from raw files in {seconds:.1f} s")
   builder = prepare(_DATASET.value, _DATA_DIR.value, _MANUAL_DIR.value)
-  print(format_summary(summarize(builder, _WINDOW_S.value)))
+  whole = summarize(builder, _WINDOW_S.value)
+  print(format_summary(whole))
+  # The subject-disjoint splits a run with these settings would use.
+  from imujax import input_pipeline  # pylint: disable=g-import-not-at-top
+  source = builder.as_data_source()["train"]
+  all_subjects = [input_pipeline.decode_text(source[i]["subject"])
+                  for i in range(len(source))]
+  splits = input_pipeline.split_subjects(all_subjects, _SEED.value,
+                                         _VAL.value, _TEST.value)
+  for split, subjects in splits.items():
+    print(f"\n[{split}] subjects {', '.join(subjects)} (seed {_SEED.value})")
+    part = summarize(builder, _WINDOW_S.value, set(subjects))
+    print("\n".join(format_summary(part).splitlines()[:1] +
+                    format_summary(part).splitlines()[3:-1]))
 
 
 if __name__ == "__main__":

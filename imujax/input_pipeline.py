@@ -33,7 +33,7 @@ class Dataset(NamedTuple):
   sample_rate_hz: float
 
 
-def _decode(value) -> str:
+def decode_text(value) -> str:
   return value.decode() if isinstance(value, bytes) else str(value)
 
 
@@ -65,7 +65,7 @@ def load(name: str, data_dir: str = "", manual_dir: str = "",
   recordings = [
       Recording(np.asarray(ex["signals"], np.float32),
                 np.asarray(ex["labels"], np.int32),
-                _decode(ex["subject"]), _decode(ex["recording"]))
+                decode_text(ex["subject"]), decode_text(ex["recording"]))
       for ex in (source[i] for i in range(len(source)))]
   recordings.sort(key=lambda r: r.recording)  # Storage order is shuffled.
   meta = builder.info.metadata
