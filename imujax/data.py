@@ -138,8 +138,12 @@ def main(argv):
   source = builder.as_data_source()["train"]
   all_subjects = [input_pipeline.decode_text(source[i]["subject"])
                   for i in range(len(source))]
-  splits = input_pipeline.split_subjects(all_subjects, _SEED.value,
-                                         _VAL.value, _TEST.value)
+  try:
+    splits = input_pipeline.split_subjects(all_subjects, _SEED.value,
+                                           _VAL.value, _TEST.value)
+  except ValueError as e:
+    print(f"\nno per-split summary: {e}")
+    return
   for split, subjects in splits.items():
     print(f"\n[{split}] subjects {', '.join(subjects)} (seed {_SEED.value})")
     part = summarize(builder, _WINDOW_S.value, set(subjects))
