@@ -44,10 +44,11 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from imujax import mvnx
+from imujax.datasets import common
 from imujax.datasets import resample
 
 NATIVE_RATE_HZ = 240.0
-RATES = {"50hz": 50.0, "30hz": 30.0, "60hz": 60.0, "native": NATIVE_RATE_HZ}
+RATES = common.rates(NATIVE_RATE_HZ)
 RECORD_URL = "https://zenodo.org/api/records/3254403/files-archive"
 SENSORS = ("Pelvis", "T8", "Head", "RightShoulder", "RightUpperArm",
            "RightForeArm", "RightHand", "LeftShoulder", "LeftUpperArm",
@@ -298,15 +299,10 @@ class Builder(tfds.core.GeneratorBasedBuilder):
   """
 
   def _info(self) -> tfds.core.DatasetInfo:
-    features = {name: tfds.features.Tensor(shape=(None,), dtype=np.int32)
-                for name in self._track_features()}
-    features["signals"] = tfds.features.Tensor(
-        shape=(None, len(SENSORS) * 6), dtype=np.float32)
-    features["subject"] = tfds.features.Text()
-    features["recording"] = tfds.features.Text()
     return self.dataset_info_from_configs(
         description=__doc__,
-        features=tfds.features.FeaturesDict(features),
+        features=common.example_features(len(SENSORS) * 6,
+                                         self._track_features()),
         metadata=tfds.core.MetadataDict(
             channel_names=channel_names(),
             class_names=list(GENERAL_POSTURE),

@@ -29,6 +29,7 @@ from etils import epath
 import numpy as np
 import tensorflow_datasets as tfds
 
+from imujax.datasets import common
 from imujax.datasets import resample
 
 CLASS_NAMES = ("stand", "walk", "turn")
@@ -39,7 +40,7 @@ COLUMNS = ("PacketCounter", "Acc_X", "Acc_Y", "Acc_Z", "Gyr_X", "Gyr_Y",
            "Gyr_Z", "Mag_X", "Mag_Y", "Mag_Z")
 _KEPT = slice(1, 7)  # Acc, Gyr.
 NATIVE_RATE_HZ = 100.0
-RATES = {"30hz": 30.0, "50hz": 50.0, "60hz": 60.0, "native": NATIVE_RATE_HZ}
+RATES = common.rates(NATIVE_RATE_HZ)
 # The upstream repository at the commit that was verified, as a zip.
 URL = ("https://github.com/CyrilVoisard/ipol_dataset_1/archive/"
        "b9f4bbb3758135b877acf1676da3e5bae527314b.zip")
@@ -255,15 +256,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
               "labels_footstep": list(FOOTSTEP_CLASSES)}
     return self.dataset_info_from_configs(
         description=__doc__,
-        features=tfds.features.FeaturesDict({
-            "signals": tfds.features.Tensor(
-                shape=(None, len(CHANNEL_NAMES)), dtype=np.float32),
-            "labels": tfds.features.Tensor(shape=(None,), dtype=np.int32),
-            "labels_footstep": tfds.features.Tensor(shape=(None,),
-                                                    dtype=np.int32),
-            "subject": tfds.features.Text(),
-            "recording": tfds.features.Text(),
-        }),
+        features=common.example_features(len(CHANNEL_NAMES), tracks),
         metadata=tfds.core.MetadataDict(
             channel_names=list(CHANNEL_NAMES),
             class_names=list(CLASS_NAMES),
@@ -277,17 +270,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     )
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
-    try:
-      manual_dir = dl_manager.manual_dir
-    except AssertionError:  # No manual_dir, or an empty one: download.
-      manual_dir = None
-    data_dir = None
-    if manual_dir is not None:
-      data_dir = find_data_dir(manual_dir)
-      if data_dir is None:
-        raise FileNotFoundError(
-            f"{manual_dir}: no GaitData/*_lb.txt in it or below it. Point "
-            "manual_dir at the upstream folder, or leave it unset to download.")
+    data_dir = common.manual_data_dir(dl_manager, find_data_dir,
+                                      "GaitData/*_lb.txt")
     if data_dir is None:
       root = dl_manager.download_and_extract(URL)
       data_dir = find_data_dir(root)

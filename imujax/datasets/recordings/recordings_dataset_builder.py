@@ -51,9 +51,10 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from imujax import mvnx
+from imujax.datasets import common
 from imujax.datasets import resample
 
-RATES = {"30hz": 30.0, "50hz": 50.0, "60hz": 60.0, "native": None}
+RATES = common.rates(None)  # Native: the spec's, else the files' rate.
 PYARROW_PIN = "pyarrow==26.0.1"
 # Unit -> factor to SI (m/s^2, rad/s, s, ...).
 UNITS = {
@@ -558,15 +559,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                        "Builder(spec='/path/spec.toml', config='50hz') or "
                        "tfds.builder('recordings/50hz', spec=...).")
     names = self._channel_names()
-    features = tfds.features.FeaturesDict({
-        "signals": tfds.features.Tensor(shape=(None, len(names)),
-                                        dtype=np.float32),
-        "labels": tfds.features.Tensor(shape=(None,), dtype=np.int32),
-        "subject": tfds.features.Text(),
-        "recording": tfds.features.Text(),
-    })
     return self.dataset_info_from_configs(
-        description=__doc__, features=features,
+        description=__doc__, features=common.example_features(len(names)),
         metadata=tfds.core.MetadataDict(
             channel_names=names, class_names=list(spec.class_names),
             label_tracks={"labels": list(spec.class_names)},

@@ -17,6 +17,8 @@ from etils import epath
 import numpy as np
 import tensorflow_datasets as tfds
 
+from imujax.datasets import common
+
 SAMPLE_RATE_HZ = 50.0
 STANDARD_GRAVITY = 9.80665  # m/s^2 per g.
 CHANNEL_NAMES = ("wrist_acc_x", "wrist_acc_y", "wrist_acc_z",
@@ -92,13 +94,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
   def _info(self) -> tfds.core.DatasetInfo:
     return self.dataset_info_from_configs(
         description=__doc__,
-        features=tfds.features.FeaturesDict({
-            "signals": tfds.features.Tensor(
-                shape=(None, len(CHANNEL_NAMES)), dtype=np.float32),
-            "labels": tfds.features.Tensor(shape=(None,), dtype=np.int32),
-            "subject": tfds.features.Text(),
-            "recording": tfds.features.Text(),
-        }),
+        features=common.example_features(len(CHANNEL_NAMES)),
         metadata=tfds.core.MetadataDict(
             channel_names=list(CHANNEL_NAMES),
             class_names=list(CLASS_NAMES),

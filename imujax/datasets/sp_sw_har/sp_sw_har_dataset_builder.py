@@ -23,6 +23,7 @@ from etils import epath
 import numpy as np
 import tensorflow_datasets as tfds
 
+from imujax.datasets import common
 from imujax.datasets import resample
 
 CLASS_NAMES = ("SEATED", "STANDING_UP", "WALKING", "TURNING", "SITTING_DOWN")
@@ -31,7 +32,7 @@ HEADER = "x_acc,y_acc,z_acc,x_gyro,y_gyro,z_gyro,timestamp,label"
 DEVICES = {"phone": ("sp", "thigh"), "watch": ("sw", "wrist")}
 NATIVE_RATE_HZ = 100.0
 # The first rate is the default.
-RATES = {"50hz": 50.0, "30hz": 30.0, "60hz": 60.0, "native": NATIVE_RATE_HZ}
+RATES = common.rates(NATIVE_RATE_HZ)
 # Zenodo's whole-record archive: one URL that does not depend on file names.
 URL = "https://zenodo.org/api/records/8398688/files-archive"
 # Rows with unparsable numbers are dropped (and counted) up to this many per
@@ -238,15 +239,9 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     tracks = {"labels": list(CLASS_NAMES)}
     if len(devices) > 1:
       tracks.update({f"labels_{d}": list(CLASS_NAMES) for d in devices})
-    features = {name: tfds.features.Tensor(shape=(None,), dtype=np.int32)
-                for name in tracks}
-    features["signals"] = tfds.features.Tensor(
-        shape=(None, 6 * len(devices)), dtype=np.float32)
-    features["subject"] = tfds.features.Text()
-    features["recording"] = tfds.features.Text()
     return self.dataset_info_from_configs(
         description=__doc__,
-        features=tfds.features.FeaturesDict(features),
+        features=common.example_features(6 * len(devices), tracks),
         metadata=tfds.core.MetadataDict(
             channel_names=channel_names(devices),
             class_names=list(CLASS_NAMES),
@@ -261,17 +256,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     )
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
-    try:
-      manual_dir = dl_manager.manual_dir
-    except AssertionError:  # No manual_dir, or an empty one: download.
-      manual_dir = None
-    data_dir = None
-    if manual_dir is not None:
-      data_dir = find_data_dir(manual_dir)
-      if data_dir is None:
-        raise FileNotFoundError(
-            f"{manual_dir}: no DATA/subjects_info.csv in it or below it. Point "
-            "manual_dir at the upstream folder, or leave it unset to download.")
+    data_dir = common.manual_data_dir(dl_manager, find_data_dir,
+                                      "DATA/subjects_info.csv")
     if data_dir is None:
       data_dir = self._download(dl_manager)
     # Filled while examples are generated; written with the dataset info.
