@@ -426,7 +426,15 @@ def write_report(sweep_dir, out=None) -> pathlib.Path:
   runs, pretrains = read_runs(sweep_dir)
   rows = summarise(runs)
   images = {}
-  for dataset in sorted({r["dataset"] for r in rows}):
+  try:
+    _plt()
+  except ImportError:  # Tables and CSVs need numpy only.
+    print("matplotlib is not installed: writing the report without plots "
+          "(pip install -r requirements.txt).", file=sys.stderr)
+    rows_to_plot = []
+  else:
+    rows_to_plot = sorted({r["dataset"] for r in rows})
+  for dataset in rows_to_plot:
     for key, plot in (
         ("label_efficiency", lambda p, d=dataset: plot_label_efficiency(
             rows, d, p)),

@@ -74,7 +74,8 @@ class Job:
 
   @property
   def mode(self) -> str:
-    return dict(self.overrides)["mode"]
+    """"pretrain" | "finetune"; "" for a plain point (its config's mode)."""
+    return dict(self.overrides).get("mode", "")
 
   def without_seed(self) -> tuple:
     """What a job shares with its other seeds (for --vmap_seeds)."""
@@ -109,6 +110,12 @@ def slug(point: Iterable[tuple[str, Any]]) -> str:
   return "-".join(parts)
 
 
+def root_of(sweep_dir: str) -> str:
+  """The sweep dir as runs see it: absolute, or a URL (gs://...) as given."""
+  sweep_dir = os.fspath(sweep_dir)
+  return sweep_dir if "://" in sweep_dir else os.path.abspath(sweep_dir)
+
+
 def _finetune_only(key: str) -> bool:
   return any(key == k or (k.endswith(".") and key.startswith(k))
              for k in FINETUNE_ONLY)
@@ -116,7 +123,7 @@ def _finetune_only(key: str) -> bool:
 
 def expand(points: Iterable[dict], config: str, sweep_dir: str) -> list[Job]:
   """Pretrain jobs (deduplicated) then fine-tune jobs, in declaration order."""
-  root = os.path.abspath(sweep_dir)
+  root = root_of(sweep_dir)
   pretrains, finetunes = {}, []
   for point in points:
     point = dict(point)
@@ -149,7 +156,7 @@ def expand(points: Iterable[dict], config: str, sweep_dir: str) -> list[Job]:
       raise ValueError(f"Two sweep points map to {pre_name} with different "
                        f"settings: {pretrains[pre_name]} vs {pre}.")
     finetunes.append(Job(ft_name, cfg, (
-        ("mode", "finetune"), ("init_from", os.path.join(root, pre_name)),
+        ("mode", "finetune"), ("init_from", f"{root}/{pre_name}"),
         *items), after=pre_name, objective=objective))
   jobs = [*pretrains.values(), *finetunes]
   names = [j.name for j in jobs]
@@ -168,13 +175,19 @@ def _flag_value(value) -> str:
 def command(job: Job, sweep_dir: str, sets: Iterable[str] = ()) -> list[str]:
   """The `python -m imujax.main ...` argv of a job; `sets` are key=value."""
   return ["python", "-m", "imujax.main", f"--config={job.config}",
-          f"--workdir={os.path.join(os.path.abspath(sweep_dir), job.name)}",
+          f"--workdir={root_of(sweep_dir)}/{job.name}",
           *(f"--config.{k}={_flag_value(v)}" for k, v in job.overrides),
           *(f"--config.{s}" for s in sets)]
 
 
 def state(job: Job, sweep_dir: str) -> str:
-  """"done" (summary.json), "started" (a workdir with files) or "new"."""
+  """"done" (summary.json), "started" (a workdir with files) or "new".
+
+  A URL sweep dir (gs://) is not looked into from here: every job is "new",
+  and the generated commands skip finished runs when they run.
+  """
+  if "://" in os.fspath(sweep_dir):
+    return "new"
   workdir = pathlib.Path(sweep_dir) / job.name
   if (workdir / "summary.json").exists():
     return "done"
@@ -214,12 +227,12 @@ def multiseed_command(jobs: list[Job], sweep_dir: str,
                       sets: Iterable[str] = (), impl: str = "vmap"
                       ) -> list[str]:
   """`python -m imujax.multiseed` argv training `jobs` as one program."""
-  root = os.path.abspath(sweep_dir)
+  root = root_of(sweep_dir)
   members = []
   for job in jobs:
     o = dict(job.overrides)
     m = {"seed": int(o.get("seed", 0)),
-         "workdir": os.path.join(root, job.name)}
+         "workdir": f"{root}/{job.name}"}
     if o.get("init_from"):
       m["init_from"] = o["init_from"]
     members.append(m)
@@ -242,9 +255,9 @@ def units(jobs: list[Job], sweep_dir: str, sets=(), vmap_seeds=False,
             for j in todo]
   out = []
   for group in seed_groups(todo, sweep_dir):
-    if len(group) == 1:
-      out.append(Unit(group, command(group[0], sweep_dir, sets),
-                      root / group[0].name / "log.txt"))
+    if len(group) == 1 or not group[0].mode:  # Plain points run singly.
+      out.extend(Unit([j], command(j, sweep_dir, sets),
+                      root / j.name / "log.txt") for j in group)
     else:
       name = group[0].name.replace("/", "__")
       out.append(Unit(group, multiseed_command(group, sweep_dir, sets, impl),
@@ -325,14 +338,28 @@ eval "$line"
 
 
 def _guarded(job: Job, sweep_dir: str, sets) -> str:
-  workdir = os.path.join(os.path.abspath(sweep_dir), job.name)
-  return (f"test -f {shlex.quote(workdir)}/summary.json || "
-          + shlex.join(command(job, sweep_dir, sets)))
+  """The job's command, skipped at run time when its run has finished."""
+  workdir = f"{root_of(sweep_dir)}/{job.name}"
+  check = (f"test -f {shlex.quote(workdir)}/summary.json" if "://" not in
+           workdir else shlex.join(
+               ["python", "-c", "import sys; from etils import epath; "
+                "sys.exit(not epath.Path(sys.argv[1]).exists())",
+                f"{workdir}/summary.json"]))
+  return f"{check} || {shlex.join(command(job, sweep_dir, sets))}"
+
+
+def _script_dir(sweep_dir: str, out: str, kind: str) -> pathlib.Path:
+  if out:
+    return pathlib.Path(out).absolute()
+  if "://" in sweep_dir:
+    raise ValueError(f"--sweep_dir={sweep_dir} is remote: give --out=<a "
+                     f"local folder> for the {kind} scripts.")
+  return pathlib.Path(sweep_dir).absolute() / kind
 
 
 def write_slurm(jobs: list[Job], sweep_dir: str, *, sets=(),
-                directives: Iterable[str] = (), max_parallel: int = 0
-                ) -> pathlib.Path:
+                directives: Iterable[str] = (), max_parallel: int = 0,
+                out: str = "") -> pathlib.Path:
   """Writes job-array scripts and submit.sh under <sweep_dir>/slurm/.
 
   Arrays: `pretrain` (no dependency), `finetune_after` (fine-tunes whose
@@ -343,7 +370,7 @@ def write_slurm(jobs: list[Job], sweep_dir: str, *, sets=(),
   Returns:
     The path of submit.sh.
   """
-  out = pathlib.Path(sweep_dir).absolute() / "slurm"
+  out = _script_dir(sweep_dir, out, "slurm")
   (out / "logs").mkdir(parents=True, exist_ok=True)
   todo = [j for j in jobs if state(j, sweep_dir) != "done"]
   pre_todo = {j.name for j in todo if j.mode == "pretrain"}
@@ -362,7 +389,7 @@ def write_slurm(jobs: list[Job], sweep_dir: str, *, sets=(),
     commands.write_text("".join(_guarded(j, sweep_dir, sets) + "\n"
                                 for j in array))
     (out / f"{name}.sbatch").write_text(_SBATCH.format(
-        job_name=f"imujax-{pathlib.Path(sweep_dir).name}-{name}",
+        job_name=f"imujax-{pathlib.PurePath(sweep_dir).name}-{name}",
         last=len(array) - 1,
         throttle=f"%{max_parallel}" if max_parallel else "",
         logs=out / "logs", repo=REPO, commands=commands,
@@ -382,15 +409,15 @@ def write_slurm(jobs: list[Job], sweep_dir: str, *, sets=(),
 
 # ----------------------------------------------------------------- tpu
 def write_tpu(jobs: list[Job], sweep_dir: str, *, sets=(), tpu: str,
-              zone: str, project: str = "", remote_repo: str = "~/imujax"
-              ) -> pathlib.Path:
+              zone: str, project: str = "", remote_repo: str = "~/imujax",
+              out: str = "") -> pathlib.Path:
   """Writes <sweep_dir>/tpu/run.sh: one `gcloud ... ssh --worker=all` per job.
 
   Every host of the TPU VM runs the same command (JAX's multi-host model),
   one job after another, pre-trainings first. `sweep_dir` should be a path
   every host sees (a gs:// bucket or a shared disk).
   """
-  out = pathlib.Path(sweep_dir).absolute() / "tpu"
+  out = _script_dir(sweep_dir, out, "tpu")
   out.mkdir(parents=True, exist_ok=True)
   todo = [j for j in jobs if state(j, sweep_dir) != "done"]
   todo.sort(key=lambda j: j.mode != "pretrain")
@@ -399,8 +426,7 @@ def write_tpu(jobs: list[Job], sweep_dir: str, *, sets=(), tpu: str,
   lines = ["#!/bin/bash", "# The sweep on a TPU VM; written by imujax.sweep. "
            "Rerun to resume.", "set -euo pipefail"]
   for job in todo:
-    remote = f"cd {remote_repo} && " + shlex.join(command(job, sweep_dir,
-                                                          sets))
+    remote = f"cd {remote_repo} && " + _guarded(job, sweep_dir, sets)
     lines.append(shlex.join([*base, f"--command={remote}"]))
   path = out / "run.sh"
   path.write_text("\n".join(lines) + "\n")
@@ -411,6 +437,8 @@ def write_tpu(jobs: list[Job], sweep_dir: str, *, sets=(), tpu: str,
 # ----------------------------------------------------------------- CLI
 def write_plan(jobs: list[Job], sweep_dir: str, spec: str, sets) -> None:
   """<sweep_dir>/sweep.json: the jobs, for people and for the report."""
+  if "://" in sweep_dir:
+    return
   root = pathlib.Path(sweep_dir)
   root.mkdir(parents=True, exist_ok=True)
   (root / "sweep.json").write_text(json.dumps({
@@ -451,6 +479,8 @@ def main(argv=None) -> int:
   p.add_argument("--project", default="", help="tpu: GCP project.")
   p.add_argument("--remote_repo", default="~/imujax",
                  help="tpu: the repository's path on the TPU VM.")
+  p.add_argument("--out", default="", help="slurm/tpu: where the scripts "
+                 "go (default <sweep_dir>/<launcher>; needed for gs://).")
   args = p.parse_args(argv)
   for s in args.set:
     if "=" not in s:
@@ -481,7 +511,8 @@ def main(argv=None) -> int:
     return 1 if bad else 0
   if args.launcher == "slurm":
     path = write_slurm(jobs, args.sweep_dir, sets=args.set,
-                       directives=args.sbatch, max_parallel=args.max_parallel)
+                       directives=args.sbatch, max_parallel=args.max_parallel,
+                       out=args.out)
     print(f"Wrote {path} and its arrays.")
     if args.submit:
       if not shutil.which("sbatch"):
@@ -494,7 +525,7 @@ def main(argv=None) -> int:
     p.error("--launcher=tpu needs --tpu=<TPU VM name> and --zone=<zone>.")
   path = write_tpu(jobs, args.sweep_dir, sets=args.set, tpu=args.tpu,
                    zone=args.zone, project=args.project,
-                   remote_repo=args.remote_repo)
+                   remote_repo=args.remote_repo, out=args.out)
   print(f"Wrote {path}; run it where gcloud is set up.")
   return 0
 

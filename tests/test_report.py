@@ -96,6 +96,7 @@ def test_summary_pairs_seeds_and_measures_convergence(sweep_dir):
 
 
 def test_report_writes_markdown_csv_and_plots(sweep_dir, tmp_path):
+  pytest.importorskip("matplotlib")
   path = report.write_report(sweep_dir, tmp_path / "out")
   text = path.read_text()
   assert "| 1 | scratch | 5 |" in text and "| all (4) | cpc | 5 |" in text

@@ -207,3 +207,12 @@ def test_cli_lists_the_plan(sweep_file, tmp_path, capsys):
   assert "16 runs (4 pre-training)" in out and "new     pretrain/cpc-s0" in out
   plan = json.loads((tmp_path / "s" / "sweep.json").read_text())
   assert len(plan["jobs"]) == 16
+
+
+def test_plain_points_are_single_runs_of_their_config(tmp_path):
+  jobs = sweep.expand([{"seed": 0}, {"seed": 1}], "configs/test.py",
+                      str(tmp_path))
+  assert [j.name for j in jobs] == ["s0", "s1"] and jobs[0].mode == ""
+  units = sweep.units(jobs, str(tmp_path), vmap_seeds=True)
+  assert [len(u.jobs) for u in units] == [1, 1]
+  assert "--config.mode=" not in " ".join(units[0].argv)

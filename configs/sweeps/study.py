@@ -13,15 +13,21 @@ curves.
       --set=data.manual_dir=../shared/data/sp_sw_har --launcher=local --vmap_seeds
   python -m imujax.report /tmp/study
 
-Variants (`study.py:<variant>`):
+Variants (`study.py:<variant>`), wall times on the shared 2-core CPU with
+--vmap_seeds (measured: one 3-seed fine-tune group of 600 steps with its 13
+evaluations, 126 s; pre-training ~16-19 member-steps/s; simclr and
+transform_prediction bake per-seed statistics into their loss, so their seeds
+run one after another):
   full   (default) 3 datasets x 7 arms x 4 budgets x 3 seeds: 54 pre-training
          and 231 fine-tune runs (seglearn has 5 training subjects, so its
-         budget 5 is "all" and is run once): ~220k steps, hours on a 2-core
-         CPU (README.md, "Study").
+         budget 5 is "all" and is run once); ~81k pre-training and ~139k
+         fine-tune member-steps: about 4-5 hours.
   cheap  seglearn_watch only; scratch, masked_reconstruction and forecast;
-         budgets 1, 2 and all; 3 seeds: 6 pre-training and 27 fine-tune runs.
+         budgets 1, 2 and all; 3 seeds: 6 pre-training and 27 fine-tune runs
+         in 11 groups: about 28 minutes (2 x ~285 s + 9 x 126 s).
   smoke  configs/test.py-sized: seglearn_watch; scratch and
-         masked_reconstruction; budgets 1 and all; seeds 0, 1; tens of steps.
+         masked_reconstruction; budgets 1 and all; seeds 0, 1; 20 steps:
+         under a minute.
 """
 
 CONFIG = "configs/default.py:eval_every=50,checkpoint_every=100"
