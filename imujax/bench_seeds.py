@@ -46,7 +46,7 @@ def main(argv):
   k, steps = _MEMBERS.value, _STEPS.value
   configs = multiseed.member_configs(base, [{"seed": s} for s in range(k)])
   runs = [train.prepare(c, "finetune") for c in configs]
-  optimizer = train._optimizer(configs[0], "finetune", runs[0].params)  # pylint: disable=protected-access
+  optimizer = train.phase_optimizer(configs[0], "finetune", runs[0].params)
 
   def fresh(run):  # Copies: the steps donate their state.
     params = jax.tree.map(jnp.array, run.params)

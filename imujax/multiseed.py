@@ -183,7 +183,7 @@ def train_and_evaluate(configs: list, workdirs: list, phase: str,
     (w / "splits.json").write_text(json.dumps(run.info["splits"], indent=1))
     run.normalizer.save(w / "normalization.json")
 
-  optimizer = train._optimizer(configs[0], phase, runs[0].params)  # pylint: disable=protected-access
+  optimizer = train.phase_optimizer(configs[0], phase, runs[0].params)
   states = [{"step": jnp.zeros((), jnp.int32), "params": r.params,
              "opt_state": optimizer.init(r.params)} for r in runs]
   mngrs = [checkpoints.manager(w) for w in workdirs]
@@ -204,7 +204,7 @@ def train_and_evaluate(configs: list, workdirs: list, phase: str,
   step_fn = make_step(runs[0].loss_fn, optimizer, impl)
   keys = step_keys(configs)
   evaluators = [
-      train._Evaluator(r, c, pcfg.batch_size,  # pylint: disable=protected-access
+      train.Evaluator(r, c, pcfg.batch_size,
                        jax.random.split(jax.random.key(c.seed))[1], None)
       for r, c in zip(runs, configs)]
 

@@ -262,7 +262,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                                                     indent=1))
     run.normalizer.save(workdir / "normalization.json")
 
-  optimizer = _optimizer(config, phase, run.params)
+  optimizer = phase_optimizer(config, phase, run.params)
   state = {"step": jnp.zeros((), jnp.int32), "params": run.params,
            "opt_state": optimizer.init(run.params)}
   metrics_path = workdir / "metrics.jsonl"
@@ -288,7 +288,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   state = jax.device_put(state, replicated)
   step_fn = jit_train_step(mesh, run.loss_fn, optimizer)
   step_key, eval_key = jax.random.split(jax.random.key(config.seed))
-  evaluator = _Evaluator(run, config, pcfg.batch_size, eval_key,
+  evaluator = Evaluator(run, config, pcfg.batch_size, eval_key,
                          batch_sharding if config.data.eval_batch_size
                          % mesh.size == 0 else None)
 
@@ -348,7 +348,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   return summary
 
 
-def _optimizer(config, phase: str, params) -> optax.GradientTransformation:
+def phase_optimizer(config, phase: str,
+                    params) -> optax.GradientTransformation:
+  """The optimizer of `phase`, with the fine-tune protocol's freezing."""
   pcfg = config[phase]
   if phase != "finetune":
     return make_optimizer(pcfg, params)
@@ -362,7 +364,7 @@ def _optimizer(config, phase: str, params) -> optax.GradientTransformation:
                         layer_decay=pcfg.layer_decay)
 
 
-class _Evaluator:
+class Evaluator:
   """Validation/test scores: per-frame classification or pretext loss."""
 
   def __init__(self, run: Run, config, batch_size: int, rng, sharding):
