@@ -86,8 +86,14 @@ def test_init_from_loads_the_pretrained_encoder(tmp_path, tfds_dir):
                            "pretrain")
   probe = _config(tfds_dir, "mode=finetune,finetune.protocol=linear_probe")
   probe.init_from = str(pre_dir)
+  pre = _restore_params(pre_dir)
+  # At step 0 of fine-tuning the encoder is the checkpoint's, exactly.
+  start = train.prepare(probe, "finetune").params
+  for a, b in zip(jax.tree.leaves(pre["encoder"]),
+                  jax.tree.leaves(start["encoder"])):
+    np.testing.assert_array_equal(a, b)
   train.train_and_evaluate(probe, str(probe_dir), "finetune")
-  pre, tuned = _restore_params(pre_dir), _restore_params(probe_dir)
+  tuned = _restore_params(probe_dir)
   # Frozen under a linear probe, so equal to the checkpoint only if loaded.
   for a, b in zip(jax.tree.leaves(pre["encoder"]),
                   jax.tree.leaves(tuned["encoder"])):
