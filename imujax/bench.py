@@ -16,6 +16,8 @@ test run changes the numbers by tens of percent.
 """
 
 import json
+import os
+import resource
 import statistics
 import time
 from typing import Any, Callable
@@ -44,6 +46,9 @@ _LONG = flags.DEFINE_bool("long", False, "Long variant: --time=1024.")
 _UNROLL = flags.DEFINE_integer("unroll", 1, "imujax scan unroll.")
 _REMAT_CHUNK = flags.DEFINE_integer(
     "remat_chunk", None, "imujax: rematerialise the scan in chunks of frames.")
+_MEMORY_ONLY = flags.DEFINE_bool(
+    "memory_only", False,
+    "JAX rows: compile and report XLA's memory figures without running.")
 _JSON = flags.DEFINE_string("json", None, "Write the results here as JSON.")
 _MARKDOWN = flags.DEFINE_string("markdown", None,
                                 "Write the results here as a markdown table.")
@@ -127,8 +132,13 @@ def _median_ms(run_one: Callable[[], Any], steps: int, warmup: int):
 
 
 def time_jax(init: Callable, apply: Callable, batch: int, time_: int,
-             channels: int, classes: int, steps: int, warmup: int) -> dict:
-  """Compiles and times one training step; returns ms and memory figures."""
+             channels: int, classes: int, steps: int, warmup: int,
+             memory_only: bool = False) -> dict:
+  """Compiles and times one training step; returns ms and memory figures.
+
+  peak_bytes is XLA's own figure for the compiled step (arguments + outputs +
+  temporaries - donated aliases), i.e. the device memory one step needs.
+  """
   rng = np.random.default_rng(0)
   xs = jnp.asarray(rng.standard_normal((batch, time_, channels)), jnp.float32)
   labels = jnp.asarray(rng.integers(0, classes, (batch, time_)), jnp.int32)
@@ -145,6 +155,9 @@ def time_jax(init: Callable, apply: Callable, batch: int, time_: int,
     # Arguments + outputs + temporaries, less what the donation aliases.
     peak = (mem.argument_size_in_bytes + mem.output_size_in_bytes -
             mem.alias_size_in_bytes + mem.temp_size_in_bytes)
+  if memory_only:
+    return {"ms": float("nan"), "ms_min": float("nan"),
+            "compile_s": compile_s, "peak_bytes": peak}
   holder = [state]
 
   def run_one():
@@ -191,7 +204,7 @@ def time_torch(kind: str, batch: int, time_: int, channels: int, hidden: int,
 
 # ------------------------------------------------------------------------ report
 def run(cell_kinds, impls, batch, time_, channels, hidden, classes, steps,
-        warmup, scan_kwargs=None) -> list[dict]:
+        warmup, scan_kwargs=None, memory_only=False) -> list[dict]:
   """Times every (cell, implementation) pair; returns one row per pair."""
   rows = []
   for kind in cell_kinds:
@@ -200,12 +213,14 @@ def run(cell_kinds, impls, batch, time_, channels, hidden, classes, steps,
         init, apply = imujax_model(kind, channels, hidden, classes,
                                    **(scan_kwargs or {}))
         result = time_jax(init, apply, batch, time_, channels, classes, steps,
-                          warmup)
+                          warmup, memory_only)
       elif impl == "flax":
         init, apply = flax_model(kind, channels, hidden, classes)
         result = time_jax(init, apply, batch, time_, channels, classes, steps,
-                          warmup)
+                          warmup, memory_only)
       elif impl == "torch":
+        if memory_only:
+          continue
         result = time_torch(kind, batch, time_, channels, hidden, classes,
                             steps, warmup)
         if result is None:
@@ -223,7 +238,8 @@ def run(cell_kinds, impls, batch, time_, channels, hidden, classes, steps,
   for row in rows:
     if row["impl"] == "imujax":
       for base in rows:
-        if base["cell"] == row["cell"] and base["impl"] != "imujax":
+        if (base["cell"] == row["cell"] and base["impl"] != "imujax" and
+            row["ms"] == row["ms"]):  # NaN under --memory_only.
           row[f"speedup_vs_{base['impl']}"] = base["ms"] / row["ms"]
   return rows
 
@@ -257,11 +273,22 @@ def main(argv):
   scan_kwargs = {"unroll": _UNROLL.value}
   if _REMAT_CHUNK.value:
     scan_kwargs["remat_chunk"] = _REMAT_CHUNK.value
+  load_before = os.getloadavg()[0]
   print(f"jax {jax.__version__} on {jax.devices()[0].platform}; B={_BATCH.value}"
         f" T={time_} C={_CHANNELS.value} H={_HIDDEN.value} "
         f"classes={_CLASSES.value}; {steps} timed steps, scan {scan_kwargs}")
   rows = run(_CELLS.value, _IMPLS.value, _BATCH.value, time_, _CHANNELS.value,
-             _HIDDEN.value, _CLASSES.value, steps, _WARMUP.value, scan_kwargs)
+             _HIDDEN.value, _CLASSES.value, steps, _WARMUP.value, scan_kwargs,
+             _MEMORY_ONLY.value)
+  # Linux reports ru_maxrss in KiB: the whole process, every row together.
+  max_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+  load_after = os.getloadavg()[0]
+  # This run itself adds about one per busy core; more means other work ran
+  # meanwhile and the numbers (PyTorch's most) are not to be trusted.
+  print(f"1-min load average {load_before:.2f} before, {load_after:.2f} after"
+        f" on {os.cpu_count()} CPUs")
+  print(f"process peak RSS (all rows, incl. Python and compilers): "
+        f"{max_rss:.2f} GiB")
   print()
   print(markdown(rows))
   if _JSON.value:

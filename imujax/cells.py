@@ -127,7 +127,8 @@ def get(kind: str) -> Cell:
 
 
 def scan(step: Callable, params: Params, carry: Carry, xs: jax.Array,
-         *, unroll: int = 1, reverse: bool = False):
+         *, unroll: int = 1, reverse: bool = False,
+         remat_chunk: int | None = None):
   """Runs `step` over time with `jax.lax.scan`.
 
   Args:
@@ -137,12 +138,54 @@ def scan(step: Callable, params: Params, carry: Carry, xs: jax.Array,
     xs: <float>[batch, time, in_dim] inputs.
     unroll: how many steps `lax.scan` unrolls per loop iteration.
     reverse: run from the last frame to the first (for anti-causal use only).
+    remat_chunk: if set, differentiate by rematerialisation over chunks of
+      this many frames: the backward pass keeps only the carry at each chunk
+      boundary (plus the outputs) and recomputes one chunk's forward at a time,
+      so training memory grows with time / remat_chunk + remat_chunk instead
+      of with time, for about one extra forward pass. Values and gradients are
+      those of the plain scan. None (the default) stores every step.
 
   Returns:
     (hs, final_carry): hs <float32>[batch, time, hidden] holds every hidden
     state, final_carry the carry after the last processed frame.
   """
+  body = lambda c, x: step(params, c, x)
   xs_time_major = jnp.swapaxes(xs, 0, 1)
-  carry, hs = jax.lax.scan(lambda c, x: step(params, c, x), carry,
-                           xs_time_major, unroll=unroll, reverse=reverse)
+  if not remat_chunk:
+    carry, hs = jax.lax.scan(body, carry, xs_time_major, unroll=unroll,
+                             reverse=reverse)
+    return jnp.swapaxes(hs, 0, 1), carry
+  if remat_chunk < 1:
+    raise ValueError(f"scan: remat_chunk={remat_chunk} must be a positive "
+                     "number of frames, or None to store every step.")
+  time = xs_time_major.shape[0]
+  n_chunks, rest = divmod(time, remat_chunk)
+
+  def chunk_scan(c, x_chunk):
+    return jax.lax.scan(body, c, x_chunk, unroll=unroll, reverse=reverse)
+
+  # prevent_cse=False is safe (and faster) inside scan, as jax.checkpoint says.
+  remat = jax.checkpoint(chunk_scan, prevent_cse=False)
+  head = xs_time_major[:n_chunks * remat_chunk].reshape(
+      (n_chunks, remat_chunk) + xs_time_major.shape[1:])
+  tail = xs_time_major[n_chunks * remat_chunk:]
+
+  def run_head(c):
+    c, hs = jax.lax.scan(remat, c, head, reverse=reverse)
+    return c, hs.reshape((n_chunks * remat_chunk,) + hs.shape[2:])
+
+  # The frames left over after whole chunks are processed last going
+  # forward and first going backward, each as a plain scan.
+  if n_chunks == 0:
+    carry, hs = chunk_scan(carry, tail)
+  elif not rest:
+    carry, hs = run_head(carry)
+  elif reverse:
+    carry, hs_tail = chunk_scan(carry, tail)
+    carry, hs_head = run_head(carry)
+    hs = jnp.concatenate([hs_head, hs_tail], axis=0)
+  else:
+    carry, hs_head = run_head(carry)
+    carry, hs_tail = chunk_scan(carry, tail)
+    hs = jnp.concatenate([hs_head, hs_tail], axis=0)
   return jnp.swapaxes(hs, 0, 1), carry
