@@ -11,7 +11,10 @@ Channels are matched by name (both default datasets are a wrist watch:
       --config.pretrain.manual_dir=../shared/data/sp_sw_har --workdir=/tmp/sup_spsw_to_watch
 
 Switches: source, target (TFDS names), cell, budget, seed.
-Runtime and results on a 2-core CPU: README.md, "Pre-training objectives".
+Runtime on the 2-core CPU: about 3 min (pre-training ~1.5 min, two
+fine-tunes ~30 s each). Measured test macro-F1, seed 0, budget 5:
+sp_sw_har/watch_50hz -> seglearn_watch 0.811 (scratch 0.787);
+seglearn_watch -> sp_sw_har/watch_50hz 0.829 (scratch 0.840).
 """
 
 from imujax import configlib
