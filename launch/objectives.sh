@@ -39,7 +39,8 @@ done
 # Supervised pre-training on the other watch dataset (wrist acc + gyr).
 if [ "$dataset" = seglearn_watch ]; then
   source_name=sp_sw_har/watch_50hz
-  source_dir=$(cd .. && pwd)/shared/data/sp_sw_har
+  # The raw sp_sw_har files (upstream DATA/); skipped when absent.
+  source_dir=${SP_SW_HAR_DIR:-$(cd .. && pwd)/shared/data/sp_sw_har}
 else
   source_name=seglearn_watch
   source_dir=
