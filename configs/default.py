@@ -6,6 +6,7 @@ pre-trained by masked reconstruction on the unlabelled recordings of the 5
 training subjects, then fine-tuned with the labels of 2 of them, and compared
 with the same network trained from random initialisation on the same labels
 and steps. Per-frame macro-F1 and accuracy on whole test recordings, causal.
+Repeated for seeds 0, 1, 2 (each its own split, labels and initialisation).
 
   python -m imujax.main --config=configs/default.py --workdir=/tmp/imujax_default
 
@@ -19,6 +20,7 @@ from imujax import configlib
 def get_config(arg=None):
   config = configlib.base()
   config.mode = "compare"
+  config.num_seeds = 3
   config.data.name = "seglearn_watch"
   config.data.val_subjects = 2
   config.data.test_subjects = 3

@@ -18,6 +18,7 @@ def base() -> ml_collections.ConfigDict:
   """Defaults for every key; config files override what they need."""
   c = ml_collections.ConfigDict()
   c.seed = 0
+  c.num_seeds = 1  # mode "compare": seeds seed .. seed+num_seeds-1.
   # What main runs: "pretrain" (pretext objective), "finetune" (classifier,
   # from init_from when set, else from scratch), or "compare" (pretrain, then
   # finetune from it and from scratch with the same labels and steps).
@@ -162,6 +163,8 @@ def check(config: ml_collections.ConfigDict) -> None:
   if config.pretrain.objective in pretext_options.DEFAULTS:
     pretext_options.validate(config.pretrain.objective,
                              config.pretrain[config.pretrain.objective])
+  if config.num_seeds < 1:
+    raise ValueError("Config key num_seeds must be >= 1.")
   if not 0 < config.finetune.layer_decay <= 1:
     raise ValueError("Config key finetune.layer_decay must be in (0, 1].")
   if config.pretrain.objective == "supervised" and not config.pretrain.dataset:

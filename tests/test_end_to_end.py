@@ -14,6 +14,7 @@ import orbax.checkpoint as ocp
 import pytest
 
 from imujax import configlib
+from imujax import experiment
 from imujax import input_pipeline
 from imujax import train
 from tests.conftest import REPO, subprocess_env
@@ -180,3 +181,18 @@ def test_unknown_config_keys_are_named(tmp_path):
   proc = _main(tmp_path, str(tmp_path), "--config.model.hiden=3")
   out, _ = proc.communicate(timeout=300)
   assert proc.returncode != 0 and "hiden" in out
+
+
+def test_results_table_over_seeds_pairs_arms_by_seed():
+  config = test_config.get_config("num_seeds=3")
+
+  def summary(f1):
+    return {"test": {"macro_f1": f1, "accuracy": f1 + 0.01},
+            "splits": {"train": ["a", "b"]}}
+  results = {s: {"pretrained": summary(p), "scratch": summary(q)}
+             for s, p, q in ((0, 0.5, 0.4), (1, 0.7, 0.5), (2, 0.6, 0.65))}
+  table = experiment.results_table(config, results)
+  assert "| 0.600 ± 0.100 | 0.610 ± 0.100 | 0.500, 0.700, 0.600 |" in table
+  assert "| scratch | 0.517 ± 0.126 |" in table
+  # Paired differences 0.1, 0.2, -0.05: mean +0.083, ahead in 2 of 3.
+  assert "mean +0.083" in table and "ahead in 2 of 3 seeds" in table
