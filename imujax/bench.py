@@ -30,6 +30,7 @@ import numpy as np
 import optax
 
 from imujax import cells
+from imujax import runtime
 
 _CELLS = flags.DEFINE_list("cells", ["lstm", "gru"], "Cells to time.")
 _IMPLS = flags.DEFINE_list("impls", ["imujax", "flax", "torch"],
@@ -273,7 +274,9 @@ def main(argv):
   scan_kwargs = {"unroll": _UNROLL.value}
   if _REMAT_CHUNK.value:
     scan_kwargs["remat_chunk"] = _REMAT_CHUNK.value
+  malloc = runtime.tune_malloc()  # As imujax.main does; before any step.
   load_before = os.getloadavg()[0]
+  print(f"{malloc}; IMUJAX_MALLOC_TUNING=0 to compare without.")
   print(f"jax {jax.__version__} on {jax.devices()[0].platform}; B={_BATCH.value}"
         f" T={time_} C={_CHANNELS.value} H={_HIDDEN.value} "
         f"classes={_CLASSES.value}; {steps} timed steps, scan {scan_kwargs}")

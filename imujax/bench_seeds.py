@@ -31,6 +31,7 @@ import jax
 import jax.numpy as jnp
 
 from imujax import multiseed
+from imujax import runtime
 from imujax import train
 
 _MEMBERS = flags.DEFINE_integer("k", 8, "K: seeds trained together.")
@@ -42,6 +43,7 @@ _CONFIG = config_flags.DEFINE_config_file(
 
 def main(argv):
   del argv
+  print(runtime.tune_malloc())  # Both arms, as imujax.main runs them.
   base = _CONFIG.value
   k, steps = _MEMBERS.value, _STEPS.value
   configs = multiseed.member_configs(base, [{"seed": s} for s in range(k)])

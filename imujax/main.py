@@ -15,6 +15,7 @@ from ml_collections import config_flags
 from imujax import configlib
 from imujax import distributed
 from imujax import experiment
+from imujax import runtime
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Config file, optionally with :key=value,... args.",
@@ -39,11 +40,12 @@ class _QuietOrbax(logging_std.Filter):
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  malloc = runtime.tune_malloc()  # Before XLA allocates anything.
   distributed.initialize(_DISTRIBUTED.value)  # Before any other JAX call.
   logging.get_absl_handler().addFilter(_QuietOrbax())
   config = _CONFIG.value
   configlib.check(config)
-  logging.info("JAX devices: %s", jax.devices())
+  logging.info("JAX devices: %s; %s", jax.devices(), malloc)
   logging.info("Config:\n%s", config)
   experiment.run(config, _WORKDIR.value)
 

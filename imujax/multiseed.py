@@ -43,6 +43,7 @@ import numpy as np
 from imujax import checkpoints
 from imujax import configlib
 from imujax import input_pipeline
+from imujax import runtime
 from imujax import train
 
 
@@ -299,6 +300,7 @@ def _define_flags():
 def main(argv, config_flag, members_flag, phase_flag, impl_flag):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  logging.info("%s", runtime.tune_malloc())  # As imujax.main does.
   config = config_flag.value
   config.mode = phase_flag.value  # What each member is, for check and run.json.
   configlib.check(config)

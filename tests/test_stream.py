@@ -91,6 +91,51 @@ def test_frame_by_frame_step_of_a_loaded_run(run_dir, watch_data):
   assert len(outs) == len(x)
 
 
+@pytest.mark.parametrize("cell,layers,layer_norm,adapter_dim", [
+    ("rnn", 1, False, 0), ("lstm", 2, True, 0), ("lstm", 2, False, 8),
+    ("gru", 2, True, 0)])
+def test_numpy_model_equals_the_training_scan(watch_data, cell, layers,
+                                              layer_norm, adapter_dim):
+  cfg = models.ModelConfig(in_dim=6, cell=cell, hidden=16, layers=layers,
+                           layer_norm=layer_norm, adapter_dim=adapter_dim,
+                           num_classes=7)
+  params = models.init(jax.random.key(2), cfg)
+  norm = input_pipeline.Normalizer.fit(watch_data.recordings,
+                                       watch_data.channel_names)
+  raw = watch_data.recordings[2].signals[:400].astype(np.float32)
+  run = stream.Run(params, cfg, norm.mean.astype(np.float32),
+                   norm.std.astype(np.float32), watch_data.channel_names,
+                   watch_data.class_names, watch_data.sample_rate_hz, 0, {})
+  ref = _probs_offline(params, cfg, ((raw - run.mean) / run.std)[None])[0]
+  model = stream.NumpyModel(run)
+  state, got = model.init_state(1), []
+  for frame in raw:
+    state, probs = model.step(state, frame[None])
+    got.append(probs[0])
+  np.testing.assert_allclose(np.stack(got), ref, atol=1e-5)
+  # Frames far outside the training range saturate the gates without
+  # overflow warnings or NaN.
+  with np.errstate(all="raise"):
+    _, probs = model.step(model.init_state(1), raw[:1] * 1e4)
+  assert np.isfinite(probs).all()
+
+
+def test_numpy_model_streams_a_loaded_run_like_the_jitted_model(run_dir):
+  run = stream.load_run(run_dir)
+  rng = np.random.default_rng(3)
+  x = rng.normal(size=(60, 6)) * run.std + run.mean
+  outs = {}
+  for name, model in (("jax", stream.Model(run)),
+                      ("numpy", stream.NumpyModel(run))):
+    s = stream.Streamer(model, run.channel_names, gap_policy="reset")
+    outs[name] = []
+    for i in range(60):  # A gap after frame 30: both reset their state.
+      outs[name] += s.push(i / 50 + (1. if i >= 30 else 0.), x[i])
+  assert [o.reset for o in outs["jax"]] == [o.reset for o in outs["numpy"]]
+  np.testing.assert_allclose([o.probs for o in outs["numpy"]],
+                             [o.probs for o in outs["jax"]], atol=1e-5)
+
+
 def test_load_run_errors(run_dir, tmp_path):
   root = tmp_path / "compare"
   (root / "pretrained").mkdir(parents=True)

@@ -1,0 +1,42 @@
+"""Process settings that make CPU training steps faster: glibc malloc tuning.
+
+XLA allocates each step's temporaries (tens of MiB for a recurrent training
+step) as one block per execution. glibc serves blocks above its dynamic mmap
+threshold (at most 32 MiB) with a fresh `mmap` and unmaps them on free, so
+every step faults in and zeroes the whole block again: ~15,000 page faults and
+~20 % of a CPU step at the README's workload (imujax/BENCH_NOTES.md). Turning
+off mmap for large blocks and raising the trim threshold keeps them in the
+heap, where they are recycled from step to step. The cost: memory freed by
+large arrays stays with the process for reuse instead of going back to the OS.
+
+`tune_malloc()` is called by `imujax.main` and the benchmarks; set
+IMUJAX_MALLOC_TUNING=0 to keep glibc's defaults.
+"""
+
+import ctypes
+import ctypes.util
+import os
+import sys
+
+# From glibc's malloc.h.
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_MAX = -4
+_TRIM_THRESHOLD = 1 << 34  # 16 GiB: never trim the heap's top in practice.
+
+
+def tune_malloc() -> str:
+  """Keeps large allocations in the recycled heap; returns what it did."""
+  if os.environ.get("IMUJAX_MALLOC_TUNING", "1") == "0":
+    return "malloc tuning off (IMUJAX_MALLOC_TUNING=0)"
+  if not sys.platform.startswith("linux"):
+    return f"malloc tuning skipped ({sys.platform} is not glibc)"
+  try:
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    mallopt = libc.mallopt
+  except (OSError, AttributeError):
+    return "malloc tuning skipped (no glibc mallopt)"
+  mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
+  ok = (mallopt(_M_MMAP_MAX, 0) == 1 and
+        mallopt(_M_TRIM_THRESHOLD, min(_TRIM_THRESHOLD, 2**31 - 1)) == 1)
+  return ("malloc tuned: no mmap for large blocks, no heap trimming" if ok else
+          "malloc tuning refused by libc (mallopt returned 0)")

@@ -1,0 +1,45 @@
+"""The malloc tuning really stops large blocks from being re-faulted."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+_PROBE = r"""
+import ctypes, resource
+from imujax import runtime
+print(runtime.tune_malloc())
+libc = ctypes.CDLL("libc.so.6")
+libc.malloc.argtypes = (ctypes.c_size_t,)
+libc.malloc.restype = ctypes.c_void_p
+libc.free.argtypes = (ctypes.c_void_p,)
+size = 64 * 2**20  # Above glibc's largest mmap threshold, as XLA's temps.
+faults = []
+for _ in range(6):
+  before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+  block = libc.malloc(size)
+  ctypes.memset(block, 1, size)  # Touch every page, as a step does.
+  libc.free(block)
+  faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+print(sum(faults[2:]))
+"""
+
+
+def _probe(tuning: str):
+  env = {**os.environ, "IMUJAX_MALLOC_TUNING": tuning}
+  out = subprocess.run([sys.executable, "-c", _PROBE], env=env, check=True,
+                       capture_output=True, text=True).stdout.split("\n")
+  return out[0], int(out[1])
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc only")
+def test_tuned_malloc_recycles_large_blocks():
+  said, faults = _probe("1")
+  assert said.startswith("malloc tuned"), said
+  # 4 blocks of 64 MiB (as XLA's step temporaries) = 65,536 pages if
+  # each were freshly mapped; recycled, none.
+  assert faults < 2000, faults
+  said, faults = _probe("0")
+  assert "off" in said
+  assert faults > 30000, faults  # The default: every block faults again.
