@@ -19,6 +19,26 @@ thread before JAX is imported, then measures:
    `--budget_ms` (5 ms) while N / rate fits in the frame period is the
    number of concurrent streams one core serves at `--rate_hz` (30 Hz).
    Baseline in the same run: N separate batch-1 steps per frame period.
+   This is frame-synchronous: all N streams' frames are assumed to arrive at
+   the same instant, once per frame period, and only the step time counts.
+3. Micro-batched pool (`bench_pool`, `stream_pool.StreamPool`), for growing N
+   (`--pool_sizes`): frames arrive at spread phases, stream i's frame k at
+   (k + i / N) / rate_hz seconds after the start (so one frame every
+   1 / (N * rate_hz) s overall), for `--pool_seconds` of frames; the frames
+   are random raw samples (normal * std + mean of the run), precomputed. A
+   closed loop on the real clock (`time.perf_counter`) takes every frame that
+   has arrived (at most N, i.e. one per stream), steps them in ONE pool call
+   (batch padded to a power-of-two bucket, all buckets compiled beforehand)
+   and, when nothing has arrived, waits for the next arrival. A frame's
+   latency is the time its probabilities are on the host minus its arrival
+   time: queueing + one small step. Per N: frames served, median and p99
+   latency, mean batch, busy fraction (time inside pool calls / loop time),
+   and keeps_up (the last frame's latency is within `--budget_ms`: the loop
+   had not fallen behind at the end). Capacity: the largest N with p99 <=
+   `--budget_ms` and keeps_up; N stops growing at the first failure. The
+   frame-synchronous capacity (2.) is printed beside it as the same-run
+   baseline; note that 2. times one step of all N frames, while 3. times
+   each frame from its arrival to its result.
 
 Timings only; nothing is asserted. Results vary with the machine's load.
 """
@@ -155,6 +175,68 @@ def bench_capacity(run, sizes, rate_hz: float, budget_ms: float,
               **one, "streams_per_core": int(budget_ms * 1e3 // one["median_us"])}}
 
 
+def bench_pool(run, sizes, rate_hz: float, budget_ms: float,
+               seconds: float) -> dict:
+  """Arrival-to-result latency of the micro-batched pool per N (module doc)."""
+  import numpy as np
+
+  from imujax import stream_pool
+
+  c = len(run.channel_names)
+  frames = max(1, int(round(seconds * rate_hz)))  # Per stream.
+  rows, best = [], 0
+  for n in sizes:
+    rng = np.random.default_rng(n)
+    # Row j = k * n + i: stream i's frame k, in arrival order (arrival
+    # j / (n * rate_hz) s after the start).
+    xs = (rng.normal(size=(n * frames, c)) * run.std
+          + run.mean).astype(np.float32)
+    pool = stream_pool.StreamPool(run, n)
+    pool.warmup(n)
+    total, per_s, cap = n * frames, n * rate_hz, n
+    ends, starts, done = [], [], []  # Per call: last row + 1, clock times.
+    nxt = 0
+    t_start = time.perf_counter()
+    while nxt < total:
+      now = time.perf_counter() - t_start
+      upto = min(total, int(now * per_s) + 1)  # Rows with arrival <= now.
+      if upto <= nxt:
+        wait = nxt / per_s - now
+        if wait > 3e-4:
+          time.sleep(wait - 2e-4)
+        continue  # Busy-wait the rest.
+      end = min(upto, nxt + cap)
+      t0 = time.perf_counter()
+      pool.step(np.arange(nxt, end) % n, xs[nxt:end])  # Probs on the host.
+      done.append(time.perf_counter() - t_start)
+      starts.append(t0 - t_start)
+      ends.append(end)
+      nxt = end
+    ends, done = np.asarray(ends), np.asarray(done)
+    batch = np.diff(ends, prepend=0)
+    arrival = np.arange(total) / per_s
+    lat = np.repeat(done, batch) - arrival
+    st = _stats(lat)
+    end_lag_ms = float(lat[-1] * 1e3)
+    keeps_up = end_lag_ms <= budget_ms
+    ok = st["p99_us"] <= budget_ms * 1e3 and keeps_up
+    rows.append({"streams": n, "frames": int(total), **st,
+                 "mean_batch": float(batch.mean()), "calls": int(batch.size),
+                 "max_batch": int(batch.max()),
+                 "busy_fraction": float(
+                     np.sum(done - np.asarray(starts)) / done[-1]),
+                 "end_lag_ms": end_lag_ms, "keeps_up": bool(keeps_up),
+                 "within_budget": bool(ok)})
+    del pool, xs
+    if ok:
+      best = n
+    else:
+      break
+  return {"rate_hz": rate_hz, "budget_ms": budget_ms, "seconds": seconds,
+          "arrivals": "stream i's frame k at (k + i / N) / rate_hz",
+          "rows": rows, "streams_per_core": best}
+
+
 def main(argv=None):
   p = argparse.ArgumentParser(prog="python -m imujax.bench_stream",
                               description=__doc__.split("\n\n")[0])
@@ -167,6 +249,11 @@ def main(argv=None):
   p.add_argument("--reps", type=int, default=200)
   p.add_argument("--sizes", default="1,64,256,1024,2048,4096,8192,16384,"
                  "32768,65536")
+  p.add_argument("--pool_sizes", default="1024,2048,4096,8192,12288,16384,"
+                 "24576,32768", help="Stream counts for the micro-batched "
+                 "pool (ascending).")
+  p.add_argument("--pool_seconds", type=float, default=2.,
+                 help="Seconds of frames per pool size.")
   p.add_argument("--json", default="", help="Also write the results here.")
   args = p.parse_args(argv)
   pinned = _pin(args.core)
@@ -186,7 +273,10 @@ def main(argv=None):
             "one_stream": bench_one_stream(run, args.samples, artifact),
             "capacity": bench_capacity(
                 run, [int(s) for s in args.sizes.split(",")], args.rate_hz,
-                args.budget_ms, args.reps)}
+                args.budget_ms, args.reps),
+            "pool": bench_pool(
+                run, [int(s) for s in args.pool_sizes.split(",")],
+                args.rate_hz, args.budget_ms, args.pool_seconds)}
   print(f"{args.workdir} ({result['model']}); {pinned}")
   print("One stream, per sample incl. preprocessing (us):")
   for name, s in result["one_stream"].items():
@@ -200,6 +290,19 @@ def main(argv=None):
   print(f"Streams per core: {cap['streams_per_core']} batched vs "
         f"{base['streams_per_core']} with separate batch-1 steps "
         f"({base['median_us']:.1f} us each).")
+  pool = result["pool"]
+  print(f"micro-batched pool: spread arrivals at {args.rate_hz:g} Hz, "
+        f"{args.pool_seconds:g} s of frames, latency = result on host - "
+        "arrival:")
+  for r in pool["rows"]:
+    print(f"  N={r['streams']:6d}  median {r['median_us']:9.1f} us  p99 "
+          f"{r['p99_us']:9.1f} us  mean batch {r['mean_batch']:7.1f}  busy "
+          f"{r['busy_fraction']:4.0%}  end lag {r['end_lag_ms']:7.2f} ms  "
+          f"{'ok' if r['within_budget'] else '-'}")
+  print(f"Streams per core at {args.rate_hz:g} Hz, p99 <= {args.budget_ms:g} "
+        f"ms: micro-batched pool {pool['streams_per_core']} vs "
+        f"{cap['streams_per_core']} frame-synchronous batched (same-run "
+        "baseline).")
   if args.json:
     with open(args.json, "w") as f:
       json.dump(result, f, indent=1)
