@@ -13,6 +13,8 @@ thread before JAX is imported, then measures:
    - `jit+const+donate`: params baked into the compiled step as constants,
      state donated and kept on the device (`stream.Model`, the default);
    - `aot`: the same, compiled ahead of time (`.lower().compile()`);
+   - `numpy`: the same maths in NumPy (`stream.NumpyModel`): no JAX
+     dispatch per frame;
    - `artifact`: the exported artifact (`export.Artifact`), if `--artifact`.
 2. Capacity: the batched step (N streams in one call, frames already on the
    grid) for growing N; the largest N whose p99 step time is at most
@@ -97,7 +99,8 @@ def bench_one_stream(run, samples: int, artifact=None) -> dict:
           self.init_state(1), np.zeros((1, c), np.float32)).compile()
 
   models = {"eager": EagerModel(run, False), "jit": EagerModel(run, True),
-            "jit+const+donate": stream.Model(run), "aot": AotModel(run)}
+            "jit+const+donate": stream.Model(run), "aot": AotModel(run),
+            "numpy": stream.NumpyModel(run)}
   if artifact is not None:
     models["artifact"] = artifact
   out = {}

@@ -71,14 +71,20 @@ def make_handler(state: State):
   return Handler
 
 
-def load_model(path: str):
-  """A run workdir (`stream.Model`) or an exported artifact file."""
+def load_model(path: str, backend: str = "numpy"):
+  """A run workdir or an exported artifact file -> (model, run info).
+
+  A workdir's params run in NumPy (`stream.NumpyModel`, the lowest latency
+  for one stream) or in the jitted step (`stream.Model`); an artifact runs
+  its serialised `jax.export` step.
+  """
   if os.path.isfile(path):
     from imujax import export
     return export.Artifact.load(path), None
   from imujax import stream
   run = stream.load_run(path)
-  return stream.Model(run), run.info
+  model = stream.NumpyModel(run) if backend == "numpy" else stream.Model(run)
+  return model, run.info
 
 
 def latency_report(latencies_s, frames: int, samples: int, counts: dict,
@@ -126,6 +132,9 @@ def main(argv=None):
                  help="A fine-tuned run's workdir or an exported artifact.")
   p.add_argument("--source", required=True,
                  help="replay:PATH[,speed=N] | udp:PORT | mvn:PORT[,map=..]")
+  p.add_argument("--backend", default="numpy", choices=("numpy", "jax"),
+                 help="For a workdir: the step in NumPy (lowest latency for "
+                 "one stream) or jitted JAX (identical outputs).")
   p.add_argument("--http_port", type=int, default=8765, help="0 = any free.")
   p.add_argument("--ema", type=float, default=0.)
   p.add_argument("--hysteresis", type=float, default=0.)
@@ -140,7 +149,7 @@ def main(argv=None):
 
   from imujax.live import sources
 
-  model, run_info = load_model(args.model)
+  model, run_info = load_model(args.model, args.backend)
   source = sources.open_source(args.source, model, run_info)
   state = State(model.class_names, source.description)
   server = http.server.ThreadingHTTPServer(("127.0.0.1", args.http_port),
