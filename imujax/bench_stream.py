@@ -91,6 +91,8 @@ def bench_one_stream(run, samples: int, artifact=None) -> dict:
         state, out = f(params, state, (x - mean) / std)
         return state, out["probs"]
       self._step = raw_step
+      self.init_state = lambda batch_size=1: stream.init_state(params,
+                                                               batch_size)
 
   class AotModel(stream.Model):
     def __init__(self, run):

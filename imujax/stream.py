@@ -356,6 +356,13 @@ class OnlineResampler:
     n = int(np.floor(rel * self.rate + 1e-9)) + 1 - self.k
     if n <= 0:
       return self._empty(reset)
+    if n == 1:  # The usual case (sample rate ~ model rate): scalar grid.
+      g = self.k / self.rate
+      self.k += 1
+      frame = x if g >= rel else x0 if g == t0 else (
+          (x - x0) / (rel - t0) * (g - t0) + x0)
+      return (np.array([self.t0 + g]), frame[None].astype(np.float32),
+              reset)
     grid = np.arange(self.k, self.k + n) / self.rate
     self.k += n
     slope = (x - x0) / (rel - t0)
@@ -425,6 +432,9 @@ class Smoother:
 
   def __call__(self, probs: np.ndarray) -> tuple[np.ndarray, int]:
     """<float>[K] probabilities -> (smoothed [K], label)."""
+    if not self.ema and not self.hysteresis:  # Off: the plain argmax.
+      self._p = probs
+      return probs, int(probs.argmax())
     probs = np.asarray(probs, np.float64)
     self._p = probs if self._p is None or not self.ema else (
         self.ema * self._p + (1. - self.ema) * probs)
@@ -458,17 +468,23 @@ class Model:
     self.sample_rate_hz = run.sample_rate_hz
     params = jax.tree.map(jnp.asarray, run.params)
     mean, std = jnp.asarray(run.mean), jnp.asarray(run.std)
-    self._params = params
+    leaves, treedef = jax.tree.flatten(init_state(params, 1))
+    widths = [leaf.shape[-1] for leaf in leaves]
+    self._width = sum(widths)
 
-    def raw_step(state, x):
+    def raw_step(packed, x):
+      parts = jnp.split(packed, np.cumsum(widths)[:-1], axis=-1)
+      state = jax.tree.unflatten(treedef, parts)
       state, out = step(params, state, (x - mean) / std)
-      return state, out["probs"]
-    # Params are constants of the compiled step: fewer arguments to pass per
-    # call; the state is donated and stays on the device between calls.
+      return jnp.concatenate(jax.tree.leaves(state), axis=-1), out["probs"]
+    # Params are constants of the compiled step and the carries travel as one
+    # packed array: each argument costs dispatch time per call, which is most
+    # of a small model's step. The state is donated and stays on the device.
     self._step = jax.jit(raw_step, donate_argnums=0)
 
-  def init_state(self, batch_size: int = 1):
-    return init_state(self._params, batch_size)
+  def init_state(self, batch_size: int = 1) -> jax.Array:
+    """<float32>[batch, sum of carry widths]: every layer's carries packed."""
+    return jnp.zeros((batch_size, self._width), jnp.float32)
 
   def step(self, state, x_raw: np.ndarray):
     """x_raw <float32>[batch, C] in the run's units -> (state, probs [B, K])."""
@@ -572,7 +588,7 @@ _NUMPY_STEPS = {"rnn": _np_rnn, "lstm": _np_lstm, "gru": _np_gru}
 class Output(NamedTuple):
   t: float            # Grid time of the frame, seconds (source clock).
   probs: np.ndarray   # <float32>[K] the model's probabilities.
-  smoothed: np.ndarray  # <float64>[K] after EMA (== probs without EMA).
+  smoothed: np.ndarray  # [K] after EMA (probs itself without smoothing).
   label: int          # After smoothing / hysteresis.
   reset: bool         # The state was zeroed before this frame.
 
@@ -588,6 +604,7 @@ class Streamer:
     self.model = model
     self.index = check_channels(model.channel_names, input_channels,
                                 source=source, reorder=reorder)
+    self._select = list(self.index) != list(range(len(input_channels)))
     self.resampler = OnlineResampler(
         model.sample_rate_hz, len(self.index), gap_policy=gap_policy,
         gap_factor=gap_factor, max_gap_s=max_gap_s)
@@ -596,7 +613,8 @@ class Streamer:
 
   def push(self, t: float, x) -> list[Output]:
     """One sample (in the source's channel order) -> the frames it completes."""
-    x = np.asarray(x, np.float64)[self.index]
+    if self._select:  # The resampler converts to float64 itself.
+      x = np.asarray(x, np.float64)[self.index]
     times, frames, reset = self.resampler.push(t, x)
     outs = []
     for i, (tf, frame) in enumerate(zip(times, frames)):
