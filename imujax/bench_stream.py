@@ -3,7 +3,9 @@ r"""Streaming latency and capacity on one CPU core.
   python -m imujax.bench_stream --workdir=/tmp/imujax_default/pretrained
 
 Pins itself to one core (`os.sched_setaffinity`) and asks XLA for one
-thread before JAX is imported, then measures:
+thread before JAX is imported, makes JAX's CPU dispatch synchronous
+(`runtime.synchronous_cpu_dispatch`, as the live demo does; `--async_dispatch`
+keeps JAX's default, for comparison), then measures:
 
 1. One stream, per sample, preprocessing included (online resampling of a
    jittered 50 Hz sample, channel selection, normalisation, model step,
@@ -13,8 +15,7 @@ thread before JAX is imported, then measures:
    - `jit+const+donate`: params baked into the compiled step as constants,
      state donated and kept on the device (`stream.Model`, the default);
    - `aot`: the same, compiled ahead of time (`.lower().compile()`);
-   - `numpy`: the same maths in NumPy (`stream.NumpyModel`): no JAX
-     dispatch per frame;
+   - `numpy`: the same maths in NumPy (`stream.NumpyModel`, no XLA);
    - `artifact`: the exported artifact (`export.Artifact`), if `--artifact`.
 2. Capacity: the batched step (N streams in one call, frames already on the
    grid) for growing N; the largest N whose p99 step time is at most
@@ -259,11 +260,19 @@ def main(argv=None):
                  "pool (ascending).")
   p.add_argument("--pool_seconds", type=float, default=2.,
                  help="Seconds of frames per pool size.")
+  p.add_argument("--async_dispatch", action="store_true",
+                 help="Keep JAX's default asynchronous CPU dispatch (the "
+                 "default here is synchronous, as the live demo runs).")
   p.add_argument("--json", default="", help="Also write the results here.")
   args = p.parse_args(argv)
   pinned = _pin(args.core)
 
   import jax
+
+  from imujax import runtime
+  pinned += "; " + ("CPU dispatch asynchronous (JAX's default)"
+                    if args.async_dispatch else
+                    runtime.synchronous_cpu_dispatch())
 
   from imujax import stream
 

@@ -40,3 +40,22 @@ def tune_malloc() -> str:
         mallopt(_M_TRIM_THRESHOLD, min(_TRIM_THRESHOLD, 2**31 - 1)) == 1)
   return ("malloc tuned: no mmap for large blocks, no heap trimming" if ok else
           "malloc tuning refused by libc (mallopt returned 0)")
+
+
+def synchronous_cpu_dispatch() -> str:
+  """Runs each jitted CPU computation inline on the calling thread.
+
+  For streaming one frame at a time: JAX's default hands every computation to
+  a worker thread and the caller then waits for it, a thread hand-off per
+  frame that costs ~10 us and most of the latency tail when the process is
+  pinned to one core. Offline training keeps the default (asynchronous
+  dispatch overlaps the host's work with the device's). JAX reads the setting
+  when it creates the CPU client: call this before the first computation.
+  """
+  import jax
+  from jax._src import xla_bridge  # For the already-started check only.
+  if xla_bridge.backends_are_initialized():
+    return ("CPU dispatch left asynchronous: JAX was already running "
+            "(call runtime.synchronous_cpu_dispatch() first)")
+  jax.config.update("jax_cpu_enable_async_dispatch", False)
+  return "CPU dispatch synchronous (inline on the calling thread)"

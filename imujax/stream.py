@@ -482,6 +482,15 @@ class Model:
     # of a small model's step. The state is donated and stays on the device.
     self._step = jax.jit(raw_step, donate_argnums=0)
 
+    def raw_steps(packed, xs):
+      def one(p, x):
+        p, probs = raw_step(p, x[None])
+        return p, probs[0]
+      # Straight-line code for the few frames one sample completes: one
+      # dispatch instead of one per frame, and no loop to run.
+      return jax.lax.scan(one, packed, xs, unroll=True)
+    self._steps = jax.jit(raw_steps, donate_argnums=0)
+
   def init_state(self, batch_size: int = 1) -> jax.Array:
     """<float32>[batch, sum of carry widths]: every layer's carries packed."""
     return jnp.zeros((batch_size, self._width), jnp.float32)
@@ -490,16 +499,20 @@ class Model:
     """x_raw <float32>[batch, C] in the run's units -> (state, probs [B, K])."""
     return self._step(state, x_raw)
 
+  def steps(self, state, frames: np.ndarray):
+    """Consecutive frames <float32>[n, C] of ONE stream -> (state, [n, K])."""
+    return self._steps(state, frames)
+
 
 class NumpyModel:
-  """`Model` with the step in NumPy: the same params and maths, no JAX call.
+  """`Model` with the step in NumPy: the same params and maths, no XLA.
 
-  A jitted call costs tens of microseconds of dispatch whatever the model's
-  size, which is most of the budget of one small stream at 30-60 Hz; for
-  batch-1 streaming the same arithmetic in NumPy (one fused input+recurrent
-  matmul per layer) is several times cheaper. Outputs equal `Model`'s to
-  float32 rounding (test: within 1e-5 of the training-time scan). For many
-  streams at once use the jitted, batched `Model` (or `stream_pool`).
+  For a demonstrator that should compile nothing (the params become plain
+  arrays, no XLA program), and an independent check of the jitted step (test: within 1e-5
+  of the training-time scan). It is not the fast path: on the 2-core CPU a
+  2x64 LSTM frame takes ~50 us in NumPy (one small NumPy call per op) against
+  ~21 us for the jitted `Model` with synchronous dispatch (README, "Online
+  inference").
   """
 
   def __init__(self, run: Run):
@@ -616,13 +629,21 @@ class Streamer:
     if self._select:  # The resampler converts to float64 itself.
       x = np.asarray(x, np.float64)[self.index]
     times, frames, reset = self.resampler.push(t, x)
+    if not len(frames):
+      return []
+    if reset:
+      self.state = self.model.init_state(1)
+      self.smoother.reset()
+    if len(frames) > 1 and hasattr(self.model, "steps"):
+      self.state, probs_all = self.model.steps(self.state, frames)
+      probs_all = np.asarray(probs_all)
+    else:
+      probs_all = []
+      for frame in frames:
+        self.state, probs = self.model.step(self.state, frame[None])
+        probs_all.append(np.asarray(probs)[0])
     outs = []
-    for i, (tf, frame) in enumerate(zip(times, frames)):
-      if reset and i == 0:
-        self.state = self.model.init_state(1)
-        self.smoother.reset()
-      self.state, probs = self.model.step(self.state, frame[None])
-      probs = np.asarray(probs)[0]
+    for i, (tf, probs) in enumerate(zip(times, probs_all)):
       smoothed, label = self.smoother(probs)
       outs.append(Output(float(tf), probs, smoothed, label, reset and i == 0))
     return outs

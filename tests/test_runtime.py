@@ -43,3 +43,24 @@ def test_tuned_malloc_recycles_large_blocks():
   said, faults = _probe("0")
   assert "off" in said
   assert faults > 30000, faults  # The default: every block faults again.
+
+
+_DISPATCH_PROBE = r"""
+import jax
+import numpy as np
+from imujax import runtime
+print(runtime.synchronous_cpu_dispatch())
+print(jax.config.values["jax_cpu_enable_async_dispatch"])
+assert float(jax.jit(lambda x: x + 1.)(np.float32(1.))) == 2.
+print(runtime.synchronous_cpu_dispatch())  # JAX is running now: too late.
+"""
+
+
+def test_synchronous_dispatch_is_set_before_jax_starts_and_refused_after():
+  # What it buys (latency) is measured by `python -m imujax.bench_stream`;
+  # here, that it takes effect only where JAX reads it, and says so.
+  said, flag, late = subprocess.run(
+      [sys.executable, "-c", _DISPATCH_PROBE], check=True,
+      capture_output=True, text=True).stdout.splitlines()
+  assert said.startswith("CPU dispatch synchronous") and flag == "False"
+  assert "already running" in late
