@@ -84,6 +84,11 @@ def load_model(path: str, backend: str = "jax"):
   from imujax import stream
   run = stream.load_run(path)
   model = stream.NumpyModel(run) if backend == "numpy" else stream.Model(run)
+  # Compile before the first sample arrives, not on it.
+  zeros = np.zeros((2, len(run.channel_names)), np.float32)
+  model.step(model.init_state(1), zeros[:1])
+  if hasattr(model, "steps"):
+    model.steps(model.init_state(1), zeros)
   return model, run.info
 
 
@@ -150,7 +155,7 @@ def main(argv=None):
   from imujax.live import sources
 
   from imujax import runtime
-  print(runtime.synchronous_cpu_dispatch())  # One frame at a time: no hand-off.
+  print(runtime.synchronous_cpu_dispatch(), file=sys.stderr)  # Per frame.
   model, run_info = load_model(args.model, args.backend)
   source = sources.open_source(args.source, model, run_info)
   state = State(model.class_names, source.description)
