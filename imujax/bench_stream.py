@@ -94,6 +94,7 @@ def bench_one_stream(run, samples: int, artifact=None) -> dict:
       self._step = raw_step
       self.init_state = lambda batch_size=1: stream.init_state(params,
                                                                batch_size)
+      self.steps = None  # Frame by frame: the baseline has no scan variant.
 
   class AotModel(stream.Model):
     def __init__(self, run):
@@ -255,7 +256,7 @@ def main(argv=None):
   p.add_argument("--reps", type=int, default=200)
   p.add_argument("--sizes", default="1,64,256,1024,2048,4096,8192,16384,"
                  "32768,65536")
-  p.add_argument("--pool_sizes", default="1024,2048,4096,8192,12288,16384,"
+  p.add_argument("--pool_sizes", default="1024,2048,4096,8192,10240,12288,16384,"
                  "24576,32768", help="Stream counts for the micro-batched "
                  "pool (ascending).")
   p.add_argument("--pool_seconds", type=float, default=2.,

@@ -393,10 +393,13 @@ class OnlineResampler:
     grid = np.arange(self.k, self.k + n) / self.rate
     ts = np.asarray(self._t)
     xs = np.stack(self._x)
-    out = np.empty((n, self.channels), np.float32)
-    for c in range(self.channels):
-      ok = np.isfinite(xs[:, c])
-      out[:, c] = np.interp(grid, ts[ok], xs[ok, c])
+    if np.isfinite(xs).all():  # Every channel on the same samples: at once.
+      out = _interp_rows(grid, ts, xs).astype(np.float32)
+    else:
+      out = np.empty((n, self.channels), np.float32)
+      for c in range(self.channels):
+        ok = np.isfinite(xs[:, c])
+        out[:, c] = np.interp(grid, ts[ok], xs[ok, c])
     self.k += n
     # Keep, per channel, the last finite sample at or before the next frame
     # (it brackets that frame), and everything after it.
@@ -407,6 +410,25 @@ class OnlineResampler:
       keep_from = min(keep_from, int(ok[-1]) if ok.size else 0)
     del self._t[:keep_from], self._x[:keep_from]
     return self.t0 + grid, out, reset
+
+
+def _interp_rows(grid: np.ndarray, ts: np.ndarray, xs: np.ndarray):
+  """`np.interp(grid, ts, xs[:, c])` for every column c at once.
+
+  grid <float64>[n] inside [ts[0], ts[-1]] (what `_emit` asks for), ts [m]
+  increasing, xs [m, C] -> [n, C], with np.interp's arithmetic (slope times
+  offset plus left value; exact hits and the right end return the sample).
+  """
+  if len(ts) == 1:
+    return np.repeat(xs, len(grid), axis=0)
+  j = np.clip(np.searchsorted(ts, grid, side="right") - 1, 0, len(ts) - 2)
+  slope = (xs[j + 1] - xs[j]) / (ts[j + 1] - ts[j])[:, None]
+  out = slope * (grid - ts[j])[:, None] + xs[j]
+  hit = grid == ts[j]
+  out[hit] = xs[j][hit]
+  out[grid <= ts[0]] = xs[0]
+  out[grid >= ts[-1]] = xs[-1]
+  return out
 
 
 # ---------------------------------------------------------------- smoothing
@@ -634,7 +656,7 @@ class Streamer:
     if reset:
       self.state = self.model.init_state(1)
       self.smoother.reset()
-    if len(frames) > 1 and hasattr(self.model, "steps"):
+    if len(frames) > 1 and getattr(self.model, "steps", None):
       self.state, probs_all = self.model.steps(self.state, frames)
       probs_all = np.asarray(probs_all)
     else:

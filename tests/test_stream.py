@@ -297,3 +297,13 @@ def test_streaming_evaluation_command(run_dir, watch_data, tmp_path):
   assert raw["label_changes"] >= 1
   assert 0 <= raw["macro_f1"] <= 1 and raw["frames"] > 0
   assert sm["switches_per_min"] <= raw["switches_per_min"]
+
+
+def test_interp_rows_equals_np_interp_per_channel():
+  rng = np.random.default_rng(7)
+  for m in (1, 2, 3, 7):
+    ts = np.sort(rng.uniform(0, 1, m))
+    xs = rng.normal(size=(m, 5))
+    grid = np.concatenate([ts, rng.uniform(ts[0] - .1, ts[-1] + .1, 20)])
+    want = np.stack([np.interp(grid, ts, xs[:, c]) for c in range(5)], -1)
+    np.testing.assert_array_equal(stream._interp_rows(grid, ts, xs), want)

@@ -87,7 +87,7 @@ def load_model(path: str, backend: str = "jax"):
   # Compile before the first sample arrives, not on it.
   zeros = np.zeros((2, len(run.channel_names)), np.float32)
   model.step(model.init_state(1), zeros[:1])
-  if hasattr(model, "steps"):
+  if getattr(model, "steps", None):
     model.steps(model.init_state(1), zeros)
   return model, run.info
 
