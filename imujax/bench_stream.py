@@ -37,8 +37,11 @@ keeps JAX's default, for comparison), then measures:
    time: queueing + one small step. Per N: frames served, median and p99
    latency, mean batch, busy fraction (time inside pool calls / loop time),
    and keeps_up (the last frame's latency is within `--budget_ms`: the loop
-   had not fallen behind at the end). Capacity: the largest N with p99 <=
-   `--budget_ms` and keeps_up; N stops growing at the first failure. The
+   had not fallen behind at the end). Each N runs `--pool_trials` (3) times
+   and passes when most of its trials have p99 <= `--budget_ms` and keep
+   up (one stall of the machine does not decide alone); its row shows the
+   trial with the median p99. Capacity: the largest N that passes; N stops
+   growing at the first failure. The
    frame-synchronous capacity (2.) is printed beside it as the same-run
    baseline; note that 2. times one step of all N frames, while 3. times
    each frame from its arrival to its result.
@@ -183,8 +186,13 @@ def bench_capacity(run, sizes, rate_hz: float, budget_ms: float,
 
 
 def bench_pool(run, sizes, rate_hz: float, budget_ms: float,
-               seconds: float) -> dict:
-  """Arrival-to-result latency of the micro-batched pool per N (module doc)."""
+               seconds: float, trials: int = 3) -> dict:
+  """Arrival-to-result latency of the micro-batched pool per N (module doc).
+
+  Each N runs `trials` times; it passes when a majority of its trials do, so
+  one stall of the machine does not decide the capacity on its own. The row
+  reports the trial with the median p99 and every trial's p99.
+  """
   import numpy as np
 
   from imujax import stream_pool
@@ -200,39 +208,13 @@ def bench_pool(run, sizes, rate_hz: float, budget_ms: float,
           + run.mean).astype(np.float32)
     pool = stream_pool.StreamPool(run, n)
     pool.warmup(n)
-    total, per_s, cap = n * frames, n * rate_hz, n
-    ends, starts, done = [], [], []  # Per call: last row + 1, clock times.
-    nxt = 0
-    t_start = time.perf_counter()
-    while nxt < total:
-      now = time.perf_counter() - t_start
-      upto = min(total, int(now * per_s) + 1)  # Rows with arrival <= now.
-      if upto <= nxt:
-        wait = nxt / per_s - now
-        if wait > 3e-4:
-          time.sleep(wait - 2e-4)
-        continue  # Busy-wait the rest.
-      end = min(upto, nxt + cap)
-      t0 = time.perf_counter()
-      pool.step(np.arange(nxt, end) % n, xs[nxt:end])  # Probs on the host.
-      done.append(time.perf_counter() - t_start)
-      starts.append(t0 - t_start)
-      ends.append(end)
-      nxt = end
-    ends, done = np.asarray(ends), np.asarray(done)
-    batch = np.diff(ends, prepend=0)
-    arrival = np.arange(total) / per_s
-    lat = np.repeat(done, batch) - arrival
-    st = _stats(lat)
-    end_lag_ms = float(lat[-1] * 1e3)
-    keeps_up = end_lag_ms <= budget_ms
-    ok = st["p99_us"] <= budget_ms * 1e3 and keeps_up
-    rows.append({"streams": n, "frames": int(total), **st,
-                 "mean_batch": float(batch.mean()), "calls": int(batch.size),
-                 "max_batch": int(batch.max()),
-                 "busy_fraction": float(
-                     np.sum(done - np.asarray(starts)) / done[-1]),
-                 "end_lag_ms": end_lag_ms, "keeps_up": bool(keeps_up),
+    results = sorted((_pool_trial(pool, xs, n, rate_hz, budget_ms)
+                      for _ in range(trials)), key=lambda r: r["p99_us"])
+    passed = sum(r["within_budget"] for r in results)
+    ok = 2 * passed > trials
+    rows.append({**results[len(results) // 2], "trials_passed": passed,
+                 "trials": trials,
+                 "trial_p99_us": [r["p99_us"] for r in results],
                  "within_budget": bool(ok)})
     del pool, xs
     if ok:
@@ -240,8 +222,47 @@ def bench_pool(run, sizes, rate_hz: float, budget_ms: float,
     else:
       break
   return {"rate_hz": rate_hz, "budget_ms": budget_ms, "seconds": seconds,
+          "trials": trials,
           "arrivals": "stream i's frame k at (k + i / N) / rate_hz",
           "rows": rows, "streams_per_core": best}
+
+
+def _pool_trial(pool, xs, n: int, rate_hz: float, budget_ms: float) -> dict:
+  """One closed-loop pass of xs' frames through `pool` on the real clock."""
+  import numpy as np
+
+  total, per_s, cap = len(xs), n * rate_hz, n
+  ends, starts, done = [], [], []  # Per call: last row + 1, clock times.
+  nxt = 0
+  t_start = time.perf_counter()
+  while nxt < total:
+    now = time.perf_counter() - t_start
+    upto = min(total, int(now * per_s) + 1)  # Rows with arrival <= now.
+    if upto <= nxt:
+      wait = nxt / per_s - now
+      if wait > 3e-4:
+        time.sleep(wait - 2e-4)
+      continue  # Busy-wait the rest.
+    end = min(upto, nxt + cap)
+    t0 = time.perf_counter()
+    pool.step(np.arange(nxt, end) % n, xs[nxt:end])  # Probs on the host.
+    done.append(time.perf_counter() - t_start)
+    starts.append(t0 - t_start)
+    ends.append(end)
+    nxt = end
+  ends, done = np.asarray(ends), np.asarray(done)
+  batch = np.diff(ends, prepend=0)
+  arrival = np.arange(total) / per_s
+  lat = np.repeat(done, batch) - arrival
+  st = _stats(lat)
+  end_lag_ms = float(lat[-1] * 1e3)
+  keeps_up = end_lag_ms <= budget_ms
+  return {"streams": n, "frames": int(total), **st,
+          "mean_batch": float(batch.mean()), "calls": int(batch.size),
+          "max_batch": int(batch.max()),
+          "busy_fraction": float(np.sum(done - np.asarray(starts)) / done[-1]),
+          "end_lag_ms": end_lag_ms, "keeps_up": bool(keeps_up),
+          "within_budget": bool(st["p99_us"] <= budget_ms * 1e3 and keeps_up)}
 
 
 def main(argv=None):
@@ -260,7 +281,9 @@ def main(argv=None):
                  "24576,32768", help="Stream counts for the micro-batched "
                  "pool (ascending).")
   p.add_argument("--pool_seconds", type=float, default=2.,
-                 help="Seconds of frames per pool size.")
+                 help="Seconds of frames per pool size and trial.")
+  p.add_argument("--pool_trials", type=int, default=3,
+                 help="Trials per pool size; a size passes on a majority.")
   p.add_argument("--async_dispatch", action="store_true",
                  help="Keep JAX's default asynchronous CPU dispatch (the "
                  "default here is synchronous, as the live demo runs).")
@@ -291,7 +314,8 @@ def main(argv=None):
                 args.budget_ms, args.reps),
             "pool": bench_pool(
                 run, [int(s) for s in args.pool_sizes.split(",")],
-                args.rate_hz, args.budget_ms, args.pool_seconds)}
+                args.rate_hz, args.budget_ms, args.pool_seconds,
+                args.pool_trials)}
   print(f"{args.workdir} ({result['model']}); {pinned}")
   print("One stream, per sample incl. preprocessing (us):")
   for name, s in result["one_stream"].items():
@@ -313,6 +337,8 @@ def main(argv=None):
     print(f"  N={r['streams']:6d}  median {r['median_us']:9.1f} us  p99 "
           f"{r['p99_us']:9.1f} us  mean batch {r['mean_batch']:7.1f}  busy "
           f"{r['busy_fraction']:4.0%}  end lag {r['end_lag_ms']:7.2f} ms  "
+          f"trials ok {r['trials_passed']}/{r['trials']} (p99s "
+          f"{', '.join(f'{p / 1e3:.2f}' for p in r['trial_p99_us'])} ms)  "
           f"{'ok' if r['within_budget'] else '-'}")
   print(f"Streams per core at {args.rate_hz:g} Hz, p99 <= {args.budget_ms:g} "
         f"ms: micro-batched pool {pool['streams_per_core']} vs "
