@@ -22,9 +22,9 @@ run one after another):
          and 231 fine-tune runs (seglearn has 5 training subjects, so its
          budget 5 is "all" and is run once); ~81k pre-training and ~139k
          fine-tune member-steps: about 4-5 hours.
-  readme the README's results: every dataset; scratch, masked_reconstruction
-         and forecast; budgets 1, 2, 5 and all; 3 seeds: 18 pre-training and
-         99 fine-tune runs (wall time: README, "The study").
+  readme the README's results: every dataset; scratch, masked_reconstruction,
+         forecast and simclr; budgets 1, 2, 5 and all; 3 seeds: 27
+         pre-training and 132 fine-tune runs (wall time: README, "The study").
   cheap  seglearn_watch only; scratch, masked_reconstruction and forecast;
          budgets 1, 2 and all; 3 seeds: 6 pre-training and 27 fine-tune runs
          in 11 groups: about 28 minutes (2 x ~285 s + 9 x 126 s).
@@ -47,7 +47,7 @@ SEEDS = (0, 1, 2)
 VARIANTS = {
     "full": (tuple(DATASETS), OBJECTIVES, BUDGETS, SEEDS),
     "readme": (tuple(DATASETS), ("scratch", "masked_reconstruction",
-                                 "forecast"), BUDGETS, SEEDS),
+                                 "forecast", "simclr"), BUDGETS, SEEDS),
     "cheap": (("seglearn_watch",), ("scratch", "masked_reconstruction",
                                     "forecast"), (1, 2, 0), SEEDS),
     "smoke": (("seglearn_watch",), ("scratch", "masked_reconstruction"),
