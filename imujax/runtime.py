@@ -6,7 +6,10 @@ threshold (at most 32 MiB) with a fresh `mmap` and unmaps them on free, so
 every step faults in and zeroes the whole block again: ~15,000 page faults and
 ~20 % of a CPU step at the README's workload (imujax/BENCH_NOTES.md). Turning
 off mmap for large blocks and raising the trim threshold keeps them in the
-heap, where they are recycled from step to step. The cost: memory freed by
+heap, where they are recycled from step to step (fully when XLA runs on the
+calling thread; with asynchronous dispatch the worker thread's own glibc arena
+still returns part of them: 1,500-13,900 instead of ~15,000 faults per step,
+imujax/BENCH_NOTES.md variant 12). The cost: memory freed by
 large arrays stays with the process for reuse instead of going back to the OS.
 
 `tune_malloc()` is called by `imujax.main` and the benchmarks; set
