@@ -14,8 +14,9 @@ Repeats alternate the arms; the median is reported.
 
   python -m imujax.bench_seeds [--k=8 --steps=40 --repeats=3]
 
-On the shared 2-core CPU (K=8, 20 steps, 5 repeats, medians): sequential
-19.2, vmapped 16.5 (0.86x), looped 20.5 (1.07x) member-steps/s. The CPU step
+On the project's 2-core CPU (2026-11-28, K=8, 20 steps, 3 repeats, medians,
+malloc tuned, machine otherwise idle): sequential 30.6, vmapped 24.6 (0.80x),
+looped 27.9 (0.91x) member-steps/s (README, "Vectorised seeds"). The CPU step
 is compute-bound — one batch of 256 costs more than 8 batches of 32 — so
 batching seeds has nothing to amortise there; on an accelerator, where a
 32 x 64 LSTM step is latency-bound, vmapping is what fills the device.

@@ -1,0 +1,113 @@
+"""The benchmark commands: they compare like with like, and they run.
+
+Timings are never asserted (they are the benchmarks' output, not a test):
+these tests check that the imujax and flax.linen rows of `imujax.bench` time
+the same function, that the ratios reported are the ratios of the rows, and
+that `imujax.bench_stream` runs end to end on a real fine-tuned run and writes
+self-consistent JSON.
+"""
+
+import json
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from imujax import bench
+from tests.conftest import REPO
+from tests.conftest import subprocess_env
+from tests.test_stream import make_run
+
+C, H, K = 3, 5, 4
+
+
+def _cat(flax_cell, names, part):
+  return jnp.concatenate([flax_cell[n][part] for n in names], axis=-1)
+
+
+def _port(kind: str, flax_params) -> dict:
+  """flax.linen LSTM / GRU params in imujax's (PyTorch) layout."""
+  head = {"w": flax_params["Dense_0"]["kernel"],
+          "b": flax_params["Dense_0"]["bias"]}
+  if kind == "lstm":
+    cell = flax_params["OptimizedLSTMCell_0"]
+    return {"cell": {"w_ih": _cat(cell, ("ii", "if", "ig", "io"), "kernel"),
+                     "w_hh": _cat(cell, ("hi", "hf", "hg", "ho"), "kernel"),
+                     "b": _cat(cell, ("hi", "hf", "hg", "ho"), "bias")},
+            "head": head}
+  cell = flax_params["GRUCell_0"]
+  zeros = jnp.zeros((H,), jnp.float32)
+  # flax.linen's GRU has no hidden bias on r and z: PyTorch's form with
+  # those two set to zero is the same function.
+  return {"cell": {"w_ih": _cat(cell, ("ir", "iz", "in"), "kernel"),
+                   "w_hh": _cat(cell, ("hr", "hz", "hn"), "kernel"),
+                   "b_ih": _cat(cell, ("ir", "iz", "in"), "bias"),
+                   "b_hh": jnp.concatenate([zeros, zeros,
+                                            cell["hn"]["bias"]])},
+          "head": head}
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_imujax_and_flax_rows_are_the_same_network(kind):
+  flax_init, flax_apply = bench.flax_model(kind, C, H, K)
+  _, imujax_apply = bench.imujax_model(kind, C, H, K)
+  flax_params = flax_init(jax.random.key(1))
+  xs = jax.random.normal(jax.random.key(2), (2, 7, C))
+  want = flax_apply(flax_params, xs)
+  got = imujax_apply(_port(kind, flax_params), xs)
+  assert got.shape == (2, 7, K)
+  np.testing.assert_allclose(got, want, atol=1e-5, rtol=1e-5)
+
+
+def test_bench_rows_and_ratios():
+  rows = bench.run(["lstm", "gru"], ["imujax", "flax"], batch=2, time_=4,
+                   channels=C, hidden=H, classes=K, steps=2, warmup=1)
+  assert [(r["cell"], r["impl"]) for r in rows] == [
+      ("lstm", "imujax"), ("lstm", "flax"), ("gru", "imujax"), ("gru", "flax")]
+  for imujax_row, flax_row in (rows[0:2], rows[2:4]):
+    assert imujax_row["ms"] > 0 and flax_row["ms"] > 0
+    assert imujax_row["speedup_vs_flax"] == pytest.approx(
+        flax_row["ms"] / imujax_row["ms"])
+    assert imujax_row["frames_per_s"] == pytest.approx(
+        2 * 4 / (imujax_row["ms"] / 1e3))
+    # Same network, same optimizer: XLA's step memory is the same size.
+    assert imujax_row["peak_bytes"] > 0 and flax_row["peak_bytes"] > 0
+  assert "| lstm | imujax | 2 | 4 |" in bench.markdown(rows)
+
+
+def test_bench_stream_command_runs(tmp_path_factory, tfds_dir, watch_data,
+                                   tmp_path):
+  workdir = make_run(tmp_path_factory, tfds_dir)
+  out = tmp_path / "bench_stream.json"
+  # A child process: the command pins itself to one core and sets up
+  # JAX's dispatch before JAX starts, which must not happen to pytest.
+  proc = subprocess.run(
+      [sys.executable, "-m", "imujax.bench_stream", f"--workdir={workdir}",
+       "--samples=120", "--sizes=1,4", "--reps=5", "--pool_sizes=8,16",
+       "--pool_seconds=0.2", "--pool_trials=1", f"--json={out}"],
+      cwd=REPO, env=subprocess_env(), capture_output=True, text=True,
+      timeout=300)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  result = json.loads(out.read_text())
+  assert "synchronous" in result["setup"]
+  one = result["one_stream"]
+  assert set(one) == {"eager", "jit", "jit+const+donate", "aot", "numpy",
+                      "resampler_only"}
+  for name, stats in one.items():
+    assert stats["n"] == 100, name  # 120 samples less 20 of warm-up.
+    assert 0 < stats["median_us"] <= stats["p99_us"], name
+  cap = result["capacity"]
+  assert [r["streams"] for r in cap["batched"]] == [1, 4]
+  base = cap["unbatched_baseline"]
+  assert base["streams_per_core"] == int(5e3 // base["median_us"])
+  pool = result["pool"]
+  for row in pool["rows"]:
+    # Every frame of every stream was served: 0.2 s at 30 Hz = 6 per stream.
+    assert row["frames"] == 6 * row["streams"]
+    assert row["trials"] == 1 and len(row["trial_p99_us"]) == 1
+  passed = [r["streams"] for r in pool["rows"] if r["within_budget"]]
+  assert pool["streams_per_core"] == (max(passed) if passed else 0)
+  assert "Streams per core at 30 Hz" in proc.stdout
