@@ -1,25 +1,35 @@
 r"""K vmapped seeds against K sequential runs: training throughput.
 
 The model of configs/default.py (LSTM 2x64, window 128, batch 32) fine-tuned
-on seglearn_watch from scratch. Both arms draw host batches exactly as a run
-does (each member its own recordings, normaliser, seed) and time `steps`
-training steps after compilation:
+on seglearn_watch from scratch. Every arm draws host batches exactly as a run
+does (each member its own recordings, normaliser, seed) and times `steps`
+training steps after two warm-up steps (the second call of a jitted step can
+compile again when the first one's outputs are placed differently from its
+inputs; each arm's inputs are placed as its outputs are, and warm-up covers
+the rest):
 
-  sequential: for each of K seeds, `steps` steps of `train.jit_train_step`;
-  vmapped:    `steps` steps of one `multiseed.make_step` over K members;
-  looped:     the same with impl="loop" (K steps traced into one program).
+  sequential:  for each of K seeds, `steps` steps of `train.jit_train_step`
+               on one device, as K separate runs would;
+  vmap:        `steps` steps of one `multiseed.make_step` over K members on
+               one device;
+  vmap/split:  the same with the member axis split over every device (on a
+               CPU: `--cpu_devices`, default K: one member per device);
+  loop:        impl="loop" (K steps traced into one program), one device.
 
-Throughput is member-steps per second (K * steps / seconds) in both arms.
-Repeats alternate the arms; the median is reported.
+It first times what decides the outcome on a CPU: a chain of 128 dependent
+`tanh([32, 64] @ [64, 256])` steps (one member's recurrent matmuls) against
+the same chain for K members stacked (a batched dot per step), on one device.
+If stacking costs K times one chain, batching members has nothing to amortise
+and only more devices (cores) can help.
 
-  python -m imujax.bench_seeds [--k=8 --steps=40 --repeats=3]
+Throughput is member-steps per second (K * steps / seconds) in every arm.
+Repeats alternate the arms; the median is reported, with each arm's ratio to
+the sequential arm of the same run.
 
-On the project's 2-core CPU (2026-11-28, K=8, 20 steps, 3 repeats, medians,
-malloc tuned, machine otherwise idle): sequential 30.6, vmapped 24.6 (0.80x),
-looped 27.9 (0.91x) member-steps/s (README, "Vectorised seeds"). The CPU step
-is compute-bound — one batch of 256 costs more than 8 batches of 32 — so
-batching seeds has nothing to amortise there; on an accelerator, where a
-32 x 64 LSTM step is latency-bound, vmapping is what fills the device.
+  python -m imujax.bench_seeds [--k=8 --steps=40 --repeats=3 --cpu_devices=8]
+
+The README ("Vectorised seeds") has the numbers measured on the project's
+2-core CPU and what explains them.
 """
 
 import statistics
@@ -38,71 +48,116 @@ from imujax import train
 _MEMBERS = flags.DEFINE_integer("k", 8, "K: seeds trained together.")
 _STEPS = flags.DEFINE_integer("steps", 40, "Timed steps per member.")
 _REPEATS = flags.DEFINE_integer("repeats", 3, "Alternating repeats.")
+_CPU_DEVICES = flags.DEFINE_integer(
+    "cpu_devices", None,
+    "CPU devices the vmap/split arm shares the members over (default: K, one "
+    "member per device; 0: JAX's default). The other arms use one device.")
 _CONFIG = config_flags.DEFINE_config_file(
     "config", "configs/default.py", "Config file (with :args) of the members.")
 
 
 def main(argv):
   del argv
-  print(runtime.tune_malloc())  # Both arms, as imujax.main runs them.
+  print(runtime.tune_malloc())  # Every arm, as imujax.main runs them.
   base = _CONFIG.value
   k, steps = _MEMBERS.value, _STEPS.value
+  print(runtime.split_cpu(k if _CPU_DEVICES.value is None
+                          else _CPU_DEVICES.value))
   configs = multiseed.member_configs(base, [{"seed": s} for s in range(k)])
   runs = [train.prepare(c, "finetune") for c in configs]
   optimizer = train.phase_optimizer(configs[0], "finetune", runs[0].params)
+  loss_fn = runs[0].loss_fn
+  one_device = jax.local_devices()[:1]
 
   def fresh(run):  # Copies: the steps donate their state.
     params = jax.tree.map(jnp.array, run.params)
     return {"step": jnp.zeros((), jnp.int32), "params": params,
             "opt_state": optimizer.init(params)}
 
-  single = train.jit_train_step(train.make_mesh(), runs[0].loss_fn, optimizer)
-  vmapped = multiseed.make_step(runs[0].loss_fn, optimizer, "vmap")
-  looped = multiseed.make_step(runs[0].loss_fn, optimizer, "loop")
+  single_mesh = train.make_mesh(one_device)
+  single = train.jit_train_step(single_mesh, loss_fn, optimizer)
+  replicated = jax.sharding.NamedSharding(single_mesh,
+                                          jax.sharding.PartitionSpec())
   keys = multiseed.step_keys(configs)
 
   def sequential():
-    states = [fresh(r) for r in runs]
+    states = [jax.device_put(fresh(r), replicated) for r in runs]
     for i, (r, c) in enumerate(zip(runs, configs)):  # Compile, warm up.
-      states[i], _ = single(states[i], _one(r, c, 0), keys[i])
+      for step in range(2):
+        states[i], _ = single(states[i], _one(r, c, step), keys[i])
     jax.block_until_ready(states)
     t = time.perf_counter()
     for i, (r, c) in enumerate(zip(runs, configs)):
       s = states[i]
-      for step in range(1, steps + 1):
+      for step in range(2, steps + 2):
         s, _ = single(s, _one(r, c, step), keys[i])
       states[i] = s
     jax.block_until_ready(states)
     return k * steps / (time.perf_counter() - t)
 
-  def together(step_fn):
-    state = multiseed.stack([fresh(r) for r in runs])
-    state, _ = step_fn(state, multiseed.host_batch(runs, configs, "finetune",
-                                                   0), keys)
+  def together(impl, mesh):
+    step_fn = multiseed.make_step(loss_fn, optimizer, impl, mesh)
+    members = multiseed.member_sharding(mesh)
+    state = jax.device_put(multiseed.stack([fresh(r) for r in runs]), members)
+    member_keys = jax.device_put(keys, members)
+
+    def batch(step):
+      return multiseed.host_batch(runs, configs, "finetune", step)
+
+    for step in range(2):
+      state, _ = step_fn(state, batch(step), member_keys)
     jax.block_until_ready(state)
     t = time.perf_counter()
-    for step in range(1, steps + 1):
-      state, _ = step_fn(state, multiseed.host_batch(runs, configs,
-                                                     "finetune", step), keys)
+    for step in range(2, steps + 2):
+      state, _ = step_fn(state, batch(step), member_keys)
     jax.block_until_ready(state)
     return k * steps / (time.perf_counter() - t)
 
-  seq, vec, loop = [], [], []
+  split_mesh = multiseed.member_mesh(k)
+  arms = {"sequential": sequential,
+          "vmap": lambda: together("vmap", multiseed.member_mesh(k, one_device)),
+          f"vmap/split over {split_mesh.size} devices":
+              lambda: together("vmap", split_mesh),
+          "loop": lambda: together("loop", multiseed.member_mesh(k, one_device))}
+  one, stacked = _dot_chains(k, one_device[0])
+  print(f"dot chain (128 x tanh([32,64]@[64,256])): one member {one:.2f} ms, "
+        f"{k} stacked {stacked:.2f} ms ({stacked / one:.1f}x one)")
+  results = {name: [] for name in arms}
   for _ in range(_REPEATS.value):
-    seq.append(sequential())
-    vec.append(together(vmapped))
-    loop.append(together(looped))
-  s, v, lp = (statistics.median(x) for x in (seq, vec, loop))
+    for name, arm in arms.items():
+      results[name].append(arm())
   cfg = runs[0].cfg
   print(f"{cfg.cell.upper()} {cfg.layers}x{cfg.hidden}, window "
         f"{base.data.window}, batch {base.finetune.batch_size}, K={k}, "
-        f"{steps} timed steps per member, {jax.devices()[0].platform} "
-        f"x{jax.device_count()}")
-  print(f"sequential: {s:.1f} member-steps/s (runs {_fmt(seq)})")
-  print(f"vmapped:    {v:.1f} member-steps/s (runs {_fmt(vec)})")
-  print(f"one program, members looped: {lp:.1f} member-steps/s "
-        f"(runs {_fmt(loop)})")
-  print(f"speed-up over sequential: vmap {v / s:.2f}x, loop {lp / s:.2f}x")
+        f"{steps} timed steps per member, {_REPEATS.value} repeats, "
+        f"{jax.devices()[0].platform} x{jax.device_count()}")
+  baseline = statistics.median(results["sequential"])
+  for name, runs_ in results.items():
+    median = statistics.median(runs_)
+    print(f"{name + ':':32s} {median:6.1f} member-steps/s  "
+          f"{median / baseline:4.2f}x  (runs {_fmt(runs_)})")
+
+
+def _dot_chains(k: int, device, batch=32, hidden=64, length=128, reps=20):
+  """Milliseconds of one member's recurrent dot chain and of K stacked."""
+  def chain(w, h):  # w: [..., H, 4H], h: [..., B, H]
+    def body(h, _):
+      return jnp.tanh(jnp.einsum("...bh,...hg->...bg", h, w))[..., :hidden], None
+    return jax.lax.scan(body, h, None, length=length)[0]
+  key = jax.random.key(0)
+  w = jax.device_put(jax.random.normal(key, (k, hidden, 4 * hidden)) * .1,
+                     device)
+  h = jax.device_put(jax.random.normal(key, (k, batch, hidden)), device)
+  fn = jax.jit(chain)
+
+  def ms(*args):
+    fn(*args).block_until_ready()
+    t = time.perf_counter()
+    for _ in range(reps):
+      out = fn(*args)
+    out.block_until_ready()
+    return (time.perf_counter() - t) / reps * 1e3
+  return ms(w[0], h[0]), ms(w, h)
 
 
 def _one(run, config, step):

@@ -43,14 +43,26 @@ def save_args(state: dict) -> ocp.args.Composite:
       meta=ocp.args.JsonSave({"step": int(state["step"])}))
 
 
+def _first_local_device() -> jax.sharding.Sharding:
+  """Where a leaf goes when the devices it was saved from do not exist here.
+
+  A checkpoint written on 8 accelerators, or by a member on CPU device 3 of a
+  split CPU (imujax.multiseed), still loads on a one-device machine.
+  """
+  return jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+
+
 def restore_state(mngr: ocp.CheckpointManager, step: int, like: dict,
                   workdir) -> dict:
   """Restores the train state of `step` with the structure of `like`."""
   abstract = jax.eval_shape(lambda: like)
+  here = _first_local_device()
   try:
     restored = mngr.restore(step, args=ocp.args.Composite(
-        params=ocp.args.StandardRestore(abstract["params"]),
-        opt_state=ocp.args.StandardRestore(abstract["opt_state"]),
+        params=ocp.args.StandardRestore(abstract["params"],
+                                        fallback_sharding=here),
+        opt_state=ocp.args.StandardRestore(abstract["opt_state"],
+                                           fallback_sharding=here),
         meta=ocp.args.JsonRestore()))
   except (ValueError, KeyError, TypeError) as e:
     raise IncompatibleCheckpointError(
@@ -68,7 +80,8 @@ def restore_params(workdir) -> tuple[dict, int]:
     raise FileNotFoundError(f"{workdir} has no checkpoint yet; finish (or "
                             "rerun) that run first.")
   restored = mngr.restore(step, args=ocp.args.Composite(
-      params=ocp.args.StandardRestore()))
+      params=ocp.args.StandardRestore(
+          fallback_sharding=_first_local_device())))
   mngr.close()
   return restored["params"], step
 

@@ -62,3 +62,28 @@ def synchronous_cpu_dispatch() -> str:
             "(call runtime.synchronous_cpu_dispatch() first)")
   jax.config.update("jax_cpu_enable_async_dispatch", False)
   return "CPU dispatch synchronous (inline on the calling thread)"
+
+
+def split_cpu(num_devices: int) -> str:
+  """Presents the host CPU to JAX as `num_devices` devices.
+
+  XLA:CPU runs a small recurrent training step on about one core (its ops are
+  too small to split across threads); computations placed on different CPU
+  devices run in parallel, so vmapped seeds sharded over `num_devices`
+  devices (`multiseed.member_mesh`) use that many cores. It changes nothing
+  on a GPU or TPU host's accelerators. JAX reads the setting when it creates
+  the CPU client: call this before the first computation. 0 leaves JAX's
+  default (one CPU device).
+  """
+  if num_devices < 0:
+    raise ValueError(f"cpu_devices={num_devices}; give 0 (JAX's default) or "
+                     "a positive number of CPU devices.")
+  if num_devices == 0:
+    return "CPU devices: JAX's default"
+  import jax
+  from jax._src import xla_bridge  # For the already-started check only.
+  if xla_bridge.backends_are_initialized():
+    return (f"CPU devices left at {jax.local_device_count('cpu')}: JAX was "
+            "already running (call runtime.split_cpu() first)")
+  jax.config.update("jax_num_cpu_devices", num_devices)
+  return f"CPU split into {num_devices} devices"

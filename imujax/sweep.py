@@ -224,8 +224,8 @@ def seed_groups(jobs: list[Job], sweep_dir: str) -> list[list[Job]]:
 
 
 def multiseed_command(jobs: list[Job], sweep_dir: str,
-                      sets: Iterable[str] = (), impl: str = "vmap"
-                      ) -> list[str]:
+                      sets: Iterable[str] = (), impl: str = "vmap",
+                      cpu_devices: int = 0) -> list[str]:
   """`python -m imujax.multiseed` argv training `jobs` as one program."""
   root = root_of(sweep_dir)
   members = []
@@ -241,12 +241,13 @@ def multiseed_command(jobs: list[Job], sweep_dir: str,
   return ["python", "-m", "imujax.multiseed", f"--config={jobs[0].config}",
           f"--phase={jobs[0].mode}", f"--impl={impl}",
           f"--members={json.dumps(members)}",
+          *([f"--cpu_devices={cpu_devices}"] if cpu_devices else []),
           *(f"--config.{k}={_flag_value(v)}" for k, v in shared),
           *(f"--config.{s}" for s in sets)]
 
 
 def units(jobs: list[Job], sweep_dir: str, sets=(), vmap_seeds=False,
-          impl="vmap") -> list[Unit]:
+          impl="vmap", cpu_devices: int = 0) -> list[Unit]:
   """The unfinished jobs as launchable units (seed groups with vmap_seeds)."""
   todo = [j for j in jobs if state(j, sweep_dir) != "done"]
   root = pathlib.Path(sweep_dir)
@@ -260,7 +261,8 @@ def units(jobs: list[Job], sweep_dir: str, sets=(), vmap_seeds=False,
                       root / j.name / "log.txt") for j in group)
     else:
       name = group[0].name.replace("/", "__")
-      out.append(Unit(group, multiseed_command(group, sweep_dir, sets, impl),
+      out.append(Unit(group, multiseed_command(group, sweep_dir, sets, impl,
+                                               cpu_devices),
                       root / "logs" / f"{name}-x{len(group)}.txt"))
   return out
 
@@ -275,7 +277,7 @@ def _popen(argv: list[str], log: pathlib.Path):
 
 def run_local(jobs: list[Job], sweep_dir: str, *, sets=(), parallel: int = 1,
               vmap_seeds: bool = False, impl: str = "vmap",
-              start: Callable = _popen, poll_s: float = 1.0,
+              cpu_devices: int = 0, start: Callable = _popen, poll_s: float = 1.0,
               echo: Callable = print) -> dict[str, str]:
   """Runs the unfinished jobs here, `parallel` processes at a time.
 
@@ -287,7 +289,7 @@ def run_local(jobs: list[Job], sweep_dir: str, *, sets=(), parallel: int = 1,
     {job name: "done" | "failed" | "blocked"} for every job of the sweep.
   """
   result = {j.name: "done" for j in jobs if state(j, sweep_dir) == "done"}
-  pending = units(jobs, sweep_dir, sets, vmap_seeds, impl)
+  pending = units(jobs, sweep_dir, sets, vmap_seeds, impl, cpu_devices)
   running: list = []
   while pending or running:
     for unit in list(pending):
@@ -468,6 +470,10 @@ def main(argv=None) -> int:
                  help="local: train jobs differing only in seed together.")
   p.add_argument("--impl", default="vmap", choices=("vmap", "loop"),
                  help="local --vmap_seeds: how one program steps members.")
+  p.add_argument("--cpu_devices", type=int, default=0,
+                 help="local --vmap_seeds: split the CPU into this many JAX "
+                 "devices and each seed group's members over them (e.g. the "
+                 "group size; imujax/bench_seeds.py). 0: JAX's default.")
   p.add_argument("--sbatch", action="append", default=[],
                  metavar="DIRECTIVE", help="slurm: extra #SBATCH line, "
                  "e.g. '--gres=gpu:1' (repeatable).")
@@ -503,7 +509,7 @@ def main(argv=None) -> int:
   if args.launcher == "local":
     result = run_local(jobs, args.sweep_dir, sets=args.set,
                        parallel=args.parallel, vmap_seeds=args.vmap_seeds,
-                       impl=args.impl)
+                       impl=args.impl, cpu_devices=args.cpu_devices)
     bad = sorted(n for n, s in result.items() if s != "done")
     print(f"{len(result) - len(bad)}/{len(result)} runs done."
           + (f" Not done: {', '.join(bad)}" if bad else "")

@@ -2,6 +2,7 @@
 
 import functools
 import json
+import subprocess
 import sys
 
 import jax
@@ -11,6 +12,7 @@ from imujax import checkpoints
 from imujax import multiseed
 from imujax import train
 from tests.conftest import REPO
+from tests.conftest import subprocess_env
 
 sys.path.insert(0, str(REPO / "configs"))
 import test as test_config  # noqa: E402  configs/test.py
@@ -89,3 +91,28 @@ def test_loop_impl_matches_vmap():
   a, _ = multiseed.make_step(loss, opt, "vmap")(fresh(), batch, keys)
   b, _ = multiseed.make_step(loss, opt, "loop")(fresh(), batch, keys)
   assert _max_diff(a["params"], b["params"]) < 1e-6
+
+
+def test_members_split_over_two_cpu_devices_equal_single_run(tmp_path,
+                                                             tfds_dir):
+  """`--cpu_devices=2`: one member per device, same numbers as one run."""
+  members = [{"seed": s, "workdir": str(tmp_path / f"m{s}")} for s in (0, 1)]
+  result = subprocess.run(
+      [sys.executable, "-m", "imujax.multiseed",
+       "--config=configs/test.py:finetune.steps=4,eval_every=2,"
+       "checkpoint_every=2,log_every=2",
+       f"--config.data.data_dir={tfds_dir}", "--phase=finetune",
+       f"--members={json.dumps(members)}", "--cpu_devices=2"],
+      cwd=REPO, capture_output=True, text=True,
+      env=subprocess_env(JAX_PLATFORMS="cpu"), timeout=300)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert "Members split over 2 devices (1 each)" in result.stderr
+  single = tmp_path / "single1"
+  train.train_and_evaluate(_configs(tfds_dir, (1,))[0], str(single),
+                           "finetune")
+  params, step = checkpoints.restore_params(tmp_path / "m1")
+  reference, _ = checkpoints.restore_params(single)
+  assert step == 4
+  assert _max_diff(params, reference) < 1e-5
+  np.testing.assert_allclose(_val_f1(tmp_path / "m1"), _val_f1(single),
+                             atol=1e-5)

@@ -160,6 +160,9 @@ def test_vmap_seeds_groups_runs_that_differ_only_in_seed(sweep_file,
                               if a.startswith("--members="))[10:])
     assert [m["seed"] for m in members] == [0, 1]
     assert all(("init_from" in m) == bool(unit.after) for m in members)
+    assert not any(a.startswith("--cpu_devices") for a in unit.argv)
+  split = sweep.units(jobs, str(root), vmap_seeds=True, cpu_devices=2)
+  assert all("--cpu_devices=2" in u.argv for u in split)
   fake = FakeRuns()
   result = sweep.run_local(jobs, str(root), start=fake, vmap_seeds=True,
                            echo=lambda _: None)

@@ -148,3 +148,42 @@ def test_two_steps_on_four_devices_equal_one_device():
                          JAX_PLATFORMS="cpu"), timeout=300)
   assert result.returncode == 0, result.stderr[-3000:]
   assert "MAXDIFF" in result.stdout
+
+
+_SAVE_ON_TWO_DEVICES = textwrap.dedent("""
+    import sys
+    import jax, jax.numpy as jnp, numpy as np
+    from imujax import checkpoints
+    mesh = jax.sharding.Mesh(np.array(jax.devices()), ("data",))
+    assert mesh.size == 2
+    both = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+    state = jax.device_put(
+        {"step": jnp.int32(3), "params": {"w": jnp.arange(6.).reshape(2, 3)},
+         "opt_state": {"mu": jnp.ones(3)}}, both)
+    mngr = checkpoints.manager(sys.argv[1])
+    mngr.save(3, args=checkpoints.save_args(state))
+    mngr.wait_until_finished()
+    mngr.close()
+""")
+
+
+def test_checkpoint_from_two_devices_restores_on_one(tmp_path):
+  """A run saved on more devices than this process has still loads here."""
+  result = subprocess.run(
+      [sys.executable, "-c", _SAVE_ON_TWO_DEVICES, str(tmp_path)],
+      capture_output=True, text=True, timeout=300,
+      env=subprocess_env(XLA_FLAGS="--xla_force_host_platform_device_count=2",
+                         JAX_PLATFORMS="cpu"))
+  assert result.returncode == 0, result.stderr[-3000:]
+  from imujax import checkpoints  # pylint: disable=g-import-not-at-top
+  params, step = checkpoints.restore_params(tmp_path)
+  assert step == 3
+  np.testing.assert_array_equal(params["w"], np.arange(6.).reshape(2, 3))
+  like = {"step": jnp.int32(0), "params": {"w": jnp.zeros((2, 3))},
+          "opt_state": {"mu": jnp.zeros(3)}}
+  mngr = checkpoints.manager(tmp_path)
+  state = checkpoints.restore_state(mngr, 3, like, tmp_path)
+  mngr.close()
+  assert int(state["step"]) == 3
+  np.testing.assert_array_equal(state["opt_state"]["mu"], np.ones(3))
+  assert state["params"]["w"].devices() == {jax.local_devices()[0]}
