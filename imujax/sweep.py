@@ -26,7 +26,8 @@ interrupted ones. Launchers (`python -m imujax.sweep --help`):
 
   local   run here, --parallel=N processes, dependencies respected;
           --vmap_seeds trains jobs that differ only in seed as one
-          `imujax.multiseed` program;
+          `imujax.multiseed` program (on a CPU with --cpu_devices=<seeds>:
+          one CPU device per seed);
   slurm   write job-array scripts (pretrain array; fine-tune array with
           --dependency=afterok on it); --submit runs sbatch;
   tpu     write the `gcloud compute tpus tpu-vm ssh --worker=all` commands;
@@ -34,7 +35,7 @@ interrupted ones. Launchers (`python -m imujax.sweep --help`):
 
   python -m imujax.sweep --sweep=configs/sweeps/study.py:cheap \
       --sweep_dir=/tmp/study --set=data.manual_dir=../shared/data/sp_sw_har \
-      --launcher=local --vmap_seeds
+      --launcher=local --vmap_seeds --cpu_devices=3
   python -m imujax.report /tmp/study
 """
 

@@ -10,8 +10,13 @@ are paired by seed). Validation every 50 fine-tune steps for the convergence
 curves.
 
   python -m imujax.sweep --sweep=configs/sweeps/study.py --sweep_dir=/tmp/study \
-      --set=data.manual_dir=../shared/data/sp_sw_har --launcher=local --vmap_seeds
+      --set=data.manual_dir=../shared/data/sp_sw_har --launcher=local \
+      --vmap_seeds --cpu_devices=3
   python -m imujax.report /tmp/study
+
+On a CPU, --vmap_seeds without --cpu_devices is slower than separate runs
+(README, "Vectorised seeds"); --cpu_devices=3 gives each seed of a group its
+own CPU device. --parallel=2 without --vmap_seeds uses two cores as well.
 
 Variants (`study.py:<variant>`), wall times on the shared 2-core CPU with
 --vmap_seeds (measured: one 3-seed fine-tune group of 600 steps with its 13
