@@ -13,6 +13,11 @@ import ml_collections
 
 from imujax import pretext_options
 
+# Numeric hyper-parameters of the trained phase (pretrain.* / finetune.*) in
+# which the members of one vmapped program (imujax.multiseed) may differ: its
+# step builds each member's optimizer from the member's own, traced, values.
+MEMBER_HPARAMS = ("learning_rate", "weight_decay")
+
 
 def base() -> ml_collections.ConfigDict:
   """Defaults for every key; config files override what they need."""

@@ -12,7 +12,10 @@ The train states are stacked on a leading member axis and one
 seed k (to float rounding).
 
 Shared across members (so they must agree): model shapes, the optimizer and
-its schedule, the loss program. A pretext loss that bakes per-seed constants
+its schedule, the loss program — except the trained phase's learning rate and
+weight decay (`MEMBER_HPARAMS`), which members may set each for themselves
+(a learning-rate sweep as one program); then every member's optimizer is built
+inside the vmapped step from its own values. A pretext loss that bakes per-seed constants
 into its program (simclr's normaliser statistics) cannot share one program;
 then the members are trained one after another with `train.train_and_evaluate`
 instead, and the log says so.
@@ -21,7 +24,9 @@ instead, and the log says so.
       --members='[{"seed": 0, "workdir": "/tmp/ms/s0"},
                   {"seed": 1, "workdir": "/tmp/ms/s1"}]'
 
-Members may add "init_from" (their own pre-trained workdir). Rerunning the
+Members may add "init_from" (their own pre-trained workdir) and "set":
+{"finetune.learning_rate": 3e-3, "finetune.weight_decay": 0.1} (of the phase
+they train). Rerunning the
 command resumes every member from its last checkpoint.
 
 With several devices the member axis is split over them (`member_mesh`). On
@@ -45,6 +50,7 @@ import jax.numpy as jnp
 import ml_collections
 from ml_collections import config_flags
 import numpy as np
+import optax
 
 from imujax import checkpoints
 from imujax import configlib
@@ -53,14 +59,29 @@ from imujax import runtime
 from imujax import train
 
 
+MEMBER_HPARAMS = configlib.MEMBER_HPARAMS
+
+
 def member_configs(config: ml_collections.ConfigDict, members: list[dict]):
-  """One config per member: `config` with the member's seed (and init_from)."""
+  """One config per member: `config` with the member's seed (and init_from).
+
+  A member may also set "<phase>.learning_rate" / "<phase>.weight_decay"
+  under "set", e.g. {"seed": 0, "set": {"finetune.learning_rate": 3e-3}}.
+  """
   out = []
   for m in members:
     c = copy.deepcopy(config)
     c.seed = int(m["seed"])
     if "init_from" in m:
       c.init_from = m["init_from"]
+    for key, value in m.get("set", {}).items():
+      section, _, name = key.partition(".")
+      if section not in ("pretrain", "finetune") or name not in MEMBER_HPARAMS:
+        raise ValueError(
+            f"Member key {key!r} cannot differ between members of one "
+            f"program; only <pretrain|finetune>.{{{', '.join(MEMBER_HPARAMS)}}}"
+            " can (run other differences as separate runs).")
+      c[section][name] = float(value)
     out.append(c)
   return out
 
@@ -110,14 +131,22 @@ def member_sharding(mesh: jax.sharding.Mesh) -> jax.sharding.NamedSharding:
 def make_step(loss_fn, optimizer, impl: str = "vmap", mesh=None):
   """`train.train_step` over the member axis, jitted, state donated.
 
+  `optimizer` is shared by the members, or a function of one member's
+  hyper-parameters (a dict of scalars, traced) returning its optimizer; then
+  the state carries them, <float32>[K] each, under "hparams".
+
   impl "vmap" batches the members' matmuls; with a `mesh` of several devices
   (`member_mesh`) the member axis is split over them, inputs and outputs
   sharded alike (no communication: members are independent). "loop" traces
   one step per member into the same program (independent subgraphs) on one
   device. Which is faster depends on the machine: imujax/bench_seeds.py.
   """
-  step = functools.partial(train.train_step, loss_fn=loss_fn,
-                           optimizer=optimizer)
+  if isinstance(optimizer, optax.GradientTransformation):
+    step = functools.partial(train.train_step, loss_fn=loss_fn,
+                             optimizer=optimizer)
+  else:
+    step = functools.partial(_step_with_hparams, loss_fn=loss_fn,
+                             optimizer_for=optimizer)
   if impl == "vmap":
     if mesh is None:
       return jax.jit(jax.vmap(step), donate_argnums=0)
@@ -141,6 +170,25 @@ def make_step(loss_fn, optimizer, impl: str = "vmap", mesh=None):
                  out_shardings=(members, members), donate_argnums=0)
 
 
+def _step_with_hparams(state, batch, rng, *, loss_fn, optimizer_for):
+  """One member's step with the optimizer of its own hyper-parameters."""
+  hparams = state["hparams"]
+  core = {k: v for k, v in state.items() if k != "hparams"}
+  core, metrics = train.train_step(core, batch, rng, loss_fn=loss_fn,
+                                   optimizer=optimizer_for(hparams))
+  return {**core, "hparams": hparams}, metrics
+
+
+def member_hparams(configs: list, phase: str) -> dict:
+  """{key: [value per member]} of the MEMBER_HPARAMS in which members differ."""
+  out = {}
+  for key in MEMBER_HPARAMS:
+    values = [float(c[phase][key]) for c in configs]
+    if len(set(values)) > 1:
+      out[key] = values
+  return out
+
+
 def host_batch(runs: list, configs: list, phase: str, step: int) -> dict:
   """<[K, batch, ...]> the batch each member's single run would draw."""
   batches = [input_pipeline.sample_windows(
@@ -157,13 +205,18 @@ def step_keys(configs: list) -> jax.Array:
 
 def _check_compatible(configs, runs, phase):
   """Members must share shapes, optimizer and schedule; say which key differs."""
-  ref = configs[0].to_dict()
+  def shared(c):
+    d = c.to_dict()
+    d[phase] = {k: v for k, v in d[phase].items() if k not in MEMBER_HPARAMS}
+    return d
+  ref = shared(configs[0])
   for c in configs[1:]:
     for key in ("model", phase):
-      if c.to_dict()[key] != ref[key]:
+      if shared(c)[key] != ref[key]:
         raise ValueError(f"Multiseed members differ in config.{key} "
-                         f"({c.to_dict()[key]} vs {ref[key]}); only seed and "
-                         "init_from may differ.")
+                         f"({shared(c)[key]} vs {ref[key]}); only seed, "
+                         f"init_from and {phase}.{{{', '.join(MEMBER_HPARAMS)}}}"
+                         " may differ.")
     for key in ("window", "name"):
       if c.data[key] != configs[0].data[key]:
         raise ValueError(f"Multiseed members differ in config.data.{key}.")
@@ -222,6 +275,12 @@ def train_and_evaluate(configs: list, workdirs: list, phase: str,
   optimizer = train.phase_optimizer(configs[0], phase, runs[0].params)
   states = [{"step": jnp.zeros((), jnp.int32), "params": r.params,
              "opt_state": optimizer.init(r.params)} for r in runs]
+  hparams = member_hparams(configs, phase)
+  if hparams:  # Members differ in them: each steps with its own optimizer.
+    logging.info("Members differ in %s: %s", phase, hparams)
+    config0 = configs[0]
+    optimizer = functools.partial(train.phase_optimizer, config0, phase,
+                                  runs[0].params)
   mngrs = [checkpoints.manager(w) for w in workdirs]
   metrics_paths = [w / "metrics.jsonl" for w in workdirs]
   start = _resume_step(mngrs, workdirs)
@@ -241,8 +300,12 @@ def train_and_evaluate(configs: list, workdirs: list, phase: str,
   if mesh.size > 1:
     logging.info("Members split over %d devices (%d each).", mesh.size,
                  len(runs) // mesh.size)
+  state = stack(states)
+  if hparams:
+    state["hparams"] = {k: jnp.asarray(v, jnp.float32)
+                        for k, v in hparams.items()}
   # Placed as the step returns it, so the second call reuses the compilation.
-  state = jax.device_put(stack(states), member_sharding(mesh))
+  state = jax.device_put(state, member_sharding(mesh))
   step_fn = make_step(runs[0].loss_fn, optimizer, impl, mesh)
   keys = jax.device_put(step_keys(configs), member_sharding(mesh))
   evaluators = [

@@ -51,6 +51,8 @@ import sys
 import time
 from typing import Any, Callable, Iterable, Optional
 
+from imujax import configlib
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 # Keys that change only the fine-tuning: a pre-training run is shared by the
@@ -78,11 +80,17 @@ class Job:
     """"pretrain" | "finetune"; "" for a plain point (its config's mode)."""
     return dict(self.overrides).get("mode", "")
 
+  def member_keys(self) -> tuple:
+    """Overrides a member of a multiseed program may have for itself."""
+    return ("seed", "init_from", *(f"{self.mode}.{h}" for h in
+                                   configlib.MEMBER_HPARAMS))
+
   def without_seed(self) -> tuple:
-    """What a job shares with its other seeds (for --vmap_seeds)."""
+    """What a job shares with its group (for --vmap_seeds): all but its seed,
+    init_from and the trained phase's learning rate / weight decay."""
     return (self.config, self.objective,
             tuple((k, v) for k, v in self.overrides
-                  if k not in ("seed", "init_from")))
+                  if k not in self.member_keys()))
 
 
 # ----------------------------------------------------------------- declare
@@ -236,9 +244,13 @@ def multiseed_command(jobs: list[Job], sweep_dir: str,
          "workdir": f"{root}/{job.name}"}
     if o.get("init_from"):
       m["init_from"] = o["init_from"]
+    own = {k: v for k, v in job.overrides
+           if k in job.member_keys() and k not in ("seed", "init_from")}
+    if own:
+      m["set"] = own
     members.append(m)
   shared = [(k, v) for k, v in jobs[0].overrides
-            if k not in ("seed", "init_from", "mode")]
+            if k not in (*jobs[0].member_keys(), "mode")]
   return ["python", "-m", "imujax.multiseed", f"--config={jobs[0].config}",
           f"--phase={jobs[0].mode}", f"--impl={impl}",
           f"--members={json.dumps(members)}",

@@ -14,6 +14,7 @@ import dataclasses
 import functools
 import json
 import time
+import types
 from typing import Any, NamedTuple
 
 from absl import logging
@@ -46,10 +47,14 @@ def make_optimizer(phase: ml_collections.ConfigDict, params, *,
   layer i of L learns at `layer_decay ** (L - i)` times the head's rate. The
   input adapter, when there is one, is new and always learns at full rate.
   """
-  schedule = optax.warmup_cosine_decay_schedule(
-      init_value=0., peak_value=phase.learning_rate,
+  # The shape of the schedule times the rate, so that the rate may be a
+  # traced value (imujax.multiseed: one rate per member); optax's schedule
+  # branches on its peak value in Python.
+  shape = optax.warmup_cosine_decay_schedule(
+      init_value=0., peak_value=1.,
       warmup_steps=min(phase.warmup_steps, max(phase.steps - 1, 0)),
-      decay_steps=max(phase.steps, 1), end_value=0.01 * phase.learning_rate)
+      decay_steps=max(phase.steps, 1), end_value=0.01)
+  schedule = lambda step: phase.learning_rate * shape(step)  # noqa: E731
   # A callable mask: under multi_transform it sees only its own subtree.
   decay_mask = lambda tree: jax.tree.map(lambda p: p.ndim >= 2, tree)  # noqa: E731
 
@@ -348,10 +353,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   return summary
 
 
-def phase_optimizer(config, phase: str,
-                    params) -> optax.GradientTransformation:
-  """The optimizer of `phase`, with the fine-tune protocol's freezing."""
+def phase_optimizer(config, phase: str, params,
+                    hparams: dict | None = None) -> optax.GradientTransformation:
+  """The optimizer of `phase`, with the fine-tune protocol's freezing.
+
+  `hparams` replaces numeric keys of config[phase] (e.g. learning_rate,
+  weight_decay) with values that may be traced: imujax.multiseed builds one
+  optimizer per member inside its vmapped step this way.
+  """
   pcfg = config[phase]
+  if hparams:
+    pcfg = types.SimpleNamespace(**{**pcfg.to_dict(), **hparams})
   if phase != "finetune":
     return make_optimizer(pcfg, params)
   layers = config.model.layers

@@ -7,6 +7,7 @@ import sys
 
 import jax
 import numpy as np
+import pytest
 
 from imujax import checkpoints
 from imujax import multiseed
@@ -116,3 +117,30 @@ def test_members_split_over_two_cpu_devices_equal_single_run(tmp_path,
   assert _max_diff(params, reference) < 1e-5
   np.testing.assert_allclose(_val_f1(tmp_path / "m1"), _val_f1(single),
                              atol=1e-5)
+
+
+def test_members_with_their_own_learning_rate_and_weight_decay(tmp_path,
+                                                               tfds_dir):
+  """One program, two learning rates: each member equals its single run."""
+  config = _configs(tfds_dir, (0,))[0]
+  configs = multiseed.member_configs(config, [
+      {"seed": 0},
+      {"seed": 0, "set": {"finetune.learning_rate": 3e-2,
+                          "finetune.weight_decay": 0.5}}])
+  assert configs[1].finetune.learning_rate == 3e-2
+  assert configs[0].finetune.learning_rate != 3e-2
+  members = [tmp_path / f"m{k}" for k in range(2)]
+  multiseed.train_and_evaluate(configs, members, "finetune")
+  single = tmp_path / "single"
+  train.train_and_evaluate(configs[1], str(single), "finetune")
+  params, _ = checkpoints.restore_params(members[1])
+  reference, _ = checkpoints.restore_params(single)
+  assert _max_diff(params, reference) < 1e-5
+  # Same seed, same data: only the hyper-parameters set them apart.
+  assert _max_diff(checkpoints.restore_params(members[0])[0], params) > 1e-3
+
+
+def test_member_keys_other_than_learning_rate_and_weight_decay_refused():
+  config = test_config.get_config()
+  with pytest.raises(ValueError, match="finetune.steps"):
+    multiseed.member_configs(config, [{"seed": 0, "set": {"finetune.steps": 9}}])

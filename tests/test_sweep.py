@@ -219,3 +219,28 @@ def test_plain_points_are_single_runs_of_their_config(tmp_path):
   units = sweep.units(jobs, str(tmp_path), vmap_seeds=True)
   assert [len(u.jobs) for u in units] == [1, 1]
   assert "--config.mode=" not in " ".join(units[0].argv)
+
+
+def test_vmap_seeds_groups_a_learning_rate_sweep_with_per_member_values(
+    tmp_path):
+  path = tmp_path / "lr_sweep.py"
+  path.write_text(textwrap.dedent("""
+      CONFIG = "configs/test.py"
+
+      def sweep(arg=None):
+        for lr in (1e-3, 3e-3):
+          for seed in (0, 1):
+            yield {"objective": "scratch", "seed": seed,
+                   "finetune.learning_rate": lr, "finetune.steps": 7}
+  """))
+  jobs = _jobs(path, tmp_path / "s")
+  units = sweep.units(jobs, str(tmp_path / "s"), vmap_seeds=True)
+  assert len(units) == 1 and len(units[0].jobs) == 4
+  argv = units[0].argv
+  members = json.loads(next(a for a in argv if a.startswith("--members="))
+                       [len("--members="):])
+  assert sorted((m["seed"], m["set"]["finetune.learning_rate"])
+                for m in members) == [(0, 1e-3), (0, 3e-3), (1, 1e-3),
+                                      (1, 3e-3)]
+  assert "--config.finetune.steps=7" in argv  # Shared keys stay shared.
+  assert not any("learning_rate" in a for a in argv if a.startswith("--config."))
