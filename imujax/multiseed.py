@@ -107,8 +107,26 @@ def stack(trees: list):
 
 
 def member(tree, k: int):
-  """Member k of a stacked pytree."""
+  """Member k of a stacked pytree (also inside a traced function)."""
   return jax.tree.map(lambda x: x[k], tree)
+
+
+def local_member(tree, k: int):
+  """Member k of a stacked pytree of arrays, read on the device that holds it.
+
+  Indexing an array split over devices (`x[k]`) compiles an SPMD program that
+  all-reduces over every device; launched from the host between the members'
+  steps, such collectives can wait on each other and deadlock XLA:CPU (seen:
+  "Termination timeout for all reduce"). This takes member k from its own
+  device's shard instead: no collective, the result stays on that device.
+  """
+  def leaf(x):
+    for shard in x.addressable_shards:
+      rows = range(x.shape[0])[shard.index[0]]
+      if k in rows:
+        return shard.data[k - rows.start]
+    raise IndexError(f"member {k} is on no local device")
+  return jax.tree.map(leaf, tree)
 
 
 def member_mesh(num_members: int, devices=None) -> jax.sharding.Mesh:
@@ -317,7 +335,7 @@ def train_and_evaluate(configs: list, workdirs: list, phase: str,
     records = []
     for k, (evaluator, path) in enumerate(zip(evaluators, metrics_paths)):
       record = {"step": step, "split": split,
-                **evaluator(member(state["params"], k), split)}
+                **evaluator(local_member(state["params"], k), split)}
       checkpoints.append_jsonl(path, record)
       records.append(record)
     return records
@@ -350,13 +368,14 @@ def train_and_evaluate(configs: list, workdirs: list, phase: str,
       if done % config.checkpoint_every == 0 or is_last:
         for k, m in enumerate(mngrs):  # Saved as a one-device run's.
           m.save(done, args=checkpoints.save_args(
-              jax.device_put(member(state, k), jax.local_devices()[0])))
+              jax.device_put(local_member(state, k),
+                             jax.local_devices()[0])))
   finally:
     for m in mngrs:
       m.wait_until_finished()
       m.close()
 
-  final_step = int(state["step"][0])
+  final_step = int(local_member(state["step"], 0))
   tests = evaluate_now("test", final_step)
   summaries = []
   for run, w, test in zip(runs, workdirs, tests):

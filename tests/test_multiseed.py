@@ -144,3 +144,44 @@ def test_member_keys_other_than_learning_rate_and_weight_decay_refused():
   config = test_config.get_config()
   with pytest.raises(ValueError, match="finetune.steps"):
     multiseed.member_configs(config, [{"seed": 0, "set": {"finetune.steps": 9}}])
+
+
+_SPLIT_STEP_HAS_NO_COLLECTIVES = """
+import jax, numpy as np, optax
+from imujax import multiseed
+
+def loss(params, batch, rng):
+  del rng
+  return ((batch @ params["w"]) ** 2).mean(), {}
+
+opt = optax.adam(1e-2)
+mesh = multiseed.member_mesh(4)
+assert mesh.size == 2, mesh
+keys = jax.random.split(jax.random.key(0), 4)
+params = [{"w": jax.random.normal(k, (3, 2))} for k in keys]
+state = multiseed.stack([{"step": np.int32(0), "params": p,
+                          "opt_state": opt.init(p)} for p in params])
+sharding = multiseed.member_sharding(mesh)
+state = jax.device_put(state, sharding)
+batch = jax.device_put(np.ones((4, 5, 3), np.float32), sharding)
+step = multiseed.make_step(loss, opt, "vmap", mesh)
+hlo = step.lower(state, batch, jax.device_put(keys, sharding)).compile().as_text()
+assert not any(op in hlo for op in ("all-reduce", "all-gather",
+                                    "collective-permute", "all-to-all")), hlo
+for k in range(4):
+  w = multiseed.local_member(state["params"], k)["w"]
+  assert w.devices() == {jax.devices()[k // 2]}, (k, w.devices())
+  np.testing.assert_array_equal(w, params[k]["w"])
+print("OK")
+"""
+
+
+def test_split_members_need_no_collectives():
+  """Split members share nothing: no collective in the step, none to read one."""
+  result = subprocess.run(
+      [sys.executable, "-c", _SPLIT_STEP_HAS_NO_COLLECTIVES], cwd=REPO,
+      capture_output=True, text=True, timeout=300,
+      env=subprocess_env(JAX_PLATFORMS="cpu",
+                         XLA_FLAGS="--xla_force_host_platform_device_count=2"))
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert "OK" in result.stdout
