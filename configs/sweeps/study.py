@@ -32,7 +32,8 @@ run one after another):
          pre-training and 132 fine-tune runs (wall time: README, "The study").
   cheap  seglearn_watch only; scratch, masked_reconstruction and forecast;
          budgets 1, 2 and all; 3 seeds: 6 pre-training and 27 fine-tune runs
-         in 11 groups: about 28 minutes (2 x ~285 s + 9 x 126 s).
+         in 11 groups: 20.5 minutes with --vmap_seeds --cpu_devices=3
+         (measured 2026-11-29).
   smoke  configs/test.py-sized: seglearn_watch; scratch and
          masked_reconstruction; budgets 1 and all; seeds 0, 1; 20 steps:
          under a minute.
