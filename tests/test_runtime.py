@@ -64,3 +64,23 @@ def test_synchronous_dispatch_is_set_before_jax_starts_and_refused_after():
       capture_output=True, text=True).stdout.splitlines()
   assert said.startswith("CPU dispatch synchronous") and flag == "False"
   assert "already running" in late
+
+
+_SPLIT_PROBE = r"""
+import jax
+from imujax import runtime
+print(runtime.split_cpu(3))
+print(jax.local_device_count())
+print(runtime.split_cpu(2))  # JAX is running now: too late.
+"""
+
+
+def test_split_cpu_before_jax_starts_and_refused_after():
+  said, count, late = subprocess.run(
+      [sys.executable, "-c", _SPLIT_PROBE], check=True, capture_output=True,
+      text=True, env={**os.environ, "JAX_PLATFORMS": "cpu"}).stdout.splitlines()
+  assert said == "CPU split into 3 devices" and count == "3"
+  assert late.startswith("CPU devices left at 3") and "already running" in late
+  with pytest.raises(ValueError, match="cpu_devices=-1"):
+    from imujax import runtime  # pylint: disable=g-import-not-at-top
+    runtime.split_cpu(-1)
