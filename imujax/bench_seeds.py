@@ -113,12 +113,13 @@ def main(argv):
     jax.block_until_ready(state)
     return k * steps / (time.perf_counter() - t)
 
-  split_mesh = multiseed.member_mesh(k)
+  one_mesh, split_mesh = (multiseed.member_mesh(k, one_device),
+                          multiseed.member_mesh(k))
   arms = {"sequential": sequential,
-          "vmap": lambda: together("vmap", multiseed.member_mesh(k, one_device)),
+          "vmap": lambda: together("vmap", one_mesh),
           f"vmap/split over {split_mesh.size} devices":
               lambda: together("vmap", split_mesh),
-          "loop": lambda: together("loop", multiseed.member_mesh(k, one_device))}
+          "loop": lambda: together("loop", one_mesh)}
   one, stacked = _dot_chains(k, one_device[0])
   print(f"dot chain (128 x tanh([32,64]@[64,256])): one member {one:.2f} ms, "
         f"{k} stacked {stacked:.2f} ms ({stacked / one:.1f}x one)")
@@ -142,7 +143,8 @@ def _dot_chains(k: int, device, batch=32, hidden=64, length=128, reps=20):
   """Milliseconds of one member's recurrent dot chain and of K stacked."""
   def chain(w, h):  # w: [..., H, 4H], h: [..., B, H]
     def body(h, _):
-      return jnp.tanh(jnp.einsum("...bh,...hg->...bg", h, w))[..., :hidden], None
+      z = jnp.einsum("...bh,...hg->...bg", h, w)
+      return jnp.tanh(z)[..., :hidden], None
     return jax.lax.scan(body, h, None, length=length)[0]
   key = jax.random.key(0)
   w = jax.device_put(jax.random.normal(key, (k, hidden, 4 * hidden)) * .1,

@@ -15,10 +15,10 @@ Shared across members (so they must agree): model shapes, the optimizer and
 its schedule, the loss program — except the trained phase's learning rate and
 weight decay (`MEMBER_HPARAMS`), which members may set each for themselves
 (a learning-rate sweep as one program); then every member's optimizer is built
-inside the vmapped step from its own values. A pretext loss that bakes per-seed constants
-into its program (simclr's normaliser statistics) cannot share one program;
-then the members are trained one after another with `train.train_and_evaluate`
-instead, and the log says so.
+inside the vmapped step from its own values. A pretext loss that bakes
+per-seed constants into its program (simclr's normaliser statistics) cannot
+share one program; then the members are trained one after another with
+`train.train_and_evaluate` instead, and the log says so.
 
   python -m imujax.multiseed --config=configs/test.py --phase=finetune \
       --members='[{"seed": 0, "workdir": "/tmp/ms/s0"},
@@ -26,8 +26,8 @@ instead, and the log says so.
 
 Members may add "init_from" (their own pre-trained workdir) and "set":
 {"finetune.learning_rate": 3e-3, "finetune.weight_decay": 0.1} (of the phase
-they train). Rerunning the
-command resumes every member from its last checkpoint.
+they train). Rerunning the command resumes every member from its last
+checkpoint.
 
 With several devices the member axis is split over them (`member_mesh`). On
 a CPU, `--cpu_devices=K` presents the CPU as K devices, one member each,
@@ -166,25 +166,22 @@ def make_step(loss_fn, optimizer, impl: str = "vmap", mesh=None):
     step = functools.partial(_step_with_hparams, loss_fn=loss_fn,
                              optimizer_for=optimizer)
   if impl == "vmap":
-    if mesh is None:
-      return jax.jit(jax.vmap(step), donate_argnums=0)
-    members = member_sharding(mesh)
-    return jax.jit(jax.vmap(step), in_shardings=(members,) * 3,
-                   out_shardings=(members, members), donate_argnums=0)
-  if impl != "loop":
-    raise ValueError(f"impl={impl!r}; choose 'vmap' or 'loop'.")
-  if mesh is not None and mesh.size > 1:
-    raise ValueError("impl='loop' runs on one device; use impl='vmap' to "
-                     f"split members over {mesh.size} devices.")
+    over_members = jax.vmap(step)
+  elif impl == "loop":
+    if mesh is not None and mesh.size > 1:
+      raise ValueError("impl='loop' runs on one device; use impl='vmap' to "
+                       f"split members over {mesh.size} devices.")
 
-  def looped(state, batch, rng):
-    outs = [step(member(state, k), member(batch, k), rng[k])
-            for k in range(rng.shape[0])]
-    return stack([o[0] for o in outs]), stack([o[1] for o in outs])
+    def over_members(state, batch, rng):
+      outs = [step(member(state, k), member(batch, k), rng[k])
+              for k in range(rng.shape[0])]
+      return stack([o[0] for o in outs]), stack([o[1] for o in outs])
+  else:
+    raise ValueError(f"impl={impl!r}; choose 'vmap' or 'loop'.")
   if mesh is None:
-    return jax.jit(looped, donate_argnums=0)
+    return jax.jit(over_members, donate_argnums=0)
   members = member_sharding(mesh)
-  return jax.jit(looped, in_shardings=(members,) * 3,
+  return jax.jit(over_members, in_shardings=(members,) * 3,
                  out_shardings=(members, members), donate_argnums=0)
 
 
@@ -229,10 +226,11 @@ def _check_compatible(configs, runs, phase):
     return d
   ref = shared(configs[0])
   for c in configs[1:]:
+    this = shared(c)
     for key in ("model", phase):
-      if shared(c)[key] != ref[key]:
+      if this[key] != ref[key]:
         raise ValueError(f"Multiseed members differ in config.{key} "
-                         f"({shared(c)[key]} vs {ref[key]}); only seed, "
+                         f"({this[key]} vs {ref[key]}); only seed, "
                          f"init_from and {phase}.{{{', '.join(MEMBER_HPARAMS)}}}"
                          " may differ.")
     for key in ("window", "name"):
@@ -296,8 +294,7 @@ def train_and_evaluate(configs: list, workdirs: list, phase: str,
   hparams = member_hparams(configs, phase)
   if hparams:  # Members differ in them: each steps with its own optimizer.
     logging.info("Members differ in %s: %s", phase, hparams)
-    config0 = configs[0]
-    optimizer = functools.partial(train.phase_optimizer, config0, phase,
+    optimizer = functools.partial(train.phase_optimizer, configs[0], phase,
                                   runs[0].params)
   mngrs = [checkpoints.manager(w) for w in workdirs]
   metrics_paths = [w / "metrics.jsonl" for w in workdirs]

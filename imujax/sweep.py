@@ -290,8 +290,8 @@ def _popen(argv: list[str], log: pathlib.Path):
 
 def run_local(jobs: list[Job], sweep_dir: str, *, sets=(), parallel: int = 1,
               vmap_seeds: bool = False, impl: str = "vmap",
-              cpu_devices: int = 0, start: Callable = _popen, poll_s: float = 1.0,
-              echo: Callable = print) -> dict[str, str]:
+              cpu_devices: int = 0, start: Callable = _popen,
+              poll_s: float = 1.0, echo: Callable = print) -> dict[str, str]:
   """Runs the unfinished jobs here, `parallel` processes at a time.
 
   A unit starts once every pre-training it needs is done; units whose

@@ -353,8 +353,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   return summary
 
 
-def phase_optimizer(config, phase: str, params,
-                    hparams: dict | None = None) -> optax.GradientTransformation:
+def phase_optimizer(config, phase: str, params, hparams: dict | None = None
+                    ) -> optax.GradientTransformation:
   """The optimizer of `phase`, with the fine-tune protocol's freezing.
 
   `hparams` replaces numeric keys of config[phase] (e.g. learning_rate,
