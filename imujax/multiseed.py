@@ -81,7 +81,11 @@ def member_configs(config: ml_collections.ConfigDict, members: list[dict]):
             f"Member key {key!r} cannot differ between members of one "
             f"program; only <pretrain|finetune>.{{{', '.join(MEMBER_HPARAMS)}}}"
             " can (run other differences as separate runs).")
-      c[section][name] = float(value)
+      try:
+        c[section][name] = float(value)
+      except (TypeError, ValueError):
+        raise ValueError(f"Member {m.get('workdir', m['seed'])!r}: {key}="
+                         f"{value!r} is not a number.") from None
     out.append(c)
   return out
 

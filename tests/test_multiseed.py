@@ -144,6 +144,9 @@ def test_member_keys_other_than_learning_rate_and_weight_decay_refused():
   config = test_config.get_config()
   with pytest.raises(ValueError, match="finetune.steps"):
     multiseed.member_configs(config, [{"seed": 0, "set": {"finetune.steps": 9}}])
+  with pytest.raises(ValueError, match="finetune.learning_rate='fast'"):
+    multiseed.member_configs(
+        config, [{"seed": 0, "set": {"finetune.learning_rate": "fast"}}])
 
 
 _SPLIT_STEP_HAS_NO_COLLECTIVES = """
