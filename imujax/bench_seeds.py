@@ -22,7 +22,10 @@ the same chain for K members stacked (a batched dot per step), on one device.
 If stacking costs K times one chain, batching members has nothing to amortise
 and only more devices (cores) can help.
 
-Throughput is member-steps per second (K * steps / seconds) in every arm.
+Throughput is member-steps per second (K * steps / seconds) in every arm;
+each arm also prints its minor page faults per timed step (last repeat; a
+step of K members counts once) and, for the one-program arms, the XLA
+temporaries of its compiled step (split: summed over devices).
 Repeats alternate the arms; the median is reported, with each arm's ratio to
 the sequential arm of the same run.
 
@@ -32,6 +35,7 @@ The README ("Vectorised seeds") has the numbers measured on the project's
 2-core CPU and what explains them.
 """
 
+import resource
 import statistics
 import time
 
@@ -80,22 +84,35 @@ def main(argv):
                                           jax.sharding.PartitionSpec())
   keys = multiseed.step_keys(configs)
 
+  faults = {}  # Arm -> minor page faults per timed step, last repeat.
+
+  def timed(arm, run_steps, num_steps):
+    """Member-steps/s of `run_steps()`; records its page faults per step."""
+    f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    t = time.perf_counter()
+    run_steps()
+    seconds = time.perf_counter() - t
+    faults[arm] = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+                   - f0) / num_steps
+    return k * steps / seconds
+
   def sequential():
     states = [jax.device_put(fresh(r), replicated) for r in runs]
     for i, (r, c) in enumerate(zip(runs, configs)):  # Compile, warm up.
       for step in range(2):
         states[i], _ = single(states[i], _one(r, c, step), keys[i])
     jax.block_until_ready(states)
-    t = time.perf_counter()
-    for i, (r, c) in enumerate(zip(runs, configs)):
-      s = states[i]
-      for step in range(2, steps + 2):
-        s, _ = single(s, _one(r, c, step), keys[i])
-      states[i] = s
-    jax.block_until_ready(states)
-    return k * steps / (time.perf_counter() - t)
 
-  def together(impl, mesh):
+    def run_steps():
+      for i, (r, c) in enumerate(zip(runs, configs)):
+        s = states[i]
+        for step in range(2, steps + 2):
+          s, _ = single(s, _one(r, c, step), keys[i])
+        states[i] = s
+      jax.block_until_ready(states)
+    return timed("sequential", run_steps, k * steps)
+
+  def together(arm, impl, mesh):
     step_fn = multiseed.make_step(loss_fn, optimizer, impl, mesh)
     members = multiseed.member_sharding(mesh)
     state = jax.device_put(multiseed.stack([fresh(r) for r in runs]), members)
@@ -107,19 +124,24 @@ def main(argv):
     for step in range(2):
       state, _ = step_fn(state, batch(step), member_keys)
     jax.block_until_ready(state)
-    t = time.perf_counter()
-    for step in range(2, steps + 2):
-      state, _ = step_fn(state, batch(step), member_keys)
-    jax.block_until_ready(state)
-    return k * steps / (time.perf_counter() - t)
+    temp_mib[arm] = step_fn.lower(state, batch(0), member_keys).compile(
+        ).memory_analysis().temp_size_in_bytes / 2**20
+
+    def run_steps():
+      nonlocal state
+      for step in range(2, steps + 2):
+        state, _ = step_fn(state, batch(step), member_keys)
+      jax.block_until_ready(state)
+    return timed(arm, run_steps, steps)
 
   one_mesh, split_mesh = (multiseed.member_mesh(k, one_device),
                           multiseed.member_mesh(k))
+  split = f"vmap/split over {split_mesh.size} devices"
+  temp_mib = {}  # Arm -> XLA temporaries of its compiled step, MiB.
   arms = {"sequential": sequential,
-          "vmap": lambda: together("vmap", one_mesh),
-          f"vmap/split over {split_mesh.size} devices":
-              lambda: together("vmap", split_mesh),
-          "loop": lambda: together("loop", one_mesh)}
+          "vmap": lambda: together("vmap", "vmap", one_mesh),
+          split: lambda: together(split, "vmap", split_mesh),
+          "loop": lambda: together("loop", "loop", one_mesh)}
   one, stacked = _dot_chains(k, one_device[0])
   print(f"dot chain (128 x tanh([32,64]@[64,256])): one member {one:.2f} ms, "
         f"{k} stacked {stacked:.2f} ms ({stacked / one:.1f}x one)")
@@ -135,8 +157,11 @@ def main(argv):
   baseline = statistics.median(results["sequential"])
   for name, runs_ in results.items():
     median = statistics.median(runs_)
+    temp = (f", step temporaries {temp_mib[name]:.0f} MiB"
+            if name in temp_mib else "")
     print(f"{name + ':':32s} {median:6.1f} member-steps/s  "
-          f"{median / baseline:4.2f}x  (runs {_fmt(runs_)})")
+          f"{median / baseline:4.2f}x  (runs {_fmt(runs_)}; "
+          f"{faults[name]:.0f} page faults per step{temp})")
 
 
 def _dot_chains(k: int, device, batch=32, hidden=64, length=128, reps=20):
