@@ -5,7 +5,7 @@ training subjects, then fine-tuned (new head) on `target` with `budget`
 labelled subjects, against the same network from scratch on the same labels.
 Channels are matched by name (both default datasets are a wrist watch:
 `wrist_acc_*`, `wrist_gyr_*`), otherwise an input adapter is learned
-(see imujax/transfer.py).
+(see imujax/training/transfer.py).
 
   python -m imujax.main --config=configs/supervised.py \
       --config.pretrain.manual_dir=../shared/data/sp_sw_har --workdir=/tmp/sup_spsw_to_watch
@@ -27,7 +27,7 @@ def get_config(arg=None):
   config = configlib.base()
   config.mode = "compare"
   config.seed = sw.seed
-  config.pretrain.objective = "supervised"
+  config.pretrain.objective = "classification"
   config.pretrain.dataset = sw.source
   config.data.name = sw.target
   config.data.labeled_subjects = sw.budget

@@ -5,16 +5,17 @@ with its default. The returned ConfigDict is locked, so a typo anywhere
 (`config.model.hiden = 64` in a file, `--config.model.hiden=64` on the
 command line, `:hiden=64` as an arg) fails at once, naming the key.
 
-This module imports only ml_collections (and the plain-Python defaults of the
-pretext objectives), so config files stay light.
+This module imports only ml_collections (and the plain-Python registry and
+option defaults of the objectives), so config files stay light.
 """
 
 import ml_collections
 
-from imujax import pretext_options
+from imujax import objectives
+from imujax.objectives import options as pretext_options
 
 # Numeric hyper-parameters of the trained phase (pretrain.* / finetune.*) in
-# which the members of one vmapped program (imujax.multiseed) may differ: its
+# which the members of one vmapped program (imujax.training.multiseed) may differ: its
 # step builds each member's optimizer from the member's own, traced, values.
 MEMBER_HPARAMS = ("learning_rate", "weight_decay")
 
@@ -43,7 +44,7 @@ def base() -> ml_collections.ConfigDict:
   c.data.eval_batch_size = 16      # Whole recordings per evaluation batch.
 
   c.model = ml_collections.ConfigDict()
-  c.model.cell = "lstm"            # "rnn" | "lstm" | "gru".
+  c.model.cell = "lstm"            # A cell's name: "rnn" | "lstm" | "gru" ...
   c.model.hidden = 128
   c.model.layers = 2
   c.model.dropout = 0.1
@@ -51,8 +52,9 @@ def base() -> ml_collections.ConfigDict:
   c.model.unroll = 1
 
   c.pretrain = _phase(steps=2000, learning_rate=2e-3)
-  # A self-supervised kind (see pretext_options.DEFAULTS) or "supervised":
-  # per-frame classification of pretrain.dataset's own labels.
+  # An objective's name (imujax.objectives): a self-supervised one, or
+  # "classification" of pretrain.dataset's own labels (supervised
+  # pre-training on another dataset).
   c.pretrain.objective = "masked_reconstruction"
   c.pretrain.dataset = ""          # "" = data.name; else e.g. "sp_sw_har/watch_50hz".
   c.pretrain.manual_dir = ""       # Raw files of pretrain.dataset, if manual.
@@ -154,9 +156,10 @@ def apply_args(config: ml_collections.ConfigDict,
 def check(config: ml_collections.ConfigDict) -> None:
   """Rejects keys `base()` does not know and values outside their choices."""
   _check_keys(config, base(), "")
+  from imujax import cells  # pylint: disable=g-import-not-at-top  (JAX)
   choices = {"mode": ("pretrain", "finetune", "compare"),
-             "model.cell": ("rnn", "lstm", "gru"),
-             "pretrain.objective": (*pretext_options.DEFAULTS, "supervised"),
+             "model.cell": cells.names(),
+             "pretrain.objective": objectives.names(),
              "finetune.protocol": ("full", "linear_probe", "freeze_lower"),
              "finetune.channels": ("auto", "adapter")}
   for key, allowed in choices.items():
@@ -165,16 +168,17 @@ def check(config: ml_collections.ConfigDict) -> None:
       value = value[part]
     if value not in allowed:
       raise ValueError(f"Config key {key}={value!r}; choose one of {allowed}.")
-  if config.pretrain.objective in pretext_options.DEFAULTS:
-    pretext_options.validate(config.pretrain.objective,
-                             config.pretrain[config.pretrain.objective])
+  pretext_options.validate(config.pretrain.objective,
+                           config.pretrain.get(config.pretrain.objective))
   if config.num_seeds < 1:
     raise ValueError("Config key num_seeds must be >= 1.")
   if not 0 < config.finetune.layer_decay <= 1:
     raise ValueError("Config key finetune.layer_decay must be in (0, 1].")
-  if config.pretrain.objective == "supervised" and not config.pretrain.dataset:
+  if config.pretrain.objective == "classification" and (
+      not config.pretrain.dataset):
     raise ValueError(
-        "pretrain.objective='supervised' needs pretrain.dataset: a labelled "
+        "pretrain.objective='classification' (supervised pre-training) needs "
+        "pretrain.dataset: a labelled "
         "source dataset other than data.name (pre-training on the target's "
         "own labels would leak the label budget).")
   if config.mode == "compare" and config.init_from:

@@ -13,9 +13,9 @@ import jax
 from ml_collections import config_flags
 
 from imujax import configlib
-from imujax import distributed
-from imujax import experiment
-from imujax import runtime
+from imujax.training import distributed
+from imujax.experiments import compare
+from imujax.training import runtime
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Config file, optionally with :key=value,... args.",
@@ -47,7 +47,7 @@ def main(argv):
   configlib.check(config)
   logging.info("JAX devices: %s; %s", jax.devices(), malloc)
   logging.info("Config:\n%s", config)
-  experiment.run(config, _WORKDIR.value)
+  compare.run(config, _WORKDIR.value)
 
 
 if __name__ == "__main__":

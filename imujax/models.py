@@ -42,12 +42,12 @@ class ModelConfig:
   adapter_dim: int = 0
 
 
-def _linear_init(key, in_dim: int, out_dim: int) -> Params:
+def linear_init(key, in_dim: int, out_dim: int) -> Params:
   w = jax.nn.initializers.lecun_normal()(key, (in_dim, out_dim), jnp.float32)
   return {"w": w, "b": jnp.zeros((out_dim,), jnp.float32)}
 
 
-def _linear(params: Params, x: jax.Array) -> jax.Array:
+def linear(params: Params, x: jax.Array) -> jax.Array:
   return x @ params["w"] + params["b"]
 
 
@@ -62,7 +62,7 @@ def init_encoder(key, cfg: ModelConfig) -> Params:
   params = {}
   first_in = cfg.adapter_dim or cfg.in_dim
   if cfg.adapter_dim:
-    params["adapter"] = _linear_init(jax.random.fold_in(key, 1000), cfg.in_dim,
+    params["adapter"] = linear_init(jax.random.fold_in(key, 1000), cfg.in_dim,
                                      cfg.adapter_dim)
   for i, k in enumerate(jax.random.split(key, cfg.layers)):
     in_dim = first_in if i == 0 else cfg.hidden
@@ -75,11 +75,11 @@ def init_encoder(key, cfg: ModelConfig) -> Params:
 
 
 def init_classifier(key, cfg: ModelConfig) -> Params:
-  return _linear_init(key, cfg.hidden, cfg.num_classes)
+  return linear_init(key, cfg.hidden, cfg.num_classes)
 
 
 def init_reconstructor(key, cfg: ModelConfig) -> Params:
-  return _linear_init(key, cfg.hidden, cfg.in_dim)
+  return linear_init(key, cfg.hidden, cfg.in_dim)
 
 
 def init(key, cfg: ModelConfig) -> Params:
@@ -100,7 +100,7 @@ def initial_state(cfg: ModelConfig, batch: int) -> list:
 
 
 def _adapt(params: Params, x: jax.Array) -> jax.Array:
-  return _linear(params["adapter"], x) if "adapter" in params else x
+  return linear(params["adapter"], x) if "adapter" in params else x
 
 
 def encode(params: Params, cfg: ModelConfig, x: jax.Array,
@@ -163,12 +163,12 @@ def encoder_step(params: Params, cfg: ModelConfig, state: list,
 
 def classify(params: Params, h: jax.Array) -> jax.Array:
   """Per-frame logits <float32>[..., num_classes] from features h [..., H]."""
-  return _linear(params["classifier"], h)
+  return linear(params["classifier"], h)
 
 
 def reconstruct(params: Params, h: jax.Array) -> jax.Array:
   """Per-frame reconstruction <float32>[..., in_dim] from features h."""
-  return _linear(params["reconstructor"], h)
+  return linear(params["reconstructor"], h)
 
 
 def classify_sequence(params: Params, cfg: ModelConfig, x: jax.Array,

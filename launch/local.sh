@@ -14,7 +14,7 @@ shift 2
 retries=${RETRIES:-3}
 # Keep glibc from handing every step's XLA scratch block (> 32 MiB) back to the
 # OS and faulting it in afresh: ~20 % faster CPU training steps
-# (imujax/BENCH_NOTES.md). Set GLIBC_TUNABLES yourself to override.
+# (imujax/bench/NOTES.md). Set GLIBC_TUNABLES yourself to override.
 export GLIBC_TUNABLES=${GLIBC_TUNABLES:-glibc.malloc.mmap_threshold=4294967296:glibc.malloc.trim_threshold=17179869184}
 mkdir -p "$workdir"
 cd "$(dirname "$0")/.."

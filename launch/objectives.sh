@@ -47,7 +47,7 @@ else
 fi
 if [ "$dataset" != seglearn_watch ] || [ -d "$source_dir" ]; then
   run "$out/pretrain_supervised" --config.mode=pretrain \
-    --config.pretrain.objective=supervised \
+    --config.pretrain.objective=classification \
     --config.pretrain.dataset="$source_name" \
     --config.pretrain.manual_dir="$source_dir" "$@"
   run "$out/finetune_supervised" --config.mode=finetune \

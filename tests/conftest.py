@@ -33,7 +33,7 @@ def tfds_dir(tmp_path_factory) -> str:
 @pytest.fixture(scope="session")
 def watch_data(tfds_dir):
   """The seglearn watch dataset, prepared once per session."""
-  from imujax import input_pipeline
+  from imujax.data import input_pipeline
   return input_pipeline.load("seglearn_watch", data_dir=tfds_dir)
 
 

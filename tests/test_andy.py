@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from imujax import mvnx
+from imujax.datasets import mvnx
 from imujax.datasets.andy import andy_dataset_builder as ab
 import mvnx_fixtures
 

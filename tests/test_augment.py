@@ -4,7 +4,7 @@ import jax
 import numpy as np
 import pytest
 
-from imujax import augment as _augment
+from imujax.objectives import augment as _augment
 
 
 def _jit(fn, **static):

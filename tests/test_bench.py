@@ -3,7 +3,7 @@
 Timings are never asserted (they are the benchmarks' output, not a test):
 these tests check that the imujax and flax.linen rows of `imujax.bench` time
 the same function, that the ratios reported are the ratios of the rows, and
-that `imujax.bench_stream` runs end to end on a real fine-tuned run and writes
+that `imujax.bench.stream` runs end to end on a real fine-tuned run and writes
 self-consistent JSON.
 """
 
@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from imujax import bench
+from imujax.bench import steps as bench
 from tests.conftest import REPO
 from tests.conftest import subprocess_env
 from tests.test_stream import make_run
@@ -85,7 +85,7 @@ def test_bench_stream_command_runs(tmp_path_factory, tfds_dir, watch_data,
   # A child process: the command pins itself to one core and sets up
   # JAX's dispatch before JAX starts, which must not happen to pytest.
   proc = subprocess.run(
-      [sys.executable, "-m", "imujax.bench_stream", f"--workdir={workdir}",
+      [sys.executable, "-m", "imujax.bench.stream", f"--workdir={workdir}",
        "--samples=120", "--sizes=1,4", "--reps=5", "--pool_sizes=8,16",
        "--pool_seconds=0.2", "--pool_trials=1", f"--json={out}"],
       cwd=REPO, env=subprocess_env(), capture_output=True, text=True,

@@ -5,7 +5,7 @@ import sys
 
 import numpy as np
 
-from imujax import data
+from imujax.data import info as data
 from tests import dataset_fixtures as fx
 from tests.conftest import subprocess_env
 

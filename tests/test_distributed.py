@@ -14,10 +14,11 @@ import numpy as np
 import pytest
 
 from imujax import configlib
-from imujax import distributed
+from imujax.training import distributed
 from imujax import models
 from imujax import objectives
-from imujax import train
+from imujax.training import optim
+from imujax.training import program
 from tests.conftest import subprocess_env
 
 _BATCH, _STEPS = 8, 3
@@ -108,7 +109,7 @@ def test_initialize_rejects_an_unknown_mode(calls):
 
 
 def test_one_process_keeps_every_row():
-  sharding = jax.sharding.NamedSharding(train.make_mesh(),
+  sharding = jax.sharding.NamedSharding(program.make_mesh(),
                                         jax.sharding.PartitionSpec("data"))
   batch = _global_batch(0)
   np.testing.assert_array_equal(distributed.local_rows(sharding, _BATCH),
@@ -141,28 +142,29 @@ def _train(mesh, put) -> list:
   phase = configlib.base().finetune
   phase.unlock()
   phase.update(warmup_steps=0, learning_rate=1e-2)
-  optimizer = train.make_optimizer(phase, params)
+  optimizer = optim.make_optimizer(phase, params)
   replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
   state = jax.device_put({"step": jnp.zeros((), jnp.int32), "params": params,
                           "opt_state": optimizer.init(params)}, replicated)
-  step_fn = train.jit_train_step(
-      mesh, functools.partial(objectives.classification_loss, cfg=cfg),
+  step_fn = program.jit_train_step(
+      mesh, functools.partial(objectives.get("classification").loss, cfg=cfg),
       optimizer)
   for step in range(_STEPS):
-    state, _ = step_fn(state, put(_global_batch(step)), jax.random.key(1))
+    state, _ = step_fn(state, put(_global_batch(step)), jax.random.key(1), None)
   return [np.asarray(p) for p in jax.tree.leaves(state["params"])]
 
 
 _WORKER = textwrap.dedent("""
     import sys
     import numpy as np
-    from imujax import distributed
+    from imujax.training import distributed
     assert distributed.initialize("auto")
     import jax
-    from imujax import train
+    from imujax.training import optim
+    from imujax.training import program
     from tests import test_distributed as t
     assert (jax.process_count(), jax.device_count()) == (2, 4), jax.devices()
-    mesh = train.make_mesh()
+    mesh = program.make_mesh()
     sharding = jax.sharding.NamedSharding(mesh,
                                           jax.sharding.PartitionSpec("data"))
     half = t._BATCH // 2
@@ -229,7 +231,7 @@ def test_two_processes_train_like_one(tmp_path: pathlib.Path):
         f"process {i} exited {p.returncode}:\n{log[-3000:]}")
 
   # The reference: one process, one device, the whole global batch.
-  mesh = train.make_mesh(jax.devices()[:1])
+  mesh = program.make_mesh(jax.devices()[:1])
   sharding = jax.sharding.NamedSharding(mesh,
                                         jax.sharding.PartitionSpec("data"))
   expected = _train(mesh, lambda b: jax.device_put(b, sharding))

@@ -14,9 +14,11 @@ import orbax.checkpoint as ocp
 import pytest
 
 from imujax import configlib
-from imujax import experiment
-from imujax import input_pipeline
-from imujax import train
+from imujax.experiments import compare
+from imujax.data import input_pipeline
+from imujax.training import loop
+from imujax.training import setup
+from imujax.training import run_record
 from tests.conftest import REPO, subprocess_env
 
 sys.path.insert(0, str(REPO / "configs"))
@@ -83,17 +85,17 @@ def test_main_runs_the_comparison_and_writes_its_outputs(tmp_path, tfds_dir):
 @pytest.mark.slow
 def test_init_from_loads_the_pretrained_encoder(tmp_path, tfds_dir):
   pre_dir, probe_dir = tmp_path / "pre", tmp_path / "probe"
-  train.train_and_evaluate(_config(tfds_dir, "mode=pretrain"), str(pre_dir),
+  loop.train_and_evaluate(_config(tfds_dir, "mode=pretrain"), str(pre_dir),
                            "pretrain")
   probe = _config(tfds_dir, "mode=finetune,finetune.protocol=linear_probe")
   probe.init_from = str(pre_dir)
   pre = _restore_params(pre_dir)
   # At step 0 of fine-tuning the encoder is the checkpoint's, exactly.
-  start = train.prepare(probe, "finetune").params
+  start = setup.prepare(probe, "finetune").params
   for a, b in zip(jax.tree.leaves(pre["encoder"]),
                   jax.tree.leaves(start["encoder"])):
     np.testing.assert_array_equal(a, b)
-  train.train_and_evaluate(probe, str(probe_dir), "finetune")
+  loop.train_and_evaluate(probe, str(probe_dir), "finetune")
   tuned = _restore_params(probe_dir)
   # Frozen under a linear probe, so equal to the checkpoint only if loaded.
   for a, b in zip(jax.tree.leaves(pre["encoder"]),
@@ -103,8 +105,8 @@ def test_init_from_loads_the_pretrained_encoder(tmp_path, tfds_dir):
   # A model of another shape is refused with the key to change.
   wrong = _config(tfds_dir, "mode=finetune,model.hidden=24")
   wrong.init_from = str(pre_dir)
-  with pytest.raises(train.IncompatibleCheckpointError, match="model.hidden"):
-    train.train_and_evaluate(wrong, str(tmp_path / "wrong"), "finetune")
+  with pytest.raises(run_record.IncompatibleRunError, match="model.hidden"):
+    loop.train_and_evaluate(wrong, str(tmp_path / "wrong"), "finetune")
 
 
 @pytest.mark.slow
@@ -142,11 +144,11 @@ def test_sigkill_then_rerun_gives_the_uninterrupted_metrics(tmp_path, tfds_dir):
 @pytest.mark.slow
 def test_incompatible_workdir_is_refused_by_name(tmp_path, tfds_dir):
   config = _config(tfds_dir, "mode=finetune,finetune.steps=10")
-  train.train_and_evaluate(config, str(tmp_path), "finetune")
+  loop.train_and_evaluate(config, str(tmp_path), "finetune")
   other = _config(tfds_dir, "mode=finetune,finetune.steps=10,model.hidden=32")
-  with pytest.raises(train.IncompatibleCheckpointError,
+  with pytest.raises(run_record.IncompatibleRunError,
                      match=r"model_config.hidden.*another --workdir"):
-    train.train_and_evaluate(other, str(tmp_path), "finetune")
+    loop.train_and_evaluate(other, str(tmp_path), "finetune")
 
 
 @pytest.mark.slow
@@ -164,7 +166,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(
   config = _config(tfds_dir, "mode=finetune,finetune.steps=40")
   with pytest.raises(FloatingPointError,
                      match="step 16 .*last good checkpoint is step 10"):
-    train.train_and_evaluate(config, str(tmp_path), "finetune")
+    loop.train_and_evaluate(config, str(tmp_path), "finetune")
   assert ocp.CheckpointManager(tmp_path / "checkpoints").all_steps() == [10]
   params = _restore_params(tmp_path)
   assert all(np.isfinite(x).all() for x in jax.tree.leaves(params))

@@ -8,7 +8,7 @@ import jax
 import numpy as np
 import pytest
 
-from imujax import stream
+from imujax.online import stream
 from tests.conftest import subprocess_env
 from tests.test_stream import make_run
 
@@ -19,7 +19,7 @@ pytest.importorskip(
 
 @pytest.fixture(scope="module")
 def artifact(tmp_path_factory, tfds_dir, watch_data):
-  from imujax import export
+  from imujax.online import export
   run_dir = make_run(tmp_path_factory, tfds_dir)
   out = tmp_path_factory.mktemp("export") / "run.imujax"
   export.main([f"--workdir={run_dir}", f"--out={out}"])
@@ -27,7 +27,7 @@ def artifact(tmp_path_factory, tfds_dir, watch_data):
 
 
 def test_artifact_matches_stream_step(artifact, watch_data):
-  from imujax import export
+  from imujax.online import export
   run_dir, path = artifact
   run = stream.load_run(run_dir)
   art = export.Artifact.load(path)
@@ -53,13 +53,13 @@ def test_artifact_loads_without_training_code(artifact):
   code = textwrap.dedent(f"""
       import sys
       import numpy as np
-      from imujax import export
+      from imujax.online import export
       art = export.Artifact.load({str(path)!r})
       s, p = art.step(art.init_state(2), np.zeros((2, 6), np.float32))
       assert p.shape == (2, 7), p.shape
       heavy = sorted(m for m in sys.modules if m.split(".")[0] in (
           "flax", "optax", "orbax", "tensorflow_datasets", "tensorflow")
-          or m in ("imujax.models", "imujax.train", "imujax.stream",
+          or m in ("imujax.models", "imujax.training.train", "imujax.online.stream",
                    "imujax.cells"))
       assert not heavy, heavy
       print("ok")
@@ -73,7 +73,7 @@ def test_artifact_loads_without_training_code(artifact):
 def test_wrong_format_is_a_clear_error(tmp_path):
   import json
   import zipfile
-  from imujax import export
+  from imujax.online import export
   bad = tmp_path / "bad.imujax"
   with zipfile.ZipFile(bad, "w") as z:
     z.writestr("meta.json", json.dumps({"format": "other/0"}))

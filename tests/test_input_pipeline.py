@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from imujax import input_pipeline as ip
+from imujax.data import input_pipeline as ip
 
 
 def test_subject_split_is_disjoint_deterministic_and_seeded(watch_data):

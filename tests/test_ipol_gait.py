@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from imujax import data
+from imujax.data import info as data
 from imujax.datasets.ipol_gait import ipol_gait_dataset_builder as ig
 from tests import dataset_fixtures as fx
 

@@ -12,9 +12,9 @@ import time
 import numpy as np
 import pytest
 
-from imujax import stream
-from imujax.live import __main__ as live
-from imujax.live import sources
+from imujax.online import stream
+from imujax.online.live import __main__ as live
+from imujax.online.live import sources
 from tests.conftest import subprocess_env
 from tests.test_stream import make_run
 import mvnx_fixtures
@@ -93,7 +93,7 @@ def test_udp_source_through_the_pipeline(run_dir, watch_data):
 
 
 def test_mvn_source_through_the_pipeline(run_dir, tmp_path):
-  from imujax import mvn_stream
+  from imujax.online import mvn_stream
   model = stream.Model(stream.load_run(run_dir))
   path = tmp_path / "take.mvnx"
   mvnx_fixtures.write_mvnx(path, mvnx_fixtures.random_frames(40, version=4),
@@ -116,7 +116,7 @@ def test_page_updates_in_headless_chromium(run_dir, watch_data, tmp_path):
   np.savez(replay, t=np.arange(len(x)) / 50., x=x,
            channels=np.asarray(watch_data.channel_names))
   proc = subprocess.Popen(
-      [sys.executable, "-m", "imujax.live", f"--model={run_dir}",
+      [sys.executable, "-m", "imujax.online.live", f"--model={run_dir}",
        f"--source=replay:{replay},speed=2", "--http_port=0",
        "--duration=120"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
       text=True, env=subprocess_env())

@@ -9,9 +9,10 @@ import jax
 import numpy as np
 import pytest
 
-from imujax import checkpoints
-from imujax import multiseed
-from imujax import train
+from imujax.training import checkpoints
+from imujax.training import multiseed
+from imujax.training import loop
+from imujax.training import program
 from tests.conftest import REPO
 from tests.conftest import subprocess_env
 
@@ -39,9 +40,9 @@ def _val_f1(workdir):
 def test_members_equal_single_runs_and_resume(tmp_path, tfds_dir):
   configs = _configs(tfds_dir, (0, 1))
   members = [tmp_path / f"m{k}" for k in range(2)]
-  summaries = multiseed.train_and_evaluate(configs, members, "finetune")
+  summaries = loop.train_members(configs, members, "finetune")
   single = tmp_path / "single1"
-  train.train_and_evaluate(configs[1], str(single), "finetune")
+  loop.train_and_evaluate(configs[1], str(single), "finetune")
 
   params, step = checkpoints.restore_params(members[1])
   reference, _ = checkpoints.restore_params(single)
@@ -60,7 +61,7 @@ def test_members_equal_single_runs_and_resume(tmp_path, tfds_dir):
     mngr = checkpoints.manager(m)
     mngr.delete(4)
     mngr.close()
-  multiseed.train_and_evaluate(configs, members, "finetune")
+  loop.train_members(configs, members, "finetune")
   assert _max_diff(checkpoints.restore_params(members[1])[0], params) < 1e-6
   assert len(_val_f1(members[1])) == 3  # val@2, val@4, test; none doubled.
 
@@ -86,11 +87,11 @@ def test_loop_impl_matches_vmap():
   keys = jax.random.split(jax.random.key(0), 3)
   params = [{"w": jax.random.normal(k, (4, 2))} for k in keys]
   def fresh():
-    return multiseed.stack([{"step": np.int32(0), "params": p,
+    return program.stack([{"step": np.int32(0), "params": p,
                              "opt_state": opt.init(p)} for p in params])
   batch = np.random.default_rng(0).normal(size=(3, 5, 4)).astype(np.float32)
-  a, _ = multiseed.make_step(loss, opt, "vmap")(fresh(), batch, keys)
-  b, _ = multiseed.make_step(loss, opt, "loop")(fresh(), batch, keys)
+  a, _ = program.make_members_step(loss, opt, "vmap")(fresh(), batch, keys)
+  b, _ = program.make_members_step(loss, opt, "loop")(fresh(), batch, keys)
   assert _max_diff(a["params"], b["params"]) < 1e-6
 
 
@@ -99,7 +100,7 @@ def test_members_split_over_two_cpu_devices_equal_single_run(tmp_path,
   """`--cpu_devices=2`: one member per device, same numbers as one run."""
   members = [{"seed": s, "workdir": str(tmp_path / f"m{s}")} for s in (0, 1)]
   result = subprocess.run(
-      [sys.executable, "-m", "imujax.multiseed",
+      [sys.executable, "-m", "imujax.training.multiseed",
        "--config=configs/test.py:finetune.steps=4,eval_every=2,"
        "checkpoint_every=2,log_every=2",
        f"--config.data.data_dir={tfds_dir}", "--phase=finetune",
@@ -109,7 +110,7 @@ def test_members_split_over_two_cpu_devices_equal_single_run(tmp_path,
   assert result.returncode == 0, result.stderr[-3000:]
   assert "Members split over 2 devices (1 each)" in result.stderr
   single = tmp_path / "single1"
-  train.train_and_evaluate(_configs(tfds_dir, (1,))[0], str(single),
+  loop.train_and_evaluate(_configs(tfds_dir, (1,))[0], str(single),
                            "finetune")
   params, step = checkpoints.restore_params(tmp_path / "m1")
   reference, _ = checkpoints.restore_params(single)
@@ -130,9 +131,9 @@ def test_members_with_their_own_learning_rate_and_weight_decay(tmp_path,
   assert configs[1].finetune.learning_rate == 3e-2
   assert configs[0].finetune.learning_rate != 3e-2
   members = [tmp_path / f"m{k}" for k in range(2)]
-  multiseed.train_and_evaluate(configs, members, "finetune")
+  loop.train_members(configs, members, "finetune")
   single = tmp_path / "single"
-  train.train_and_evaluate(configs[1], str(single), "finetune")
+  loop.train_and_evaluate(configs[1], str(single), "finetune")
   params, _ = checkpoints.restore_params(members[1])
   reference, _ = checkpoints.restore_params(single)
   assert _max_diff(params, reference) < 1e-5
@@ -151,28 +152,27 @@ def test_member_keys_other_than_learning_rate_and_weight_decay_refused():
 
 _SPLIT_STEP_HAS_NO_COLLECTIVES = """
 import jax, numpy as np, optax
-from imujax import multiseed
 
 def loss(params, batch, rng):
   del rng
   return ((batch @ params["w"]) ** 2).mean(), {}
 
 opt = optax.adam(1e-2)
-mesh = multiseed.member_mesh(4)
+mesh = program.member_mesh(4)
 assert mesh.size == 2, mesh
 keys = jax.random.split(jax.random.key(0), 4)
 params = [{"w": jax.random.normal(k, (3, 2))} for k in keys]
-state = multiseed.stack([{"step": np.int32(0), "params": p,
+state = program.stack([{"step": np.int32(0), "params": p,
                           "opt_state": opt.init(p)} for p in params])
-sharding = multiseed.member_sharding(mesh)
+sharding = program.member_sharding(mesh)
 state = jax.device_put(state, sharding)
 batch = jax.device_put(np.ones((4, 5, 3), np.float32), sharding)
-step = multiseed.make_step(loss, opt, "vmap", mesh)
+step = program.make_members_step(loss, opt, "vmap", mesh)
 hlo = step.lower(state, batch, jax.device_put(keys, sharding)).compile().as_text()
 assert not any(op in hlo for op in ("all-reduce", "all-gather",
                                     "collective-permute", "all-to-all")), hlo
 for k in range(4):
-  w = multiseed.local_member(state["params"], k)["w"]
+  w = program.local_member(state["params"], k)["w"]
   assert w.devices() == {jax.devices()[k // 2]}, (k, w.devices())
   np.testing.assert_array_equal(w, params[k]["w"])
 print("OK")

@@ -7,8 +7,8 @@ import threading
 import numpy as np
 import pytest
 
-from imujax import mvn_stream
-from imujax import mvnx
+from imujax.online import mvn_stream
+from imujax.datasets import mvnx
 import mvnx_fixtures
 
 

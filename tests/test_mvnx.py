@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from imujax import mvnx
+from imujax.datasets import mvnx
 import mvnx_fixtures
 
 

@@ -10,17 +10,20 @@ import numpy as np
 import optax
 import pytest
 
-from imujax import augment
-from imujax import input_pipeline as ip
+from imujax.objectives import augment
+from imujax.data import input_pipeline as ip
 from imujax import models
 from imujax import objectives
-from imujax import pretext_options
+from imujax.objectives import losses
+from imujax.objectives import masked_reconstruction
+from imujax.objectives import transform_prediction
+from imujax.objectives import options as pretext_options
 from tests.conftest import subprocess_env
 
 
 # --------------------------------------------------------------------- options
 def test_defaults_are_plain_and_complete():
-  assert set(objectives.PRETEXTS) == set(pretext_options.DEFAULTS)
+  assert set(objectives.self_supervised()) == set(pretext_options.DEFAULTS)
   for kind, defaults in pretext_options.DEFAULTS.items():
     assert all(type(v) in (int, float, str, bool) for v in defaults.values())
     assert pretext_options.validate(kind, {}) == defaults
@@ -28,7 +31,7 @@ def test_defaults_are_plain_and_complete():
 
 
 def test_pretext_options_imports_nothing_heavy(repo_root):
-  code = ("import sys, imujax.pretext_options; "
+  code = ("import sys, imujax.objectives.options; "
           "heavy = {'jax', 'numpy'} & set(sys.modules); "
           "assert not heavy, heavy")
   subprocess.run([sys.executable, "-c", code], check=True, cwd=repo_root,
@@ -62,25 +65,25 @@ def _abstract_batch(b=4, t=32, c=6):
           "valid": jax.ShapeDtypeStruct((b, t), jnp.bool_)}
 
 
-def _trace(kind, opts, cfg, batch=None):
-  pretext = objectives.PRETEXTS[kind]
+def _trace(kind, opts, cfg, batch=None, channels=6):
+  pretext = objectives.get(kind)
   params = jax.eval_shape(lambda: {
       "encoder": models.init_encoder(jax.random.key(0), cfg),
       **pretext.init_heads(jax.random.key(1), cfg, opts)})
   return jax.eval_shape(functools.partial(pretext.loss, cfg=cfg, opts=opts),
                         params, batch or _abstract_batch(),
-                        jax.random.key(0))
+                        jax.random.key(0),
+                        losses.stats_of(np.zeros(channels), np.ones(channels)))
 
 
 def test_clear_errors_for_missing_data_options_and_short_windows():
   cfg = models.ModelConfig(in_dim=6, hidden=8, layers=1)
-  with pytest.raises(ValueError, match="data_options"):
+  with pytest.raises(ValueError, match="channel names"):
     _trace("simclr", {}, cfg)
   with pytest.raises(ValueError,
                      match=r"pretrain.forecast.horizon .*data.window"):
     _trace("forecast", {"horizon": 40}, cfg)
-  no_triplets = objectives.data_options([f"c{i}" for i in range(6)],
-                                        np.zeros(6), np.ones(6))
+  no_triplets = losses.data_options([f"c{i}" for i in range(6)])
   with pytest.raises(ValueError, match="rotation_deg=0"):
     _trace("simclr", no_triplets, cfg)
   _trace("simclr", {**no_triplets, "rotation_deg": 0.}, cfg)  # Fine.
@@ -88,12 +91,12 @@ def test_clear_errors_for_missing_data_options_and_short_windows():
 
 # ---------------------------------------------------------------------- cores
 # Jitted once each: eager dispatch would compile every primitive separately.
-masked_mse = jax.jit(objectives.masked_mse)
-forecast_targets = jax.jit(objectives.forecast_targets, static_argnums=(2, 3))
-info_nce = jax.jit(objectives.info_nce)
-nt_xent = jax.jit(objectives.nt_xent)
-binary_transform_loss = jax.jit(objectives.binary_transform_loss)
-multiclass_loss = jax.jit(objectives.multiclass_loss)
+masked_mse = jax.jit(losses.masked_mse)
+forecast_targets = jax.jit(losses.forecast_targets, static_argnums=(2, 3))
+info_nce = jax.jit(losses.info_nce)
+nt_xent = jax.jit(losses.nt_xent)
+binary_transform_loss = jax.jit(losses.binary_transform_loss)
+multiclass_loss = jax.jit(losses.multiclass_loss)
 
 
 def test_masked_mse_counts_masked_frames_only():
@@ -169,7 +172,7 @@ def test_transform_losses_perfect_and_wrong():
 
 # ---------------------------------------------------------------------- masks
 def test_geometric_masks_ratio_spans_and_determinism():
-  make = jax.jit(objectives.geometric_span_mask, static_argnums=(1, 2, 3, 4))
+  make = jax.jit(masked_reconstruction.geometric_span_mask, static_argnums=(1, 2, 3, 4))
   m = np.asarray(make(jax.random.key(0), 256, 256, 0.15, 8.))
   np.testing.assert_array_equal(m, make(jax.random.key(0), 256, 256, 0.15, 8.))
   assert not np.array_equal(m, make(jax.random.key(1), 256, 256, 0.15, 8.))
@@ -179,7 +182,7 @@ def test_geometric_masks_ratio_spans_and_determinism():
 
 
 def test_fixed_masks_are_spans_of_the_given_length():
-  make = jax.jit(objectives.span_mask, static_argnums=(1, 2, 3, 4))
+  make = jax.jit(masked_reconstruction.span_mask, static_argnums=(1, 2, 3, 4))
   m = np.asarray(make(jax.random.key(0), 64, 40, 0.1, 4))  # One span each.
   np.testing.assert_array_equal(m.sum(1), 4)
   first = m.argmax(1)
@@ -196,10 +199,12 @@ def test_transform_batch_applies_each_labelled_transform(watch_data):
   x = np.where(valid[..., None], batch["signals"], 0.)
   opts = pretext_options.validate(
       "transform_prediction",
-      objectives.data_options(watch_data.channel_names, norm.mean, norm.std))
+      losses.data_options(watch_data.channel_names))
+  stats = losses.stats_of(norm.mean, norm.std)
   names = opts["transforms"].split(",")
   labels = np.arange(9, dtype=np.int32)  # Row j: transform j (0: original).
-  fn = jax.jit(lambda k: objectives.transform_batch(k, x, valid, labels, opts))
+  fn = jax.jit(lambda k: transform_prediction.transform_batch(
+      k, x, valid, labels, opts, stats))
   out = np.asarray(fn(jax.random.key(0)))
   assert out.shape == x.shape
   np.testing.assert_array_equal(out, fn(jax.random.key(0)))
@@ -219,7 +224,7 @@ def test_transform_batch_applies_each_labelled_transform(watch_data):
     np.testing.assert_allclose(np.linalg.norm(raw_out[:, list(idx)], axis=-1),
                                np.linalg.norm(raw[rot][:, list(idx)], axis=-1),
                                rtol=1e-4)
-  counts = np.bincount(objectives.transform_labels(jax.random.key(0), 32, 8,
+  counts = np.bincount(transform_prediction.transform_labels(jax.random.key(0), 32, 8,
                                                    0.5), minlength=9)
   assert counts[0] == 16 and set(counts[1:]) == {2}
 
@@ -246,9 +251,9 @@ def test_a_few_adam_steps_on_real_data_lower_the_loss(watch_data, kind):
   cfg = models.ModelConfig(in_dim=6, cell=cell, hidden=16, layers=1)
   norm = ip.Normalizer.fit(watch_data.recordings, watch_data.channel_names)
   batch = ip.sample_windows(watch_data.recordings, norm, 32, 8, 0, 0)
-  opts = {**extra, **objectives.data_options(watch_data.channel_names,
-                                             norm.mean, norm.std)}
-  pretext = objectives.PRETEXTS[kind]
+  opts = {**extra, **losses.data_options(watch_data.channel_names)}
+  stats = losses.stats_of(norm.mean, norm.std)
+  pretext = objectives.get(kind)
   k_enc, k_heads = jax.random.split(jax.random.key(0))
   heads = pretext.init_heads(k_heads, cfg, opts)
   assert heads and not {"encoder", "classifier"} & set(heads)
@@ -259,7 +264,7 @@ def test_a_few_adam_steps_on_real_data_lower_the_loss(watch_data, kind):
   @jax.jit
   def step(params, opt_state, rng):
     (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-        params, batch, rng)
+        params, batch, rng, stats)
     updates, opt_state = opt.update(grads, opt_state)
     return optax.apply_updates(params, updates), opt_state, loss, metrics
 

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from imujax import report
+from imujax.experiments import report
 
 _CLASSES = ["walk", "run", "sit"]
 

@@ -8,7 +8,7 @@ import pytest
 
 _PROBE = r"""
 import ctypes, resource
-from imujax import runtime
+from imujax.training import runtime
 print(runtime.tune_malloc())
 libc = ctypes.CDLL("libc.so.6")
 libc.malloc.argtypes = (ctypes.c_size_t,)
@@ -48,7 +48,7 @@ def test_tuned_malloc_recycles_large_blocks():
 _DISPATCH_PROBE = r"""
 import jax
 import numpy as np
-from imujax import runtime
+from imujax.training import runtime
 print(runtime.synchronous_cpu_dispatch())
 print(jax.config.values["jax_cpu_enable_async_dispatch"])
 assert float(jax.jit(lambda x: x + 1.)(np.float32(1.))) == 2.
@@ -57,7 +57,7 @@ print(runtime.synchronous_cpu_dispatch())  # JAX is running now: too late.
 
 
 def test_synchronous_dispatch_is_set_before_jax_starts_and_refused_after():
-  # What it buys (latency) is measured by `python -m imujax.bench_stream`;
+  # What it buys (latency) is measured by `python -m imujax.bench.stream`;
   # here, that it takes effect only where JAX reads it, and says so.
   said, flag, late = subprocess.run(
       [sys.executable, "-c", _DISPATCH_PROBE], check=True,
@@ -68,7 +68,7 @@ def test_synchronous_dispatch_is_set_before_jax_starts_and_refused_after():
 
 _SPLIT_PROBE = r"""
 import jax
-from imujax import runtime
+from imujax.training import runtime
 print(runtime.split_cpu(3))
 print(jax.local_device_count())
 print(runtime.split_cpu(2))  # JAX is running now: too late.
@@ -82,5 +82,5 @@ def test_split_cpu_before_jax_starts_and_refused_after():
   assert said == "CPU split into 3 devices" and count == "3"
   assert late.startswith("CPU devices left at 3") and "already running" in late
   with pytest.raises(ValueError, match="cpu_devices=-1"):
-    from imujax import runtime  # pylint: disable=g-import-not-at-top
+    from imujax.training import runtime  # pylint: disable=g-import-not-at-top
     runtime.split_cpu(-1)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from imujax import data
+from imujax.data import info as data
 from imujax.datasets.sp_sw_har import sp_sw_har_dataset_builder as sp
 from tests import dataset_fixtures as fx
 

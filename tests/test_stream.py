@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from imujax import configlib
-from imujax import input_pipeline
+from imujax.data import input_pipeline
 from imujax import models
-from imujax import stream
-from imujax import train
+from imujax.online import stream
+from imujax.training import loop
 from imujax.datasets import resample
 
 
@@ -34,7 +34,7 @@ def make_run(tmp_path_factory, tfds_dir) -> str:
     config.finetune.batch_size = 8
     config.finetune.warmup_steps = 2
     config.log_every = config.eval_every = config.checkpoint_every = 10
-    train.train_and_evaluate(config, str(workdir), "finetune")
+    loop.train_and_evaluate(config, str(workdir), "finetune")
   return str(workdir)
 
 

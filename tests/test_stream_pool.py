@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from imujax import models
-from imujax import stream
-from imujax import stream_pool
+from imujax.online import stream
+from imujax.online import stream_pool
 from tests.test_stream import make_run
 
 

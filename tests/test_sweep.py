@@ -6,7 +6,7 @@ import textwrap
 
 import pytest
 
-from imujax import sweep
+from imujax.experiments import sweep
 
 _SWEEP = """
 CONFIG = "configs/test.py"
@@ -155,7 +155,7 @@ def test_vmap_seeds_groups_runs_that_differ_only_in_seed(sweep_file,
   for unit in units:
     assert sorted(dict(j.overrides)["seed"] for j in unit.jobs) == [0, 1]
     assert len({j.objective for j in unit.jobs}) == 1
-    assert unit.argv[:3] == ["python", "-m", "imujax.multiseed"]
+    assert unit.argv[:3] == ["python", "-m", "imujax.training.multiseed"]
     members = json.loads(next(a for a in unit.argv
                               if a.startswith("--members="))[10:])
     assert [m["seed"] for m in members] == [0, 1]

@@ -12,10 +12,13 @@ import numpy as np
 import pytest
 
 from imujax import configlib
-from imujax import input_pipeline as ip
+from imujax.data import input_pipeline as ip
 from imujax import models
 from imujax import objectives
-from imujax import train
+from imujax.objectives import losses
+from imujax.objectives import options
+from imujax.training import optim
+from imujax.training import program
 from tests.conftest import subprocess_env
 
 
@@ -34,15 +37,18 @@ def _setup(watch_data, objective="classification", cell="lstm", batch=8):
   norm = ip.Normalizer.fit(recs, watch_data.channel_names)
   batch = ip.sample_windows(recs, norm, 32, batch, seed=0, step=0)
   params = {"encoder": models.init_encoder(jax.random.key(0), cfg)}
-  if objective == "classification":
-    params["classifier"] = models.init_classifier(jax.random.key(1), cfg)
-    loss_fn = functools.partial(objectives.classification_loss, cfg=cfg)
-  else:
-    pretext = objectives.PRETEXTS[objective]
-    opts = objectives.validate(objective, {"mask_ratio": 0.2})
-    params.update(pretext.init_heads(jax.random.key(1), cfg, opts))
-    loss_fn = functools.partial(pretext.loss, cfg=cfg, opts=opts)
-  return cfg, batch, loss_fn, params
+  spec = objectives.get(objective)
+  opts = (options.validate(objective, {"mask_ratio": 0.2})
+          if objective == "masked_reconstruction" else {})
+  params.update(spec.init_heads(jax.random.key(1), cfg, opts))
+  stats = losses.stats_of(norm.mean, norm.std)
+  loss_fn = functools.partial(spec.loss, cfg=cfg, opts=opts)
+  return cfg, batch, functools.partial(_with_stats, loss_fn, stats), params
+
+
+def _with_stats(loss_fn, stats, params, batch, rng, unused_stats):
+  """The loss with this run's statistics bound (the step passes None)."""
+  return loss_fn(params, batch, rng, stats)
 
 
 @pytest.mark.parametrize("objective", ["classification",
@@ -50,12 +56,12 @@ def _setup(watch_data, objective="classification", cell="lstm", batch=8):
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
 def test_one_step_changes_every_parameter(watch_data, objective, cell):
   cfg, batch, loss_fn, params = _setup(watch_data, objective, cell)
-  opt = train.make_optimizer(_phase(warmup_steps=0), params)
+  opt = optim.make_optimizer(_phase(warmup_steps=0), params)
   state = {"step": jnp.zeros((), jnp.int32), "params": params,
            "opt_state": opt.init(params)}
   before = jax.tree.map(np.array, params)
-  step = train.jit_train_step(train.make_mesh(), loss_fn, opt)
-  new, metrics = step(state, batch, jax.random.key(1))
+  step = program.jit_train_step(program.make_mesh(), loss_fn, opt)
+  new, metrics = step(state, batch, jax.random.key(1), None)
   assert np.isfinite(metrics["loss"]) and metrics["loss"] > 0
   assert int(new["step"]) == 1
   changed = jax.tree.map(lambda a, b: not np.allclose(a, b), before,
@@ -65,28 +71,28 @@ def test_one_step_changes_every_parameter(watch_data, objective, cell):
 
 def test_a_few_steps_lower_the_loss_on_real_data(watch_data):
   cfg, batch, loss_fn, params = _setup(watch_data)
-  opt = train.make_optimizer(_phase(warmup_steps=0, learning_rate=1e-2),
+  opt = optim.make_optimizer(_phase(warmup_steps=0, learning_rate=1e-2),
                              params)
   state = {"step": jnp.zeros((), jnp.int32), "params": params,
            "opt_state": opt.init(params)}
-  step = train.jit_train_step(train.make_mesh(), loss_fn, opt)
+  step = program.jit_train_step(program.make_mesh(), loss_fn, opt)
   losses = []
   for _ in range(15):
-    state, m = step(state, batch, jax.random.key(1))
+    state, m = step(state, batch, jax.random.key(1), None)
     losses.append(float(m["loss"]))
   assert losses[-1] < 0.7 * losses[0]
 
 
 def test_linear_probe_leaves_the_encoder_untouched(watch_data):
   cfg, batch, loss_fn, params = _setup(watch_data)
-  opt = train.make_optimizer(_phase(warmup_steps=0), params,
+  opt = optim.make_optimizer(_phase(warmup_steps=0), params,
                              frozen_layers=cfg.layers)
   state = {"step": jnp.zeros((), jnp.int32), "params": params,
            "opt_state": opt.init(params)}
   before = jax.tree.map(np.array, params)
-  step = train.jit_train_step(train.make_mesh(), loss_fn, opt)
+  step = program.jit_train_step(program.make_mesh(), loss_fn, opt)
   for _ in range(3):
-    state, _ = step(state, batch, jax.random.key(1))
+    state, _ = step(state, batch, jax.random.key(1), None)
   for a, b in zip(jax.tree.leaves(before["encoder"]),
                   jax.tree.leaves(state["params"]["encoder"])):
     np.testing.assert_array_equal(a, b)
@@ -96,7 +102,7 @@ def test_linear_probe_leaves_the_encoder_untouched(watch_data):
 
 def test_weight_decay_spares_biases_and_norms(watch_data):
   cfg, batch, _, params = _setup(watch_data)
-  opt = train.make_optimizer(_phase(warmup_steps=0, weight_decay=0.5),
+  opt = optim.make_optimizer(_phase(warmup_steps=0, weight_decay=0.5),
                              params)
   zero_grads = jax.tree.map(jnp.zeros_like, params)
   updates, _ = opt.update(zero_grads, opt.init(params), params)
@@ -108,26 +114,30 @@ def test_weight_decay_spares_biases_and_norms(watch_data):
 
 _DATA_PARALLEL = textwrap.dedent("""
     import functools, jax, jax.numpy as jnp, numpy as np
-    from imujax import configlib, models, objectives, train
+    from imujax import configlib
+    from imujax import models
+    from imujax import objectives
+    from imujax.training import optim
+    from imujax.training import program
     assert jax.device_count() == 4, jax.devices()
     cfg = models.ModelConfig(in_dim=6, cell="lstm", hidden=16, layers=2,
                              num_classes=7)
-    loss_fn = functools.partial(objectives.classification_loss, cfg=cfg)
+    loss_fn = functools.partial(objectives.get("classification").loss, cfg=cfg)
     rng = np.random.default_rng(0)
     batches = [{"signals": rng.normal(size=(8, 24, 6)).astype(np.float32),
                 "labels": rng.integers(0, 7, (8, 24)).astype(np.int32),
                 "valid": np.ones((8, 24), bool)} for _ in range(2)]
     phase = configlib.base().finetune
     def run(devices):
-      mesh = train.make_mesh(devices)
+      mesh = program.make_mesh(devices)
       params = models.init(jax.random.key(0), cfg)
-      opt = train.make_optimizer(phase, params)
+      opt = optim.make_optimizer(phase, params)
       state = {"step": jnp.zeros((), jnp.int32), "params": params,
                "opt_state": opt.init(params)}
       sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
-      step = train.jit_train_step(mesh, loss_fn, opt)
+      step = program.jit_train_step(mesh, loss_fn, opt)
       for b in batches:
-        state, _ = step(state, jax.device_put(b, sharding), jax.random.key(1))
+        state, _ = step(state, jax.device_put(b, sharding), jax.random.key(1), None)
       leaf = jax.tree.leaves(state["params"])[0]
       return jax.device_get(state["params"]), len(leaf.sharding.device_set)
     four, n4 = run(jax.devices())
@@ -153,7 +163,7 @@ def test_two_steps_on_four_devices_equal_one_device():
 _SAVE_ON_TWO_DEVICES = textwrap.dedent("""
     import sys
     import jax, jax.numpy as jnp, numpy as np
-    from imujax import checkpoints
+    from imujax.training import checkpoints
     mesh = jax.sharding.Mesh(np.array(jax.devices()), ("data",))
     assert mesh.size == 2
     both = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
@@ -175,7 +185,7 @@ def test_checkpoint_from_two_devices_restores_on_one(tmp_path):
       env=subprocess_env(XLA_FLAGS="--xla_force_host_platform_device_count=2",
                          JAX_PLATFORMS="cpu"))
   assert result.returncode == 0, result.stderr[-3000:]
-  from imujax import checkpoints  # pylint: disable=g-import-not-at-top
+  from imujax.training import checkpoints  # pylint: disable=g-import-not-at-top
   params, step = checkpoints.restore_params(tmp_path)
   assert step == 3
   np.testing.assert_array_equal(params["w"], np.arange(6.).reshape(2, 3))

@@ -7,8 +7,8 @@ import pytest
 
 from imujax import configlib
 from imujax import models
-from imujax import train
-from imujax import transfer
+from imujax.training import optim
+from imujax.training import transfer
 
 WATCH = ["wrist_acc_x", "wrist_acc_y", "wrist_acc_z",
          "wrist_gyr_x", "wrist_gyr_y", "wrist_gyr_z"]
@@ -57,7 +57,7 @@ def _updates(params, **kw):
   phase = configlib.base().finetune
   phase.unlock()
   phase.warmup_steps = 0
-  opt = train.make_optimizer(phase, params, **kw)
+  opt = optim.make_optimizer(phase, params, **kw)
   grads = jax.tree.map(jnp.ones_like, params)
   updates, _ = opt.update(grads, opt.init(params), params)
   return jax.tree.map(lambda u: float(jnp.abs(u).max()), updates)
@@ -83,7 +83,7 @@ def test_freeze_lower_layers_and_layer_wise_decay():
 
 
 def test_streaming_a_model_with_an_adapter_matches_its_scan():
-  from imujax import stream
+  from imujax.online import stream
   cfg = models.ModelConfig(in_dim=4, hidden=8, layers=2, num_classes=3,
                            adapter_dim=6)
   params = models.init(jax.random.key(0), cfg)

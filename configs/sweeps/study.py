@@ -9,10 +9,10 @@ the subject split, the labelled subjects and the initialisation, so the arms
 are paired by seed). Validation every 50 fine-tune steps for the convergence
 curves.
 
-  python -m imujax.sweep --sweep=configs/sweeps/study.py --sweep_dir=/tmp/study \
+  python -m imujax.experiments.sweep --sweep=configs/sweeps/study.py --sweep_dir=/tmp/study \
       --set=data.manual_dir=../shared/data/sp_sw_har --launcher=local \
       --vmap_seeds --cpu_devices=3
-  python -m imujax.report /tmp/study
+  python -m imujax.experiments.report /tmp/study
 
 On a CPU, --vmap_seeds without --cpu_devices is slower than separate runs
 (README, "Vectorised seeds"); --cpu_devices=3 gives each seed of a group its
@@ -62,7 +62,7 @@ VARIANTS = {
 
 
 def sweep(arg=None):
-  """Yields one override dict per fine-tune run (see imujax/sweep.py)."""
+  """Yields one override dict per fine-tune run (see imujax/experiments/sweep.py)."""
   variant = arg or "full"
   if variant not in VARIANTS:
     raise ValueError(f"Unknown study variant {variant!r}; choose one of "

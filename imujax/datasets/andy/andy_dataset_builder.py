@@ -11,7 +11,7 @@ current action.
 One example per recording (subject = participant id): `signals` are the 17
 sensors' free acceleration (m/s^2, global frame) then angular velocity (rad/s),
 per sensor (102 channels, `<placement>_{acc,gyr}_{x,y,z}`), see
-`imujax.mvnx.imu_channels` for the quantity each comes from; resampled to the
+`imujax.datasets.mvnx.imu_channels` for the quantity each comes from; resampled to the
 config's rate. `labels` is the general posture; `labels_detailed_posture`,
 `labels_details`, `labels_current_action` the other tracks.
 
@@ -43,7 +43,7 @@ from etils import epath
 import numpy as np
 import tensorflow_datasets as tfds
 
-from imujax import mvnx
+from imujax.datasets import mvnx
 from imujax.datasets import common
 from imujax.datasets import resample
 

@@ -50,7 +50,7 @@ from etils import epath
 import numpy as np
 import tensorflow_datasets as tfds
 
-from imujax import mvnx
+from imujax.datasets import mvnx
 from imujax.datasets import common
 from imujax.datasets import resample
 
@@ -575,7 +575,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     sensors = spec.mvnx_sensors
     if sensors is None:
       # Without mvnx.sensors the names come from the first file in the spec's
-      # folder (read whole, which is fast: see imujax.mvnx).
+      # folder (read whole, which is fast: see imujax.datasets.mvnx).
       first = list_files(epath.Path(spec.folder), spec)[0]
       sensors = mvnx.read(first, ("sensorOrientation",)).sensor_labels
     return mvnx_channel_names(sensors, spec)

@@ -1,0 +1,306 @@
+"""Training-step benchmark: imujax cells against flax.linen and PyTorch.
+
+Times one jitted training step (forward + per-frame softmax cross-entropy +
+backward + Adam update, state donated) of a 1-layer recurrent encoder with a
+linear per-frame head, for imujax's cells and, in the same process, for
+flax.linen's `nn.RNN(nn.OptimizedLSTMCell)` / `nn.RNN(nn.GRUCell)` and
+PyTorch's `nn.LSTM` / `nn.GRU` (when torch is importable).
+
+  python -m imujax.bench                          # workload W: B64 T128 C102 H128
+  python -m imujax.bench --long                   # the same with T=1024
+  python -m imujax.bench --cells=lstm --time=8192 --remat_chunk=256 --impls=imujax
+  python -m imujax.bench --json=/tmp/b.json --markdown=/tmp/b.md
+
+Run nothing else heavy on the machine meanwhile: on a 2-core CPU a concurrent
+test run changes the numbers by tens of percent.
+"""
+
+import json
+import os
+import resource
+import statistics
+import time
+from typing import Any, Callable
+
+from absl import app
+from absl import flags
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from imujax import cells
+from imujax.training import runtime
+
+_CELLS = flags.DEFINE_list("cells", ["lstm", "gru"], "Cells to time.")
+_IMPLS = flags.DEFINE_list("impls", ["imujax", "flax", "torch"],
+                           "Implementations to time (imujax, flax, torch).")
+_BATCH = flags.DEFINE_integer("batch", 64, "Batch size.")
+_TIME = flags.DEFINE_integer("time", 128, "Frames per sequence.")
+_CHANNELS = flags.DEFINE_integer("channels", 102, "Input channels.")
+_HIDDEN = flags.DEFINE_integer("hidden", 128, "Hidden units.")
+_CLASSES = flags.DEFINE_integer("classes", 10, "Per-frame classes.")
+_STEPS = flags.DEFINE_integer("steps", None,
+                              "Timed steps (default 30, or 8 with --long).")
+_WARMUP = flags.DEFINE_integer("warmup", 3, "Untimed steps after compiling.")
+_LONG = flags.DEFINE_bool("long", False, "Long variant: --time=1024.")
+_UNROLL = flags.DEFINE_integer("unroll", 1, "imujax scan unroll.")
+_REMAT_CHUNK = flags.DEFINE_integer(
+    "remat_chunk", None, "imujax: rematerialise the scan in chunks of frames.")
+_MEMORY_ONLY = flags.DEFINE_bool(
+    "memory_only", False,
+    "JAX rows: compile and report XLA's memory figures without running.")
+_JSON = flags.DEFINE_string("json", None, "Write the results here as JSON.")
+_MARKDOWN = flags.DEFINE_string("markdown", None,
+                                "Write the results here as a markdown table.")
+
+LEARNING_RATE = 1e-3
+
+
+# ------------------------------------------------------------------- JAX models
+def imujax_model(kind: str, channels: int, hidden: int, classes: int,
+                 **scan_kwargs) -> tuple[Callable, Callable]:
+  """A 1-layer imujax encoder + linear per-frame head as (init, apply).
+
+  apply(params, xs <float32>[batch, time, channels]) -> logits
+  <float32>[batch, time, classes].
+  """
+  cell = cells.get(kind)
+
+  def init(key):
+    k_cell, k_head = jax.random.split(key)
+    head = jax.nn.initializers.lecun_normal()(k_head, (hidden, classes))
+    return {"cell": cell.init(k_cell, channels, hidden),
+            "head": {"w": head, "b": jnp.zeros((classes,), jnp.float32)}}
+
+  def apply(params, xs):
+    carry = cell.initial_carry(xs.shape[0], hidden)
+    hs, _ = cells.scan(cell.step, params["cell"], carry, xs, **scan_kwargs)
+    return hs @ params["head"]["w"] + params["head"]["b"]
+
+  return init, apply
+
+
+def flax_model(kind: str, channels: int, hidden: int,
+               classes: int) -> tuple[Callable, Callable]:
+  """The flax.linen baseline with the same head, as (init, apply)."""
+  from flax import linen as nn  # Only the baseline needs Flax.
+
+  class Model(nn.Module):
+
+    @nn.compact
+    def __call__(self, xs):
+      if kind == "lstm":
+        cell = nn.OptimizedLSTMCell(hidden)
+      elif kind == "gru":
+        cell = nn.GRUCell(hidden)
+      else:
+        cell = nn.SimpleCell(hidden)
+      return nn.Dense(classes)(nn.RNN(cell)(xs))
+
+  model = Model()
+  dummy = jnp.zeros((1, 2, channels), jnp.float32)
+  return (lambda key: model.init(key, dummy)["params"],
+          lambda params, xs: model.apply({"params": params}, xs))
+
+
+def make_train_step(apply: Callable, tx: optax.GradientTransformation):
+  """Jitted step(state, xs, labels) -> (state, loss) with the state donated."""
+
+  def loss_fn(params, xs, labels):
+    logits = apply(params, xs)
+    return optax.softmax_cross_entropy_with_integer_labels(logits,
+                                                           labels).mean()
+
+  def step(state, xs, labels):
+    params, opt_state = state
+    loss, grads = jax.value_and_grad(loss_fn)(params, xs, labels)
+    updates, opt_state = tx.update(grads, opt_state, params)
+    return (optax.apply_updates(params, updates), opt_state), loss
+
+  return jax.jit(step, donate_argnums=0)
+
+
+def _median_ms(run_one: Callable[[], Any], steps: int, warmup: int):
+  for _ in range(warmup):
+    run_one()
+  times = []
+  for _ in range(steps):
+    start = time.perf_counter()
+    run_one()
+    times.append(time.perf_counter() - start)
+  return 1e3 * statistics.median(times), 1e3 * min(times)
+
+
+def time_jax(init: Callable, apply: Callable, batch: int, time_: int,
+             channels: int, classes: int, steps: int, warmup: int,
+             memory_only: bool = False) -> dict:
+  """Compiles and times one training step; returns ms and memory figures.
+
+  peak_bytes is XLA's own figure for the compiled step (arguments + outputs +
+  temporaries - donated aliases), i.e. the device memory one step needs.
+  """
+  rng = np.random.default_rng(0)
+  xs = jnp.asarray(rng.standard_normal((batch, time_, channels)), jnp.float32)
+  labels = jnp.asarray(rng.integers(0, classes, (batch, time_)), jnp.int32)
+  tx = optax.adam(LEARNING_RATE)
+  params = init(jax.random.key(0))
+  state = (params, tx.init(params))
+  step = make_train_step(apply, tx)
+  start = time.perf_counter()
+  compiled = step.lower(state, xs, labels).compile()
+  compile_s = time.perf_counter() - start
+  mem = compiled.memory_analysis()
+  peak = None
+  if mem is not None:
+    # Arguments + outputs + temporaries, less what the donation aliases.
+    peak = (mem.argument_size_in_bytes + mem.output_size_in_bytes -
+            mem.alias_size_in_bytes + mem.temp_size_in_bytes)
+  if memory_only:
+    return {"ms": float("nan"), "ms_min": float("nan"),
+            "compile_s": compile_s, "peak_bytes": peak}
+  holder = [state]
+
+  def run_one():
+    holder[0], loss = compiled(holder[0], xs, labels)
+    jax.block_until_ready((holder[0], loss))
+
+  median, best = _median_ms(run_one, steps, warmup)
+  return {"ms": median, "ms_min": best, "compile_s": compile_s,
+          "peak_bytes": peak}
+
+
+# ---------------------------------------------------------------------- PyTorch
+def time_torch(kind: str, batch: int, time_: int, channels: int, hidden: int,
+               classes: int, steps: int, warmup: int) -> dict | None:
+  """Times nn.LSTM / nn.GRU + Linear + Adam; None when torch is missing."""
+  try:
+    import torch  # pylint: disable=g-import-not-at-top
+  except ImportError:
+    return None
+  torch.manual_seed(0)
+  rnn_cls = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU,
+             "rnn": torch.nn.RNN}[kind]
+  rnn = rnn_cls(channels, hidden, batch_first=True)
+  head = torch.nn.Linear(hidden, classes)
+  params = list(rnn.parameters()) + list(head.parameters())
+  opt = torch.optim.Adam(params, lr=LEARNING_RATE)
+  rng = np.random.default_rng(0)
+  xs = torch.from_numpy(
+      rng.standard_normal((batch, time_, channels)).astype(np.float32))
+  labels = torch.from_numpy(rng.integers(0, classes, (batch, time_)))
+  loss_fn = torch.nn.CrossEntropyLoss()
+
+  def run_one():
+    opt.zero_grad(set_to_none=True)
+    hs, _ = rnn(xs)
+    loss = loss_fn(head(hs).reshape(-1, classes), labels.reshape(-1))
+    loss.backward()
+    opt.step()
+
+  median, best = _median_ms(run_one, steps, warmup)
+  return {"ms": median, "ms_min": best, "compile_s": None, "peak_bytes": None,
+          "threads": torch.get_num_threads()}
+
+
+# ------------------------------------------------------------------------ report
+def run(cell_kinds, impls, batch, time_, channels, hidden, classes, steps,
+        warmup, scan_kwargs=None, memory_only=False) -> list[dict]:
+  """Times every (cell, implementation) pair; returns one row per pair."""
+  rows = []
+  for kind in cell_kinds:
+    for impl in impls:
+      if impl == "imujax":
+        init, apply = imujax_model(kind, channels, hidden, classes,
+                                   **(scan_kwargs or {}))
+        result = time_jax(init, apply, batch, time_, channels, classes, steps,
+                          warmup, memory_only)
+      elif impl == "flax":
+        init, apply = flax_model(kind, channels, hidden, classes)
+        result = time_jax(init, apply, batch, time_, channels, classes, steps,
+                          warmup, memory_only)
+      elif impl == "torch":
+        if memory_only:
+          continue
+        result = time_torch(kind, batch, time_, channels, hidden, classes,
+                            steps, warmup)
+        if result is None:
+          print(f"[{kind}] torch: skipped (torch is not importable; "
+                "pip install torch in a separate venv to compare).")
+          continue
+      else:
+        raise ValueError(f"Unknown --impls entry {impl!r}; choose from "
+                         "imujax, flax, torch.")
+      result.update(cell=kind, impl=impl, batch=batch, time=time_,
+                    channels=channels, hidden=hidden,
+                    frames_per_s=batch * time_ / (result["ms"] / 1e3))
+      rows.append(result)
+      print(_format_row(result), flush=True)
+  for row in rows:
+    if row["impl"] == "imujax":
+      for base in rows:
+        if (base["cell"] == row["cell"] and base["impl"] != "imujax" and
+            row["ms"] == row["ms"]):  # NaN under --memory_only.
+          row[f"speedup_vs_{base['impl']}"] = base["ms"] / row["ms"]
+  return rows
+
+
+def _format_row(row: dict) -> str:
+  peak = row.get("peak_bytes")
+  peak_s = f"{peak / 2**20:8.1f} MiB" if peak else "     n/a    "
+  return (f"{row['cell']:>5} {row['impl']:>7}  {row['ms']:8.2f} ms/step "
+          f"(min {row['ms_min']:7.2f})  {row['frames_per_s']:10.0f} frames/s  "
+          f"peak {peak_s}")
+
+
+def markdown(rows: list[dict]) -> str:
+  lines = ["| cell | impl | B | T | ms/step (median) | frames/s | peak MiB "
+           "| imujax speedup vs flax | vs torch |",
+           "|---|---|---|---|---|---|---|---|---|"]
+  for r in rows:
+    peak = f"{r['peak_bytes'] / 2**20:.1f}" if r.get("peak_bytes") else "n/a"
+    vs = [f"{r[k]:.2f}x" if k in r else "" for k in
+          ("speedup_vs_flax", "speedup_vs_torch")]
+    lines.append(f"| {r['cell']} | {r['impl']} | {r['batch']} | {r['time']} "
+                 f"| {r['ms']:.2f} | {r['frames_per_s']:.0f} | {peak} "
+                 f"| {vs[0]} | {vs[1]} |")
+  return "\n".join(lines) + "\n"
+
+
+def main(argv):
+  del argv
+  time_ = 1024 if _LONG.value else _TIME.value
+  steps = _STEPS.value or (8 if time_ >= 1024 else 30)
+  scan_kwargs = {"unroll": _UNROLL.value}
+  if _REMAT_CHUNK.value:
+    scan_kwargs["remat_chunk"] = _REMAT_CHUNK.value
+  malloc = runtime.tune_malloc()  # As imujax.main does; before any step.
+  load_before = os.getloadavg()[0]
+  print(f"{malloc}; IMUJAX_MALLOC_TUNING=0 to compare without.")
+  print(f"jax {jax.__version__} on {jax.devices()[0].platform}; B={_BATCH.value}"
+        f" T={time_} C={_CHANNELS.value} H={_HIDDEN.value} "
+        f"classes={_CLASSES.value}; {steps} timed steps, scan {scan_kwargs}")
+  rows = run(_CELLS.value, _IMPLS.value, _BATCH.value, time_, _CHANNELS.value,
+             _HIDDEN.value, _CLASSES.value, steps, _WARMUP.value, scan_kwargs,
+             _MEMORY_ONLY.value)
+  # Linux reports ru_maxrss in KiB: the whole process, every row together.
+  max_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+  load_after = os.getloadavg()[0]
+  # This run itself adds about one per busy core; more means other work ran
+  # meanwhile and the numbers (PyTorch's most) are not to be trusted.
+  print(f"1-min load average {load_before:.2f} before, {load_after:.2f} after"
+        f" on {os.cpu_count()} CPUs")
+  print(f"process peak RSS (all rows, incl. Python and compilers): "
+        f"{max_rss:.2f} GiB")
+  print()
+  print(markdown(rows))
+  if _JSON.value:
+    with open(_JSON.value, "w") as f:
+      json.dump(rows, f, indent=1)
+  if _MARKDOWN.value:
+    with open(_MARKDOWN.value, "w") as f:
+      f.write(markdown(rows))
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,155 @@
+"""Builds an imujax TFDS dataset if needed and prints what it holds.
+
+  python -m imujax.data --dataset=sp_sw_har/watch_50hz \
+      --manual_dir=../shared/data/sp_sw_har [--data_dir=...] [--time_build]
+
+Prints recordings, subjects, duration, class balance per label track, channels
+and every repair the builder counted. Works for any builder that follows
+imujax/datasets/CONVENTIONS.md. `--time_build` builds into a fresh temporary
+directory and reports the wall time of preparing from the raw files.
+"""
+
+import collections
+import tempfile
+import time
+
+from absl import app
+from absl import flags
+import numpy as np
+import tensorflow_datasets as tfds
+
+import imujax.datasets  # noqa: F401  (registers the builders)
+
+_DATASET = flags.DEFINE_string("dataset", None,
+                               "TFDS name[/config], e.g. sp_sw_har/watch_50hz.")
+_DATA_DIR = flags.DEFINE_string("data_dir", None,
+                                "Where built datasets live (TFDS default).")
+_MANUAL_DIR = flags.DEFINE_string("manual_dir", None,
+                                  "Raw files, for builders that read them.")
+_WINDOW_S = flags.DEFINE_float(
+    "window_s", 2.0, "Recordings shorter than this are counted as short "
+    "(they are kept; the input pipeline pads them).")
+_SEED = flags.DEFINE_integer(
+    "seed", 0, "Seed of the subject split printed per split (as config.seed).")
+_VAL = flags.DEFINE_integer("val_subjects", 2, "As config.data.val_subjects.")
+_TEST = flags.DEFINE_integer("test_subjects", 3,
+                             "As config.data.test_subjects.")
+_TIME_BUILD = flags.DEFINE_bool(
+    "time_build", False, "Build into a fresh temp dir and report the time.")
+
+
+def prepare(name: str, data_dir: str | None = None,
+            manual_dir: str | None = None) -> tfds.core.DatasetBuilder:
+  """Returns the builder for `name`, built (array_record) if it was not."""
+  builder = tfds.builder(name, data_dir=data_dir, file_format="array_record")
+  config = tfds.download.DownloadConfig(manual_dir=manual_dir)
+  builder.download_and_prepare(download_config=config)
+  return builder
+
+
+def summarize(builder: tfds.core.DatasetBuilder, window_s: float = 2.0,
+              subjects_kept=None) -> dict:
+  """Counts over the recordings of the `train` split (all, or of some subjects).
+
+  Returns:
+    dict with recordings, subjects, frames, duration_s, sample_rate_hz,
+    channels, short_recordings (shorter than `window_s`), class_frames
+    (track -> class name -> frames, `unlabelled` for -1) and repairs.
+  """
+  meta = builder.info.metadata
+  rate = float(meta["sample_rate_hz"])
+  tracks = meta.get("label_tracks") or {"labels": meta["class_names"]}
+  source = builder.as_data_source()["train"]
+  subjects, lengths = set(), []
+  counts = {t: np.zeros(len(names) + 1, np.int64)
+            for t, names in tracks.items()}
+  for i in range(len(source)):
+    example = source[i]
+    subject = example["subject"]
+    subject = subject.decode() if isinstance(subject, bytes) else subject
+    if subjects_kept is not None and subject not in subjects_kept:
+      continue
+    subjects.add(subject)
+    lengths.append(example["signals"].shape[0])
+    for track, names in tracks.items():
+      # Class c lands in bin c; -1 (unlabelled) in the last bin.
+      labels = np.where(example[track] < 0, len(names), example[track])
+      counts[track] += np.bincount(labels, minlength=len(names) + 1)
+  class_frames = {}
+  for track, names in tracks.items():
+    row = collections.OrderedDict(zip(names, counts[track][:-1].tolist()))
+    if counts[track][-1]:
+      row["unlabelled"] = int(counts[track][-1])
+    class_frames[track] = row
+  return {
+      "name": builder.info.full_name,
+      "recordings": len(lengths),
+      "subjects": len(subjects),
+      "frames": int(sum(lengths)),
+      "duration_s": sum(lengths) / rate,
+      "sample_rate_hz": rate,
+      "channels": list(meta["channel_names"]),
+      "short_recordings": sum(n < window_s * rate for n in lengths),
+      "window_s": window_s,
+      "class_frames": class_frames,
+      "repairs": dict(meta.get("repairs") or {}),
+  }
+
+
+def format_summary(s: dict) -> str:
+  lines = [
+      f"{s['name']}: {s['recordings']} recordings, {s['subjects']} subjects, "
+      f"{s['duration_s'] / 60:.1f} min ({s['frames']} frames at "
+      f"{s['sample_rate_hz']:g} Hz)",
+      f"channels ({len(s['channels'])}): {', '.join(s['channels'])}",
+      f"recordings shorter than {s['window_s']:g} s: {s['short_recordings']} "
+      "(kept; the input pipeline pads them)",
+  ]
+  for track, row in s["class_frames"].items():
+    total = max(sum(row.values()), 1)
+    balance = ", ".join(f"{k} {v} ({100 * v / total:.1f}%)"
+                        for k, v in row.items())
+    lines.append(f"{track}: {balance}")
+  repairs = ", ".join(f"{k} {v}" for k, v in s["repairs"].items()) or "none"
+  lines.append(f"repairs: {repairs}")
+  return "\n".join(lines)
+
+
+def time_build(name: str, manual_dir: str | None = None) -> float:
+  """Seconds to prepare `name` from raw files into a fresh directory."""
+  with tempfile.TemporaryDirectory() as tmp:
+    start = time.perf_counter()
+    prepare(name, data_dir=tmp, manual_dir=manual_dir)
+    return time.perf_counter() - start
+
+
+def main(argv):
+  del argv
+  if not _DATASET.value:
+    raise app.UsageError("--dataset is required, e.g. --dataset=seglearn_watch")
+  if _TIME_BUILD.value:
+    seconds = time_build(_DATASET.value, _MANUAL_DIR.value)
+    print(f"built {_DATASET.value} from raw files in {seconds:.1f} s")
+  builder = prepare(_DATASET.value, _DATA_DIR.value, _MANUAL_DIR.value)
+  whole = summarize(builder, _WINDOW_S.value)
+  print(format_summary(whole))
+  # The subject-disjoint splits a run with these settings would use.
+  from imujax.data import input_pipeline  # pylint: disable=g-import-not-at-top
+  source = builder.as_data_source()["train"]
+  all_subjects = [input_pipeline.decode_text(source[i]["subject"])
+                  for i in range(len(source))]
+  try:
+    splits = input_pipeline.split_subjects(all_subjects, _SEED.value,
+                                           _VAL.value, _TEST.value)
+  except ValueError as e:
+    print(f"\nno per-split summary: {e}")
+    return
+  for split, subjects in splits.items():
+    print(f"\n[{split}] subjects {', '.join(subjects)} (seed {_SEED.value})")
+    part = summarize(builder, _WINDOW_S.value, set(subjects))
+    print("\n".join(format_summary(part).splitlines()[:1] +
+                    format_summary(part).splitlines()[3:-1]))
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,178 @@
+r"""Many streams, one device-resident state: micro-batched online inference.
+
+`StreamPool` keeps the carried state of `num_streams` streams on the device,
+one slot (row) per stream: every state leaf is <float32>[num_streams + 1,
+hidden]; the last row is a scratch slot that padding rows read and write.
+A server that receives frames of many streams at spread phases steps whatever
+frames have arrived since its last step in ONE call (adaptive micro-batching,
+like the dynamic batching of an inference server):
+
+  pool = StreamPool(stream.load_run(workdir), num_streams=10_000)
+  pool.warmup(max_batch=1024)              # compile every bucket up front
+  probs = pool.step(slot_ids, frames)      # <int>[b], <float32>[b, C] raw
+  pool.reset(slot_ids)                     # zero carries (gap / new stream)
+
+One call gathers the listed slots' carries, normalises the raw frames with the
+run's saved normaliser exactly as `stream.Model` does, runs the pure
+`stream.step`, scatters the new carries back into their slots (the state is
+donated, so it is updated in place) and returns the probabilities on the host.
+The batch is padded up to a bucket (a power of two, at least 8) with the
+scratch slot and zero frames, so only log2(max batch) shapes ever compile.
+Rows of a batched step are independent, so a stream stepped through the pool
+in any mix of calls gets the frame-by-frame outputs of `stream.scan_steps` on
+that stream alone (tests/test_stream_pool.py).
+"""
+
+import numpy as np
+import jax
+import jax.numpy as jnp
+
+from imujax.online import stream
+
+MIN_BUCKET = 8
+
+
+def bucket(b: int) -> int:
+  """The padded batch size of a call with b frames: a power of two >= 8."""
+  return max(MIN_BUCKET, 1 << max(0, int(b) - 1).bit_length())
+
+
+def _pool_step(params, mean, std, state, slot_ids, x_raw):
+  """Pure: (state [S, H] leaves, <int32>[b], <float32>[b, C]) -> (state, probs).
+
+  Padding rows name the scratch slot; the scatter of duplicate scratch ids
+  keeps any one of them, which nothing reads as a real stream.
+  """
+  carries = jax.tree.map(
+      lambda a: a.at[slot_ids].get(mode="promise_in_bounds"), state)
+  carries, out = stream.step(params, carries, (x_raw - mean) / std)
+  state = jax.tree.map(
+      lambda a, c: a.at[slot_ids].set(c, mode="promise_in_bounds"),
+      state, carries)
+  return state, out["probs"]
+
+
+def _pool_reset(state, slot_ids):
+  """Pure: zero the carries of <int32>[b] slots."""
+  return jax.tree.map(
+      lambda a: a.at[slot_ids].set(0., mode="promise_in_bounds"), state)
+
+
+class StreamPool:
+  """The carried state of `num_streams` streams in device slots; see module doc.
+
+  Attributes:
+    num_streams: N; valid slot ids are 0 .. N - 1 (slot N is scratch).
+    channels, num_classes: C and K of the run.
+    channel_names, class_names, sample_rate_hz: the run's.
+  """
+
+  def __init__(self, run: stream.Run, num_streams: int):
+    if int(num_streams) < 1:
+      raise ValueError(f"num_streams must be >= 1, got {num_streams}.")
+    self.num_streams = int(num_streams)
+    self.channel_names = list(run.channel_names)
+    self.class_names = list(run.class_names)
+    self.sample_rate_hz = run.sample_rate_hz
+    self.channels = int(np.shape(run.mean)[0])
+    if "classifier" not in run.params:
+      raise ValueError("StreamPool needs a classifier run (the params have no "
+                       "'classifier' head).")
+    self.num_classes = int(run.params["classifier"]["w"].shape[1])
+    params = jax.tree.map(jnp.asarray, run.params)
+    mean = jnp.asarray(run.mean, jnp.float32)
+    std = jnp.asarray(run.std, jnp.float32)
+    # Params and normaliser are constants of the compiled step (as in
+    # `stream.Model`); the state is donated and never leaves the device.
+    self._step = jax.jit(
+        lambda state, ids, x: _pool_step(params, mean, std, state, ids, x),
+        donate_argnums=0)
+    self._reset = jax.jit(_pool_reset, donate_argnums=0)
+    self._state = stream.init_state(params, self.num_streams + 1)
+    self._stamp = np.zeros(self.num_streams, np.int32)  # Duplicate check.
+    self._rows = np.arange(self.num_streams, dtype=np.int32)
+
+  # ------------------------------------------------------------- checking
+  def _slot_ids(self, slot_ids) -> np.ndarray:
+    ids = np.asarray(slot_ids)
+    if ids.ndim != 1 or (ids.size and not np.issubdtype(ids.dtype,
+                                                        np.integer)):
+      raise ValueError(
+          f"slot_ids must be <int>[b] (one slot per frame), got "
+          f"{ids.dtype}{list(ids.shape)}.")
+    if ids.size:
+      lo, hi = int(ids.min()), int(ids.max())
+      if lo < 0 or hi >= self.num_streams:
+        raise ValueError(
+            f"slot id {lo if lo < 0 else hi} out of range: this pool has "
+            f"{self.num_streams} streams, slot ids 0..{self.num_streams - 1}.")
+      # Duplicates without sorting: write each row's position into its slot;
+      # a repeated slot holds one position, so another row reads a mismatch
+      # (whichever write wins).
+      rows = self._rows[:ids.size] if ids.size <= self._rows.size else (
+          np.arange(ids.size, dtype=np.int32))
+      self._stamp[ids] = rows
+      if (self._stamp[ids] != rows).any():
+        raise ValueError(
+            "slot_ids repeat a slot: one frame per stream and call (step a "
+            "stream's later frames in later calls, in order).")
+    return ids.astype(np.int32)
+
+  def _pad(self, ids: np.ndarray, x=None):
+    size = bucket(ids.size)
+    if size == ids.size:
+      return ids, x
+    pad = size - ids.size
+    ids = np.concatenate([ids, np.full(pad, self.num_streams, np.int32)])
+    if x is not None:
+      x = np.concatenate([x, np.zeros((pad, self.channels), np.float32)])
+    return ids, x
+
+  # ------------------------------------------------------------------- API
+  def step(self, slot_ids, frames) -> np.ndarray:
+    """One frame for each listed stream; returns their probabilities.
+
+    Args:
+      slot_ids: <int>[b] distinct slots in [0, num_streams).
+      frames: <float32>[b, C] raw frames (the run's units, channel order),
+        row i for stream slot_ids[i].
+
+    Returns:
+      <float32>[b, K] probabilities on the host, row i for slot_ids[i].
+    """
+    ids = self._slot_ids(slot_ids)
+    x = np.asarray(frames, np.float32)
+    if x.shape != (ids.size, self.channels):
+      raise ValueError(
+          f"frames must be <float32>[b, C] = [{ids.size}, {self.channels}] "
+          f"(one frame of the run's {self.channels} channels per slot id), "
+          f"got shape {list(x.shape)}.")
+    if not ids.size:
+      return np.zeros((0, self.num_classes), np.float32)
+    b = ids.size
+    ids, x = self._pad(ids, x)
+    self._state, probs = self._step(self._state, ids, x)
+    return np.asarray(probs)[:b]
+
+  def reset(self, slot_ids) -> None:
+    """Zeroes the carries of <int>[b] distinct slots (a new or gapped stream)."""
+    ids = self._slot_ids(slot_ids)
+    if ids.size:
+      self._state = self._reset(self._state, self._pad(ids)[0])
+
+  def warmup(self, max_batch: int) -> list[int]:
+    """Compiles `step` and `reset` for every bucket up to bucket(max_batch).
+
+    Only the scratch slot is touched. Returns the bucket sizes compiled.
+    """
+    sizes, size = [], MIN_BUCKET
+    while size <= bucket(max_batch):
+      ids = np.full(size, self.num_streams, np.int32)
+      self._state, probs = self._step(
+          self._state, ids, np.zeros((size, self.channels), np.float32))
+      np.asarray(probs)
+      self._state = self._reset(self._state, ids)
+      sizes.append(size)
+      size *= 2
+    jax.block_until_ready(self._state)
+    return sizes

@@ -1,0 +1,85 @@
+"""Per-frame evaluation of whole recordings, run causally.
+
+The classifier runs the same causal scan as in training over each whole
+held-out recording from a zero state, so the prediction at frame t uses frames
+0..t only: what an online system would have output at that moment.
+"""
+
+import functools
+from typing import Iterable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from imujax.training import distributed
+from imujax import metrics
+from imujax import models
+from imujax.data import input_pipeline
+
+
+@functools.partial(jax.jit, static_argnames="cfg")
+def predict(params, signals, *, cfg: models.ModelConfig):
+  """Per-frame class ids <int32>[batch, time] for signals [batch, time, C]."""
+  return models.classify_sequence(params, cfg, signals).argmax(-1)
+
+
+def evaluate_classifier(params, cfg: models.ModelConfig,
+                        batches: Iterable[dict], sharding=None) -> dict:
+  """Scores and confusion matrix over every valid, labelled frame."""
+  confusion = np.zeros((cfg.num_classes, cfg.num_classes), np.int64)
+  for batch in batches:
+    signals = batch["signals"]
+    if sharding is not None:
+      signals = jax.device_put(signals, sharding)
+    pred = distributed.to_host(predict(params, signals, cfg=cfg))
+    keep = batch["valid"] & (batch["labels"] >= 0)
+    confusion += metrics.confusion_matrix(batch["labels"][keep], pred[keep],
+                                  cfg.num_classes)
+  return {**metrics.scores(confusion), "confusion": confusion.tolist()}
+
+
+@functools.partial(jax.jit, static_argnames="loss_fn")
+def _batch_loss(params, batch, rng, stats, *, loss_fn):
+  return loss_fn(params, batch, rng, stats)[0]
+
+
+def evaluate_loss(params, loss_fn, batches: Iterable[dict], rng: jax.Array,
+                  stats: dict) -> dict:
+  """Mean objective over fixed batches (for pretext validation)."""
+  losses = [float(_batch_loss(params, b, jax.random.fold_in(rng, i), stats,
+                              loss_fn=loss_fn))
+            for i, b in enumerate(batches)]
+  return {"loss": float(np.mean(losses))}
+
+
+class Evaluator:
+  """Validation / test scores of one run: macro-F1 or the objective's loss.
+
+  A labelled objective is scored over whole recordings of the split, run
+  causally from a zero state; a self-supervised one by its own loss (dropout
+  off) on 8 fixed batches of windows, the same at every evaluation.
+  """
+
+  def __init__(self, run, config, batch_size: int, rng, sharding):
+    self.run, self.config, self.rng = run, config, rng
+    self.batch_size, self.sharding = batch_size, sharding
+    self.length = input_pipeline.padded_length(run.data.recordings)
+    # Built once: a new partial per evaluation would recompile each time.
+    self.eval_loss_fn = functools.partial(run.loss_fn, dropout=False)
+
+  def __call__(self, params, split: str) -> dict:
+    run, config = self.run, self.config
+    if run.objective.uses_labels:
+      return evaluate_classifier(
+          params, run.cfg,
+          input_pipeline.whole_recordings(
+              run.by_split[split], run.normalizer,
+              config.data.eval_batch_size, self.length),
+          sharding=self.sharding)
+    batches = [input_pipeline.sample_windows(
+        run.by_split[split], run.normalizer, config.data.window,
+        self.batch_size, config.seed, i, stream=1)
+               for i in range(8)]
+    return evaluate_loss(params, self.eval_loss_fn, batches, self.rng,
+                         run.stats)
