@@ -193,7 +193,7 @@ def test_results_table_over_seeds_pairs_arms_by_seed():
             "splits": {"train": ["a", "b"]}}
   results = {s: {"pretrained": summary(p), "scratch": summary(q)}
              for s, p, q in ((0, 0.5, 0.4), (1, 0.7, 0.5), (2, 0.6, 0.65))}
-  table = experiment.results_table(config, results)
+  table = compare.results_table(config, results)
   assert "| 0.600 ± 0.100 | 0.610 ± 0.100 | 0.500, 0.700, 0.600 |" in table
   assert "| scratch | 0.517 ± 0.126 |" in table
   # Paired differences 0.1, 0.2, -0.05: mean +0.083, ahead in 2 of 3.

@@ -1,6 +1,5 @@
 """Vmapped seeds: member k equals the single run of seed k, and resumes."""
 
-import functools
 import json
 import subprocess
 import sys
@@ -66,22 +65,41 @@ def test_members_equal_single_runs_and_resume(tmp_path, tfds_dir):
   assert len(_val_f1(members[1])) == 3  # val@2, val@4, test; none doubled.
 
 
-def test_same_program_sees_baked_in_constants():
-  def loss(params, batch, rng, *, scale):
-    del rng
-    return (params * batch * scale).sum()
-  args = (np.ones(3, np.float32), np.ones(3, np.float32), jax.random.key(0))
-  same = [functools.partial(loss, scale=2.), functools.partial(loss, scale=2.)]
-  assert multiseed.same_program(same, *args)
-  differ = [functools.partial(loss, scale=2.),
-            functools.partial(loss, scale=3.)]
-  assert not multiseed.same_program(differ, *args)
+@pytest.mark.parametrize("objective", [
+    "classification", "masked_reconstruction", "forecast", "autoencoder",
+    "cpc", "simclr", "transform_prediction"])
+def test_member_equals_its_single_run_for_every_objective(tmp_path, tfds_dir,
+                                                          objective):
+  """The acceptance test of the one loop: no objective falls back to runs
+  one after another, and member k computes what its own run computes, even
+  where the loss uses the member's own normaliser (simclr, transforms)."""
+  config = test_config.get_config(
+      "pretrain.steps=2,eval_every=2,checkpoint_every=2,log_every=2")
+  config.data.data_dir = tfds_dir
+  if objective == "classification":  # Supervised pre-training elsewhere.
+    config.pretrain.dataset = "seglearn_watch"
+  config.pretrain.objective = objective
+  config.pretrain.transform_prediction.transforms = "rotation,negation"
+  configs = multiseed.member_configs(config, [{"seed": 0}, {"seed": 1}])
+  members = [tmp_path / f"m{k}" for k in range(2)]
+  summaries = loop.train_members(configs, members, "pretrain")
+  assert all(s["multiseed_members"] == 2 for s in summaries)
+  single = tmp_path / "single1"
+  loop.train_and_evaluate(configs[1], str(single), "pretrain")
+  params, step = checkpoints.restore_params(members[1])
+  reference, _ = checkpoints.restore_params(single)
+  assert step == 2
+  assert _max_diff(params, reference) < 1e-5
+  scalars = lambda test: {k: v for k, v in test.items()  # noqa: E731
+                          if isinstance(v, float)}
+  assert scalars(summaries[1]["test"]) == pytest.approx(scalars(json.loads(
+      (single / "summary.json").read_text())["test"]), abs=1e-5)
 
 
 def test_loop_impl_matches_vmap():
-  def loss(params, batch, rng):
+  def loss(params, batch, rng, stats):
     del rng
-    return ((batch @ params["w"]) ** 2).mean(), {}
+    return ((batch @ params["w"] * stats) ** 2).mean(), {}
   import optax  # pylint: disable=g-import-not-at-top
   opt = optax.adam(1e-2)
   keys = jax.random.split(jax.random.key(0), 3)
@@ -90,8 +108,11 @@ def test_loop_impl_matches_vmap():
     return program.stack([{"step": np.int32(0), "params": p,
                              "opt_state": opt.init(p)} for p in params])
   batch = np.random.default_rng(0).normal(size=(3, 5, 4)).astype(np.float32)
-  a, _ = program.make_members_step(loss, opt, "vmap")(fresh(), batch, keys)
-  b, _ = program.make_members_step(loss, opt, "loop")(fresh(), batch, keys)
+  stats = np.arange(1., 4.)[:, None].astype(np.float32)  # Per member.
+  a, _ = program.make_members_step(loss, opt, "vmap")(fresh(), batch, keys,
+                                                      stats)
+  b, _ = program.make_members_step(loss, opt, "loop")(fresh(), batch, keys,
+                                                      stats)
   assert _max_diff(a["params"], b["params"]) < 1e-6
 
 
@@ -153,9 +174,11 @@ def test_member_keys_other_than_learning_rate_and_weight_decay_refused():
 _SPLIT_STEP_HAS_NO_COLLECTIVES = """
 import jax, numpy as np, optax
 
-def loss(params, batch, rng):
+from imujax.training import program
+
+def loss(params, batch, rng, stats):
   del rng
-  return ((batch @ params["w"]) ** 2).mean(), {}
+  return ((batch @ params["w"] * stats) ** 2).mean(), {}
 
 opt = optax.adam(1e-2)
 mesh = program.member_mesh(4)
@@ -168,7 +191,9 @@ sharding = program.member_sharding(mesh)
 state = jax.device_put(state, sharding)
 batch = jax.device_put(np.ones((4, 5, 3), np.float32), sharding)
 step = program.make_members_step(loss, opt, "vmap", mesh)
-hlo = step.lower(state, batch, jax.device_put(keys, sharding)).compile().as_text()
+stats = jax.device_put(np.ones((4, 1), np.float32), sharding)
+hlo = step.lower(state, batch, jax.device_put(keys, sharding),
+                 stats).compile().as_text()
 assert not any(op in hlo for op in ("all-reduce", "all-gather",
                                     "collective-permute", "all-to-all")), hlo
 for k in range(4):

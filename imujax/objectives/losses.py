@@ -35,14 +35,14 @@ def stats_of(mean, std) -> dict:
 
 def mlp_init(key, dims: tuple[int, ...]) -> dict:
   keys = jax.random.split(key, len(dims) - 1)
-  return {f"layer_{i}": _linear_init(k, a, b)
+  return {f"layer_{i}": linear_init(k, a, b)
           for i, (k, a, b) in enumerate(zip(keys, dims[:-1], dims[1:]))}
 
 
 def mlp(params: dict, x: jax.Array) -> jax.Array:
   n = len(params)
   for i in range(n):
-    x = _linear(params[f"layer_{i}"], x)
+    x = linear(params[f"layer_{i}"], x)
     if i < n - 1:
       x = jax.nn.relu(x)
   return x
@@ -152,7 +152,7 @@ def info_nce(pred: jax.Array, target: jax.Array, valid: jax.Array,
   Returns:
     (mean loss over valid rows, top-1 accuracy of picking the positive).
   """
-  logits = _normalize(pred) @ _normalize(target).T / temperature
+  logits = normalize(pred) @ normalize(target).T / temperature
   logits = jnp.where(valid[None, :], logits, -1e9)
   positive = jnp.diagonal(logits)
   row = jax.nn.logsumexp(logits, axis=1) - positive
@@ -172,7 +172,7 @@ def nt_xent(z1: jax.Array, z2: jax.Array, temperature: float):
     (mean loss over the 2B anchors, top-1 accuracy of finding the positive).
   """
   b = z1.shape[0]
-  z = _normalize(jnp.concatenate([z1, z2], 0))
+  z = normalize(jnp.concatenate([z1, z2], 0))
   logits = z @ z.T / temperature
   logits = jnp.where(jnp.eye(2 * b, dtype=bool), -1e9, logits)
   pos = jnp.concatenate([jnp.arange(b, 2 * b), jnp.arange(b)])

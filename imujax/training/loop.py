@@ -180,8 +180,8 @@ def train_members(configs: list, workdirs: list, phase: str,
     if writer:
       for p in metrics_paths:
         checkpoints.truncate_metrics(p, start)
-    logging.info("Resumed %s at step %d.",
-                 workdirs[0] if k == 1 else f"{k} members", start)
+    logging.info("Resumed from %s at step %d.",
+                 workdirs[0] if k == 1 else f"{k} members' workdirs", start)
   else:
     start = 0
     if writer:
@@ -298,8 +298,9 @@ def _check_finite(pending: list, first_step: int, mngrs, workdirs):
     if bad.size:
       last = [mngrs[j].latest_step() for j in bad]
       kept = "; ".join(
-          f"{workdirs[j]}: last good checkpoint step {s}" if s is not None
-          else f"{workdirs[j]}: no checkpoint written yet"
+          f"the last good checkpoint is step {s} in {workdirs[j]}"
+          if s is not None else
+          f"no checkpoint had been written yet in {workdirs[j]}"
           for j, s in zip(bad, last))
       raise FloatingPointError(
           f"Non-finite loss or gradient at step {first_step + i + 1} "
