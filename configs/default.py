@@ -10,27 +10,21 @@ Repeated for seeds 0, 1, 2 (each its own split, labels and initialisation).
 
   python -m imujax.main --config=configs/default.py --workdir=/tmp/imujax_default
 
-Arguments after the file override keys, e.g. `configs/default.py:model.cell=gru`.
-Runtime and result on a 2-core CPU: see README.md ("Results").
+Arguments after the file set config keys, e.g. `configs/default.py:model.cell=gru`
+(configlib.parse_arg). Runtime and result on a 2-core CPU: README.md,
+"The default experiment".
 """
 
 from imujax import configlib
 
 
 def get_config(arg=None):
-  config = configlib.base()
+  _, keys = configlib.parse_arg(arg)  # No switches: `:arg` sets config keys.
+  config = configlib.backbone(configlib.base())
   config.mode = "compare"
   config.num_seeds = 3
   config.data.name = "seglearn_watch"
   config.data.val_subjects = 2
   config.data.test_subjects = 3
   config.data.labeled_subjects = 2
-  config.data.window = 128
-  config.model.cell = "lstm"
-  config.model.hidden = 64
-  config.model.layers = 2
-  config.pretrain.steps = 1500
-  config.finetune.steps = 600
-  config.eval_every = 200
-  config.checkpoint_every = 200
-  return configlib.apply_args(config, arg)
+  return configlib.apply_args(config, keys)

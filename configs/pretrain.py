@@ -9,7 +9,8 @@ same network from scratch on the same labels and steps (mode "compare").
   python -m imujax.main --config=configs/pretrain.py:kind=forecast,dataset=sp_sw_har \
       --config.data.manual_dir=../shared/data/sp_sw_har --workdir=/tmp/forecast_spsw
 
-Switches: kind (masked_reconstruction | forecast | autoencoder | cpc | simclr |
+Switches (any other `:name=value` sets a config key, e.g. model.hidden=32):
+kind (masked_reconstruction | forecast | autoencoder | cpc | simclr |
 transform_prediction), cell (rnn | lstm | gru), dataset (seglearn_watch |
 sp_sw_har, the watch at 50 Hz), budget (labelled training subjects), seed.
 Runtime on the 2-core CPU: 1.5–3 min per arm (pre-training 1–3 min, SimCLR
@@ -29,23 +30,17 @@ _DATASETS = {"seglearn_watch": ("seglearn_watch", 2, 3),
 
 
 def get_config(arg=None):
-  sw = configlib.switches(arg, kind="masked_reconstruction", cell="lstm",
-                          dataset="seglearn_watch", budget=5, seed=0)
+  sw, keys = configlib.parse_arg(arg, kind="masked_reconstruction",
+                                 cell="lstm", dataset="seglearn_watch",
+                                 budget=5, seed=0)
   if sw.dataset not in _DATASETS:
     raise ValueError(f"dataset={sw.dataset!r}; choose one of {sorted(_DATASETS)}.")
-  config = configlib.base()
+  config = configlib.backbone(configlib.base())
   config.mode = "compare"
   config.seed = sw.seed
   config.data.name, config.data.val_subjects, config.data.test_subjects = (
       _DATASETS[sw.dataset])
   config.data.labeled_subjects = sw.budget
-  config.data.window = 128
   config.model.cell = sw.cell
-  config.model.hidden = 64
-  config.model.layers = 2
   config.pretrain.objective = sw.kind
-  config.pretrain.steps = 1500
-  config.finetune.steps = 600
-  config.eval_every = 200
-  config.checkpoint_every = 200
-  return config
+  return configlib.apply_args(config, keys)

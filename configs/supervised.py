@@ -10,7 +10,8 @@ Channels are matched by name (both default datasets are a wrist watch:
   python -m imujax.main --config=configs/supervised.py \
       --config.pretrain.manual_dir=../shared/data/sp_sw_har --workdir=/tmp/sup_spsw_to_watch
 
-Switches: source, target (TFDS names), cell, budget, seed.
+Switches: source, target (TFDS names), cell, budget, seed; any other
+`:name=value` sets a config key.
 Runtime on the 2-core CPU: about 3 min (pre-training ~1.5 min, two
 fine-tunes ~30 s each). Measured test macro-F1, seed 0, budget 5:
 sp_sw_har/watch_50hz -> seglearn_watch 0.811 (scratch 0.787);
@@ -21,22 +22,15 @@ from imujax import configlib
 
 
 def get_config(arg=None):
-  sw = configlib.switches(arg, source="sp_sw_har/watch_50hz",
-                          target="seglearn_watch", cell="lstm", budget=5,
-                          seed=0)
-  config = configlib.base()
+  sw, keys = configlib.parse_arg(arg, source="sp_sw_har/watch_50hz",
+                                 target="seglearn_watch", cell="lstm",
+                                 budget=5, seed=0)
+  config = configlib.backbone(configlib.base())
   config.mode = "compare"
   config.seed = sw.seed
   config.pretrain.objective = "classification"
   config.pretrain.dataset = sw.source
   config.data.name = sw.target
   config.data.labeled_subjects = sw.budget
-  config.data.window = 128
   config.model.cell = sw.cell
-  config.model.hidden = 64
-  config.model.layers = 2
-  config.pretrain.steps = 1500
-  config.finetune.steps = 600
-  config.eval_every = 200
-  config.checkpoint_every = 200
-  return config
+  return configlib.apply_args(config, keys)

@@ -7,6 +7,7 @@ from imujax import configlib
 
 
 def get_config(arg=None):
+  _, keys = configlib.parse_arg(arg)  # No switches: `:arg` sets config keys.
   config = configlib.base()
   config.mode = "compare"
   config.data.name = "seglearn_watch"
@@ -24,4 +25,4 @@ def get_config(arg=None):
   config.log_every = 5
   config.eval_every = 10
   config.checkpoint_every = 10
-  return configlib.apply_args(config, arg)
+  return configlib.apply_args(config, keys)

@@ -99,6 +99,18 @@ def initial_state(cfg: ModelConfig, batch: int) -> list:
   return [cell.initial_carry(batch, cfg.hidden) for _ in range(cfg.layers)]
 
 
+def _check_encoder_tree(params: Params, caller: str) -> None:
+  """`encode`/`encoder_step` take params["encoder"]; say so if given more."""
+  if "layer_0" not in params:
+    given = sorted(params)[:6]
+    hint = (' pass params["encoder"]' if "encoder" in params else
+            " pass the encoder's parameters (models.init(...)['encoder'])")
+    raise ValueError(
+        f"models.{caller} takes the encoder's subtree (keys layer_0, "
+        f"layer_1, ...), not a tree with keys {given}:{hint}. "
+        "classify_sequence and the heads take the whole tree.")
+
+
 def _adapt(params: Params, x: jax.Array) -> jax.Array:
   return linear(params["adapter"], x) if "adapter" in params else x
 
@@ -119,6 +131,7 @@ def encode(params: Params, cfg: ModelConfig, x: jax.Array,
     (h, state): h <float32>[batch, time, hidden], the top layer's per-frame
     features; state, the per-layer carries after the last frame.
   """
+  _check_encoder_tree(params, "encode")
   cell = cells.get(cfg.cell)
   if state is None:
     state = initial_state(cfg, x.shape[0])
@@ -150,6 +163,7 @@ def encoder_step(params: Params, cfg: ModelConfig, state: list,
   Returns:
     (state, h_t): the new carries and <float32>[batch, hidden] features.
   """
+  _check_encoder_tree(params, "encoder_step")
   cell = cells.get(cfg.cell)
   h, new_state = _adapt(params, x_t), []
   for i in range(cfg.layers):

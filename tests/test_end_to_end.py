@@ -54,30 +54,37 @@ def test_main_runs_the_comparison_and_writes_its_outputs(tmp_path, tfds_dir):
   assert proc.returncode == 0, out[-4000:]
   assert "| scratch |" in out
   table = (tmp_path / "results.md").read_text()
-  assert "| scratch |" in table and "pre-trained" in table
-  results = json.loads((tmp_path / "results.json").read_text())
-  for arm in ("pretrained", "scratch"):
-    summary = json.loads((tmp_path / arm / "summary.json").read_text())
-    assert summary["test"] == results[arm]
+  assert "| scratch |" in table and "| masked_reconstruction |" in table
+  assert (tmp_path / "report" / "report.md").exists()
+  runs = {}
+  for arm in ("masked_reconstruction", "scratch"):
+    workdir = tmp_path / "finetune" / f"{arm}-s0"
+    summary = json.loads((workdir / "summary.json").read_text())
+    # The printed table is the summaries' numbers.
+    assert f"{summary['test']['macro_f1']:.3f}" in table.split(f"| {arm} |")[1]
     assert 0 <= summary["test"]["macro_f1"] <= 1
     cm = np.array(summary["test"]["confusion"])
     assert cm.sum() == summary["test"]["frames"]
     assert np.trace(cm) / cm.sum() == pytest.approx(summary["test"]["accuracy"])
     records = [json.loads(l) for l in
-               (tmp_path / arm / "metrics.jsonl").read_text().splitlines()]
+               (workdir / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records if r["split"] == "val"] == [10, 20]
     assert records[-1]["split"] == "test"
-    splits = json.loads((tmp_path / arm / "splits.json").read_text())
+    splits = json.loads((workdir / "splits.json").read_text())
     assert not set(splits["train"]) & set(splits["test"])
+    runs[arm] = json.loads((workdir / "run.json").read_text())
   # Both arms saw the same labelled recordings.
-  runs = [json.loads((tmp_path / a / "run.json").read_text())
-          for a in ("pretrained", "scratch")]
-  assert runs[0]["labeled_recordings"] == runs[1]["labeled_recordings"]
-  assert runs[0]["normalizer"] == runs[1]["normalizer"]
+  assert (runs["masked_reconstruction"]["labeled_recordings"]
+          == runs["scratch"]["labeled_recordings"])
+  assert runs["masked_reconstruction"]["normalizer"] == runs["scratch"][
+      "normalizer"]
+  assert runs["masked_reconstruction"]["source"]["init_from"].endswith(
+      "pretrain/masked_reconstruction-s0")
   assert "step 20/20" in out and "steps/s" in out and "ETA" in out
   # The scratch arm did not start from the pre-trained encoder.
-  pre = _restore_params(tmp_path / "pretrain")["encoder"]
-  scratch = _restore_params(tmp_path / "scratch")["encoder"]
+  pre = _restore_params(tmp_path / "pretrain" / "masked_reconstruction-s0")[
+      "encoder"]
+  scratch = _restore_params(tmp_path / "finetune" / "scratch-s0")["encoder"]
   assert not np.allclose(pre["layer_0"]["cell"]["w_hh"],
                          scratch["layer_0"]["cell"]["w_hh"])
 
@@ -185,16 +192,8 @@ def test_unknown_config_keys_are_named(tmp_path):
   assert proc.returncode != 0 and "hiden" in out
 
 
-def test_results_table_over_seeds_pairs_arms_by_seed():
-  config = test_config.get_config("num_seeds=3")
-
-  def summary(f1):
-    return {"test": {"macro_f1": f1, "accuracy": f1 + 0.01},
-            "splits": {"train": ["a", "b"]}}
-  results = {s: {"pretrained": summary(p), "scratch": summary(q)}
-             for s, p, q in ((0, 0.5, 0.4), (1, 0.7, 0.5), (2, 0.6, 0.65))}
-  table = compare.results_table(config, results)
-  assert "| 0.600 ± 0.100 | 0.610 ± 0.100 | 0.500, 0.700, 0.600 |" in table
-  assert "| scratch | 0.517 ± 0.126 |" in table
-  # Paired differences 0.1, 0.2, -0.05: mean +0.083, ahead in 2 of 3.
-  assert "mean +0.083" in table and "ahead in 2 of 3 seeds" in table
+def test_comparison_points_are_each_seed_pretrained_and_scratch():
+  config = test_config.get_config("num_seeds=3,seed=4")
+  assert compare.points(config) == [
+      {"objective": arm, "seed": s} for s in (4, 5, 6)
+      for arm in ("masked_reconstruction", "scratch")]

@@ -18,11 +18,10 @@ On a CPU, --vmap_seeds without --cpu_devices is slower than separate runs
 (README, "Vectorised seeds"); --cpu_devices=3 gives each seed of a group its
 own CPU device. --parallel=2 without --vmap_seeds uses two cores as well.
 
-Variants (`study.py:<variant>`), wall times on the shared 2-core CPU with
---vmap_seeds (measured: one 3-seed fine-tune group of 600 steps with its 13
-evaluations, 126 s; pre-training ~16-19 member-steps/s; simclr and
-transform_prediction bake per-seed statistics into their loss, so their seeds
-run one after another):
+Variants (`study.py:variant=<name>`; `:arg` means switches here as in every
+config file), wall times on the shared 2-core CPU with --vmap_seeds (measured:
+one 3-seed fine-tune group of 600 steps with its 13 evaluations, 126 s;
+pre-training ~16-19 member-steps/s):
   full   (default) 3 datasets x 7 arms x 4 budgets x 3 seeds: 54 pre-training
          and 231 fine-tune runs (seglearn has 5 training subjects, so its
          budget 5 is "all" and is run once); ~81k pre-training and ~139k
@@ -38,6 +37,8 @@ run one after another):
          masked_reconstruction; budgets 1 and all; seeds 0, 1; 20 steps:
          under a minute.
 """
+
+from imujax import configlib
 
 CONFIG = "configs/default.py:eval_every=50,checkpoint_every=100"
 
@@ -62,11 +63,15 @@ VARIANTS = {
 
 
 def sweep(arg=None):
-  """Yields one override dict per fine-tune run (see imujax/experiments/sweep.py)."""
-  variant = arg or "full"
+  """Yields one override dict per fine-tune run (imujax/experiments/sweep.py)."""
+  sw, keys = configlib.parse_arg(arg, variant="full")
+  if keys:
+    raise ValueError(f"configs/sweeps/study.py takes the switch variant=..., "
+                     f"not {keys!r}; set config keys with --set.")
+  variant = sw.variant
   if variant not in VARIANTS:
     raise ValueError(f"Unknown study variant {variant!r}; choose one of "
-                     f"{sorted(VARIANTS)} (configs/sweeps/study.py:<variant>).")
+                     f"{sorted(VARIANTS)} (configs/sweeps/study.py:variant=...).")
   datasets, objectives, budgets, seeds = VARIANTS[variant]
   smoke = {"config": "configs/test.py:eval_every=5"} if variant == "smoke" else {}
   for name in datasets:

@@ -84,7 +84,7 @@ def main(argv):
   single = program.jit_train_step(single_mesh, loss_fn, optimizer)
   replicated = jax.sharding.NamedSharding(single_mesh,
                                           jax.sharding.PartitionSpec())
-  keys = program.step_keys(configs)
+  keys = program.step_keys([c.seed for c in configs])
 
   faults = {}  # Arm -> minor page faults per timed step, last repeat.
 
@@ -102,14 +102,15 @@ def main(argv):
     states = [jax.device_put(fresh(r), replicated) for r in runs]
     for i, (r, c) in enumerate(zip(runs, configs)):  # Compile, warm up.
       for step in range(2):
-        states[i], _ = single(states[i], _one(r, c, step), keys[i])
+        states[i], _ = single(states[i], _one(r, c, step), keys[i],
+                              r.stats)
     jax.block_until_ready(states)
 
     def run_steps():
       for i, (r, c) in enumerate(zip(runs, configs)):
         s = states[i]
         for step in range(2, steps + 2):
-          s, _ = single(s, _one(r, c, step), keys[i])
+          s, _ = single(s, _one(r, c, step), keys[i], r.stats)
         states[i] = s
       jax.block_until_ready(states)
     return timed("sequential", run_steps, k * steps)
@@ -119,20 +120,21 @@ def main(argv):
     members = program.member_sharding(mesh)
     state = jax.device_put(program.stack([fresh(r) for r in runs]), members)
     member_keys = jax.device_put(keys, members)
+    stats = jax.device_put(program.stack([r.stats for r in runs]), members)
 
     def batch(step):
       return multiseed.host_batch(runs, configs, "finetune", step)
 
     for step in range(2):
-      state, _ = step_fn(state, batch(step), member_keys)
+      state, _ = step_fn(state, batch(step), member_keys, stats)
     jax.block_until_ready(state)
-    temp_mib[arm] = step_fn.lower(state, batch(0), member_keys).compile(
+    temp_mib[arm] = step_fn.lower(state, batch(0), member_keys, stats).compile(
         ).memory_analysis().temp_size_in_bytes / 2**20
 
     def run_steps():
       nonlocal state
       for step in range(2, steps + 2):
-        state, _ = step_fn(state, batch(step), member_keys)
+        state, _ = step_fn(state, batch(step), member_keys, stats)
       jax.block_until_ready(state)
     return timed(arm, run_steps, steps)
 

@@ -349,6 +349,36 @@ def _steps(row: dict, target: int) -> str:
   return f"{_fmt(mean, 0)} ({reached})"
 
 
+def _mean_sd(row: dict, key: str) -> str:
+  """"mean ± sd" over seeds; the mean alone for one seed (no spread)."""
+  if row["seeds"] < 2:
+    return _fmt(row[key + "_mean"])
+  return f"{_fmt(row[key + '_mean'])} ± {_fmt(row[key + '_std'])}"
+
+
+def arms_table(rows: list) -> str:
+  """Markdown: one line per (budget, arm) of `summarise`'s rows.
+
+  A dataset column is added when the rows span several datasets.
+  """
+  several = len({r["dataset"] for r in rows}) > 1
+  lines = [("| dataset " if several else "") +
+           "| labelled subjects | arm | seeds | test macro-F1 | test "
+           "accuracy | Δ F1 vs scratch [95% CI] | Wilcoxon p | steps to "
+           "90% | steps to 95% | val AUC |",
+           "|---" * (10 + several) + "|"]
+  for r in rows:
+    claim, p = _claim(r)
+    budget = r["budget"] or f"all ({r['labelled_subjects']})"
+    lines.append(
+        (f"| {r['dataset']} " if several else "") +
+        f"| {budget} | {r['arm']} | {r['seeds']} | "
+        f"{_mean_sd(r, 'test_macro_f1')} | {_mean_sd(r, 'test_accuracy')} | "
+        f"{claim} | {p} | "
+        f"{_steps(r, 90)} | {_steps(r, 95)} | {_fmt(r['auc_mean'])} |")
+  return "\n".join(lines) + "\n"
+
+
 def markdown(rows: list, runs: list, pretrains: list, images: dict,
              sweep_dir: str) -> str:
   lines = [f"# Sweep report: `{sweep_dir}`", ""]
@@ -373,20 +403,7 @@ def markdown(rows: list, runs: list, pretrains: list, images: dict,
       "of steps.", ""]
   for dataset in sorted({r["dataset"] for r in rows}):
     lines += [f"## {dataset}", "",
-              "| labelled subjects | arm | seeds | test macro-F1 | test "
-              "accuracy | Δ F1 vs scratch [95% CI] | Wilcoxon p | steps to "
-              "90% | steps to 95% | val AUC |",
-              "|---|---|---|---|---|---|---|---|---|---|"]
-    for r in (r for r in rows if r["dataset"] == dataset):
-      claim, p = _claim(r)
-      budget = r["budget"] or f"all ({r['labelled_subjects']})"
-      lines.append(
-          f"| {budget} | {r['arm']} | {r['seeds']} | "
-          f"{_fmt(r['test_macro_f1_mean'])} ± {_fmt(r['test_macro_f1_std'])} "
-          f"| {_fmt(r['test_accuracy_mean'])} ± "
-          f"{_fmt(r['test_accuracy_std'])} | {claim} | {p} | "
-          f"{_steps(r, 90)} | {_steps(r, 95)} | {_fmt(r['auc_mean'])} |")
-    lines.append("")
+              arms_table([r for r in rows if r["dataset"] == dataset])]
     for title, key in (("Label efficiency", "label_efficiency"),
                        ("Convergence (validation)", "convergence"),
                        ("Confusion matrices of the best arm per budget "

@@ -33,7 +33,7 @@ interrupted ones. Launchers (`python -m imujax.experiments.sweep --help`):
   tpu     write the `gcloud compute tpus tpu-vm ssh --worker=all` commands;
   list    print every job and its state.
 
-  python -m imujax.experiments.sweep --sweep=configs/sweeps/study.py:cheap \
+  python -m imujax.experiments.sweep --sweep=configs/sweeps/study.py:variant=cheap \
       --sweep_dir=/tmp/study --set=data.manual_dir=../shared/data/sp_sw_har \
       --launcher=local --vmap_seeds --cpu_devices=3
   python -m imujax.experiments.report /tmp/study
@@ -470,7 +470,7 @@ def main(argv=None) -> int:
       formatter_class=argparse.RawDescriptionHelpFormatter,
       epilog="See the module docstring (imujax/experiments/sweep.py) for the layout.")
   p.add_argument("--sweep", required=True,
-                 help="Sweep file, e.g. configs/sweeps/study.py:cheap.")
+                 help="Sweep file, e.g. configs/sweeps/study.py:variant=cheap.")
   p.add_argument("--sweep_dir", required=True, help="Root of the workdirs.")
   p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                  help="Config override for every run (repeatable), e.g. "
