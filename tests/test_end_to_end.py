@@ -1,7 +1,6 @@
 """End to end on the real watch data: main, resume after SIGKILL, bad input."""
 
 import json
-import os
 import pathlib
 import signal
 import subprocess

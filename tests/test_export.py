@@ -1,4 +1,4 @@
-"""The exported artifact round-trips and matches `stream.step`."""
+"""The exported artifact round-trips and matches `step.step`."""
 
 import subprocess
 import sys
@@ -8,7 +8,8 @@ import jax
 import numpy as np
 import pytest
 
-from imujax.online import stream
+from imujax.online import model
+from imujax.online import step
 from tests.conftest import subprocess_env
 from tests.test_stream import make_run
 
@@ -29,23 +30,27 @@ def artifact(tmp_path_factory, tfds_dir, watch_data):
 def test_artifact_matches_stream_step(artifact, watch_data):
   from imujax.online import export
   run_dir, path = artifact
-  run = stream.load_run(run_dir)
+  ckpt = model.load(run_dir)
+  record, cfg = ckpt.record, ckpt.record.model
   art = export.Artifact.load(path)
-  assert art.channel_names == run.channel_names
-  assert art.class_names == run.class_names
-  assert art.sample_rate_hz == run.sample_rate_hz
+  assert art.channel_names == record.channel_names
+  assert art.class_names == record.class_names
+  assert art.sample_rate_hz == record.sample_rate_hz
+  assert art.meta["model_config"] == record.model_config
+  assert art.meta["source_step"] == ckpt.step
   raw = watch_data.recordings[2].signals[:60]
-  step = jax.jit(stream.step)
+  jitted = jax.jit(step.step, static_argnums=1)
   for batch in (1, 3):  # The batch dimension is symbolic.
     x = np.repeat(raw[:, None], batch, axis=1).astype(np.float32)
     x[:, -1] *= 0.5  # Streams differ.
     s_art = art.init_state(batch)
-    s_ref = stream.init_state(run.params, batch)
+    s_ref = step.init_state(cfg, batch)
     for t in range(len(x)):
       s_art, p_art = art.step(s_art, x[t])
-      s_ref, out = step(run.params, s_ref,
-                               (x[t] - run.mean) / run.std)
+      s_ref, out = jitted(ckpt.params, cfg, s_ref,
+                          (x[t] - ckpt.mean) / ckpt.std)
       np.testing.assert_allclose(p_art, out["probs"], atol=1e-5)
+    np.testing.assert_allclose(s_art, jax.tree.leaves(s_ref), atol=1e-5)
 
 
 def test_artifact_loads_without_training_code(artifact):
@@ -59,8 +64,9 @@ def test_artifact_loads_without_training_code(artifact):
       assert p.shape == (2, 7), p.shape
       heavy = sorted(m for m in sys.modules if m.split(".")[0] in (
           "flax", "optax", "orbax", "tensorflow_datasets", "tensorflow")
-          or m in ("imujax.models", "imujax.training.train", "imujax.online.stream",
-                   "imujax.cells"))
+          or m.startswith(("imujax.training", "imujax.cells"))
+          or m in ("imujax.models", "imujax.online.stream",
+                   "imujax.online.step", "imujax.online.model"))
       assert not heavy, heavy
       print("ok")
       """)

@@ -12,7 +12,8 @@ import time
 import numpy as np
 import pytest
 
-from imujax.online import stream
+from imujax.online import model as model_lib
+from imujax.online import streamer
 from imujax.online.live import __main__ as live
 from imujax.online.live import sources
 from tests.conftest import subprocess_env
@@ -69,13 +70,14 @@ def test_udp_datagram_format_round_trip():
 
 
 def test_udp_source_through_the_pipeline(run_dir, watch_data):
-  run = stream.load_run(run_dir)
-  model = stream.Model(run)
+  ckpt = model_lib.load(run_dir)
+  model = model_lib.Model(ckpt)
+  names = ckpt.record.channel_names
   src = sources.open_source("udp:0", model)
   state, stats, stop, thread = _pipeline(src, model)
   x = watch_data.recordings[0].signals[:50]
   t = 100. + np.arange(50) / 50.
-  sources.udp_sender(src.port, t, x, run.channel_names, speed=0)
+  sources.udp_sender(src.port, t, x, names, speed=0)
   _finish(src, stop, thread, state, lambda: state.frame + 1 >= 50)
   assert stats["error"] is None
   assert state.frame + 1 == 50 and src.counts["headers"] == 1
@@ -84,17 +86,17 @@ def test_udp_source_through_the_pipeline(run_dir, watch_data):
   # A header naming other channels stops the stream with a clear error.
   src = sources.open_source("udp:0", model)
   state, stats, stop, thread = _pipeline(src, model)
-  names = run.channel_names[:-1] + ["wrist_mag_x"]
-  sources.udp_sender(src.port, t[:3], x[:3], names, speed=0)
+  sources.udp_sender(src.port, t[:3], x[:3], names[:-1] + ["wrist_mag_x"],
+                     speed=0)
   _finish(src, stop, thread, state, lambda: stats["error"] is not None)
-  assert isinstance(stats["error"], stream.ChannelMismatchError)
+  assert isinstance(stats["error"], streamer.ChannelMismatchError)
   assert "wrist_gyr_z" in str(stats["error"])
   assert "wrist_mag_x" in str(stats["error"])
 
 
 def test_mvn_source_through_the_pipeline(run_dir, tmp_path):
   from imujax.online import mvn_stream
-  model = stream.Model(stream.load_run(run_dir))
+  model = model_lib.Model(model_lib.load(run_dir))
   path = tmp_path / "take.mvnx"
   mvnx_fixtures.write_mvnx(path, mvnx_fixtures.random_frames(40, version=4),
                            version=4, rate=50.)

@@ -7,7 +7,9 @@ import math
 import numpy as np
 import pytest
 
+from imujax.experiments import plots
 from imujax.experiments import report
+from imujax.experiments import stats
 
 _CLASSES = ["walk", "run", "sit"]
 
@@ -66,15 +68,15 @@ def sweep_dir(tmp_path):
 
 
 def test_statistics():
-  assert report.steps_to([(10, 0.2), (20, 0.6), (30, 0.9)], 0.5) == 20
-  assert report.steps_to([(10, 0.2)], 0.5) is None
-  assert report.curve_auc([(0, 0.), (10, 1.)]) == pytest.approx(0.5)
-  assert report.curve_auc([(10, 0.4)]) == pytest.approx(0.4)
-  lo, hi = report.bootstrap_ci([0.04, 0.05, 0.06, 0.05, 0.05])
+  assert stats.steps_to([(10, 0.2), (20, 0.6), (30, 0.9)], 0.5) == 20
+  assert stats.steps_to([(10, 0.2)], 0.5) is None
+  assert stats.curve_auc([(0, 0.), (10, 1.)]) == pytest.approx(0.5)
+  assert stats.curve_auc([(10, 0.4)]) == pytest.approx(0.4)
+  lo, hi = stats.bootstrap_ci([0.04, 0.05, 0.06, 0.05, 0.05])
   assert 0.04 <= lo < 0.05 < hi <= 0.06
-  assert math.isnan(report.bootstrap_ci([0.1])[0])
-  assert report.wilcoxon_p([0.1, 0.2, 0.3, 0.4]) is None  # < 5 pairs.
-  assert report.wilcoxon_p([0.1, 0.2, 0.3, 0.4, 0.5]) == pytest.approx(0.0625)
+  assert math.isnan(stats.bootstrap_ci([0.1])[0])
+  assert stats.wilcoxon_p([0.1, 0.2, 0.3, 0.4]) is None  # < 5 pairs.
+  assert stats.wilcoxon_p([0.1, 0.2, 0.3, 0.4, 0.5]) == pytest.approx(0.0625)
 
 
 def test_summary_pairs_seeds_and_measures_convergence(sweep_dir):
@@ -114,5 +116,5 @@ def test_report_writes_markdown_csv_and_plots(sweep_dir, tmp_path):
 
 def test_best_arm_per_budget(sweep_dir):
   runs, _ = report.read_runs(sweep_dir)
-  best = report.best_arms(report.summarise(runs), "toy")
+  best = plots.best_arms(report.summarise(runs), "toy")
   assert [(r["budget"], r["arm"]) for r in best] == [(1, "cpc"), (0, "cpc")]

@@ -5,33 +5,35 @@ import numpy as np
 import pytest
 
 from imujax import models
-from imujax.online import stream
+from imujax.online import model
+from imujax.online import step
 from imujax.online import stream_pool
+from tests.test_stream import make_checkpoint
 from tests.test_stream import make_run
 
 
 @pytest.fixture(scope="module")
 def loaded_run(tmp_path_factory, tfds_dir, watch_data):
-  return stream.load_run(make_run(tmp_path_factory, tfds_dir))
+  return model.load(make_run(tmp_path_factory, tfds_dir))
 
 
-def _random_run(cell, layers, layer_norm, adapter_dim=0) -> stream.Run:
+def _random_run(cell, layers, layer_norm, adapter_dim=0) -> model.Checkpoint:
   """An initialised (untrained) run with a non-trivial normaliser."""
   cfg = models.ModelConfig(in_dim=6, cell=cell, hidden=16, layers=layers,
                            layer_norm=layer_norm, adapter_dim=adapter_dim,
                            num_classes=5)
-  params = jax.tree.map(np.asarray, models.init(jax.random.key(4), cfg))
+  params = models.init(jax.random.key(4), cfg)
   rng = np.random.default_rng(4)
-  return stream.Run(params, cfg, rng.normal(size=6).astype(np.float32),
-                    rng.uniform(0.5, 3., 6).astype(np.float32),
-                    [f"c{i}" for i in range(6)], [f"k{i}" for i in range(5)],
-                    50., 0, {})
+  return make_checkpoint(params, cfg, rng.normal(size=6).astype(np.float32),
+                         rng.uniform(0.5, 3., 6).astype(np.float32),
+                         [f"c{i}" for i in range(6)],
+                         [f"k{i}" for i in range(5)], 50.)
 
 
 def _scan_probs(run, raw):
   """Per-frame probs of one stream alone: <float32>[T, C] raw -> [T, K]."""
   x = ((raw - run.mean) / run.std).astype(np.float32)[None]
-  _, out = stream.scan_steps(run.params, x)
+  _, out = step.scan_steps(run.params, run.record.model, x)
   return np.asarray(out["probs"][0])
 
 
@@ -60,7 +62,7 @@ def test_interleaved_streams_equal_their_scans(which, loaded_run):
          "gru_layer_norm": _random_run("gru", 2, True),
          "lstm_adapter": _random_run("lstm", 1, False, adapter_dim=4)}[which]
   rng = np.random.default_rng(0)
-  streams, frames, channels = 11, 30, len(run.channel_names)
+  streams, frames, channels = 11, 30, len(run.record.channel_names)
   pool = stream_pool.StreamPool(run, num_streams=16)
   assert pool.warmup(16) == [8, 16]
   # Streams live in scattered slots; slots 16 - 11 = 5 stay idle.

@@ -6,6 +6,8 @@ import textwrap
 
 import pytest
 
+from imujax.experiments import jobs as jobs_lib
+from imujax.experiments import launchers
 from imujax.experiments import sweep
 
 _SWEEP = """
@@ -29,8 +31,8 @@ def sweep_file(tmp_path):
 
 
 def _jobs(sweep_file, sweep_dir, arg=""):
-  config, points = sweep.load_sweep(f"{sweep_file}{':' + arg if arg else ''}")
-  return sweep.expand(points, config, str(sweep_dir))
+  config, points = jobs_lib.load_sweep(f"{sweep_file}{':' + arg if arg else ''}")
+  return jobs_lib.expand(points, config, str(sweep_dir))
 
 
 class FakeRuns:
@@ -90,7 +92,7 @@ def test_expansion_shares_pretraining_across_budgets(sweep_file, tmp_path):
 
 def test_command_is_main_with_its_own_workdir(sweep_file, tmp_path):
   job = _jobs(sweep_file, tmp_path)[-1]
-  argv = sweep.command(job, str(tmp_path), ["data.manual_dir=/x"])
+  argv = jobs_lib.command(job, str(tmp_path), ["data.manual_dir=/x"])
   assert argv[:3] == ["python", "-m", "imujax.main"]
   assert f"--workdir={tmp_path / job.name}" in argv
   assert "--config.mode=finetune" in argv
@@ -99,7 +101,7 @@ def test_command_is_main_with_its_own_workdir(sweep_file, tmp_path):
 
 def test_points_may_not_set_mode_or_init_from(tmp_path):
   with pytest.raises(ValueError, match="init_from"):
-    sweep.expand([{"objective": "cpc", "init_from": "x"}], "c.py", tmp_path)
+    jobs_lib.expand([{"objective": "cpc", "init_from": "x"}], "c.py", tmp_path)
 
 
 def test_local_runs_pretraining_first_then_skips_finished(sweep_file,
@@ -107,7 +109,7 @@ def test_local_runs_pretraining_first_then_skips_finished(sweep_file,
   root = tmp_path / "s"
   jobs = _jobs(sweep_file, root)
   fake = FakeRuns()
-  result = sweep.run_local(jobs, str(root), start=fake, parallel=3,
+  result = launchers.run_local(jobs, str(root), start=fake, parallel=3,
                            poll_s=0, echo=lambda _: None)
   assert set(result.values()) == {"done"} and len(result) == len(jobs)
   order = [pathlib.Path(w[0]).relative_to(root).as_posix()
@@ -116,7 +118,7 @@ def test_local_runs_pretraining_first_then_skips_finished(sweep_file,
     if j.after:
       assert order.index(j.after) < order.index(j.name)
   again = FakeRuns()
-  sweep.run_local(jobs, str(root), start=again, echo=lambda _: None)
+  launchers.run_local(jobs, str(root), start=again, echo=lambda _: None)
   assert again.started == []  # Every run has its summary.json.
 
 
@@ -128,16 +130,16 @@ def test_interrupted_runs_are_restarted_to_resume(sweep_file, tmp_path):
     (root / j.name / "run.json").write_text("{}")
     if j.name != "finetune/cpc-b0-s1":
       (root / j.name / "summary.json").write_text("{}")
-  assert sweep.state(jobs[-1], str(root)) == "started"
+  assert jobs_lib.state(jobs[-1], str(root)) == "started"
   fake = FakeRuns()
-  sweep.run_local(jobs, str(root), start=fake, echo=lambda _: None)
+  launchers.run_local(jobs, str(root), start=fake, echo=lambda _: None)
   assert fake.started == [[str(root.absolute() / "finetune/cpc-b0-s1")]]
 
 
 def test_a_failed_pretraining_blocks_only_its_finetunes(sweep_file, tmp_path):
   root = tmp_path / "s"
   jobs = _jobs(sweep_file, root)
-  result = sweep.run_local(jobs, str(root), start=FakeRuns(fail={"cpc-s0"}),
+  result = launchers.run_local(jobs, str(root), start=FakeRuns(fail={"cpc-s0"}),
                            echo=lambda _: None)
   assert result["pretrain/cpc-s0"] == "failed"
   assert result["finetune/cpc-b1-s0"] == result["finetune/cpc-b0-s0"] == (
@@ -150,7 +152,7 @@ def test_vmap_seeds_groups_runs_that_differ_only_in_seed(sweep_file,
                                                          tmp_path):
   root = tmp_path / "s"
   jobs = _jobs(sweep_file, root)
-  units = sweep.units(jobs, str(root), vmap_seeds=True)
+  units = jobs_lib.units(jobs, str(root), vmap_seeds=True)
   assert len(units) == len(jobs) // 2
   for unit in units:
     assert sorted(dict(j.overrides)["seed"] for j in unit.jobs) == [0, 1]
@@ -161,16 +163,16 @@ def test_vmap_seeds_groups_runs_that_differ_only_in_seed(sweep_file,
     assert [m["seed"] for m in members] == [0, 1]
     assert all(("init_from" in m) == bool(unit.after) for m in members)
     assert not any(a.startswith("--cpu_devices") for a in unit.argv)
-  split = sweep.units(jobs, str(root), vmap_seeds=True, cpu_devices=2)
+  split = jobs_lib.units(jobs, str(root), vmap_seeds=True, cpu_devices=2)
   assert all("--cpu_devices=2" in u.argv for u in split)
   fake = FakeRuns()
-  result = sweep.run_local(jobs, str(root), start=fake, vmap_seeds=True,
+  result = launchers.run_local(jobs, str(root), start=fake, vmap_seeds=True,
                            echo=lambda _: None)
   assert set(result.values()) == {"done"}
   assert all(len(w) == 2 for w in fake.started)
   # A started member resumes alone; a new one is not grouped with it.
   (root / jobs[0].name / "summary.json").unlink()
-  assert [len(u.jobs) for u in sweep.units(jobs, str(root),
+  assert [len(u.jobs) for u in jobs_lib.units(jobs, str(root),
                                            vmap_seeds=True)] == [1]
 
 
@@ -179,7 +181,7 @@ def test_slurm_arrays_wait_for_their_pretraining(sweep_file, tmp_path):
   jobs = _jobs(sweep_file, root)
   (root / "finetune/scratch-b1-s0").mkdir(parents=True)
   (root / "finetune/scratch-b1-s0/summary.json").write_text("{}")
-  submit = sweep.write_slurm(jobs, str(root), directives=["--time=1:00:00"])
+  submit = launchers.write_slurm(jobs, str(root), directives=["--time=1:00:00"])
   text = submit.read_text()
   assert "pre=$(sbatch --parsable pretrain.sbatch)" in text
   assert "--dependency=afterok:${pre} finetune_after.sbatch" in text
@@ -195,7 +197,7 @@ def test_slurm_arrays_wait_for_their_pretraining(sweep_file, tmp_path):
 
 def test_tpu_script_runs_every_job_on_all_workers(sweep_file, tmp_path):
   jobs = _jobs(sweep_file, tmp_path, "one_seed")
-  path = sweep.write_tpu(jobs, str(tmp_path), tpu="v4-8", zone="us-x")
+  path = launchers.write_tpu(jobs, str(tmp_path), tpu="v4-8", zone="us-x")
   lines = [l for l in path.read_text().splitlines()
            if l.startswith("gcloud")]
   assert len(lines) == len(jobs)
@@ -213,10 +215,10 @@ def test_cli_lists_the_plan(sweep_file, tmp_path, capsys):
 
 
 def test_plain_points_are_single_runs_of_their_config(tmp_path):
-  jobs = sweep.expand([{"seed": 0}, {"seed": 1}], "configs/test.py",
+  jobs = jobs_lib.expand([{"seed": 0}, {"seed": 1}], "configs/test.py",
                       str(tmp_path))
   assert [j.name for j in jobs] == ["s0", "s1"] and jobs[0].mode == ""
-  units = sweep.units(jobs, str(tmp_path), vmap_seeds=True)
+  units = jobs_lib.units(jobs, str(tmp_path), vmap_seeds=True)
   assert [len(u.jobs) for u in units] == [1, 1]
   assert "--config.mode=" not in " ".join(units[0].argv)
 
@@ -234,7 +236,7 @@ def test_vmap_seeds_groups_a_learning_rate_sweep_with_per_member_values(
                    "finetune.learning_rate": lr, "finetune.steps": 7}
   """))
   jobs = _jobs(path, tmp_path / "s")
-  units = sweep.units(jobs, str(tmp_path / "s"), vmap_seeds=True)
+  units = jobs_lib.units(jobs, str(tmp_path / "s"), vmap_seeds=True)
   assert len(units) == 1 and len(units[0].jobs) == 4
   argv = units[0].argv
   members = json.loads(next(a for a in argv if a.startswith("--members="))

@@ -1,7 +1,6 @@
 """The training step, fine-tune protocols, init_from, and data parallelism."""
 
 import functools
-import json
 import subprocess
 import sys
 import textwrap

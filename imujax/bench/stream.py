@@ -10,12 +10,12 @@ keeps JAX's default, for comparison), then measures:
 1. One stream, per sample, preprocessing included (online resampling of a
    jittered 50 Hz sample, channel selection, normalisation, model step,
    probabilities back on the host): median and p99 for each lever
-   - `eager`: the baseline, `stream.step` un-jitted (op by op);
-   - `jit`: `jax.jit(stream.step)`, params passed as arguments;
+   - `eager`: the baseline, `step.step` un-jitted (op by op);
+   - `jit`: `jax.jit(step.step)`, params passed as arguments;
    - `jit+const+donate`: params baked into the compiled step as constants,
-     state donated and kept on the device (`stream.Model`, the default);
+     state donated and kept on the device (`model.Model`, the default);
    - `aot`: the same, compiled ahead of time (`.lower().compile()`);
-   - `numpy`: the same maths in NumPy (`stream.NumpyModel`, no XLA);
+   - `numpy`: the same maths in NumPy (`numpy_model.NumpyModel`, no XLA);
    - `artifact`: the exported artifact (`export.Artifact`), if `--artifact`.
 2. Capacity: the batched step (N streams in one call, frames already on the
    grid) for growing N; the largest N whose p99 step time is at most
@@ -73,47 +73,57 @@ def _stats(ts) -> dict:
       np.percentile(ts, 99)), "n": int(ts.size)}
 
 
-def bench_one_stream(run, samples: int, artifact=None) -> dict:
-  """Per-sample latency of each lever; see the module docstring."""
+def bench_one_stream(ckpt, samples: int, artifact=None) -> dict:
+  """Per-sample latency of each lever; see the module docstring.
+
+  Args:
+    ckpt: the run (`imujax.online.model.load`).
+    samples: samples timed per lever (eager: at most 300).
+    artifact: an `export.Artifact` to time too, or None.
+  """
   import jax
   import numpy as np
 
-  from imujax.online import stream
+  from imujax.online import model as model_lib
+  from imujax.online import numpy_model
+  from imujax.online import resampler
+  from imujax.online import step
+  from imujax.online import streamer
 
+  record, cfg = ckpt.record, ckpt.record.model
   rng = np.random.default_rng(0)
-  c = len(run.channel_names)
-  t = np.cumsum(rng.uniform(0.8, 1.2, samples) / run.sample_rate_hz)
-  xs = (rng.normal(size=(samples, c)) * run.std + run.mean)
+  c = len(record.channel_names)
+  t = np.cumsum(rng.uniform(0.8, 1.2, samples) / record.sample_rate_hz)
+  xs = (rng.normal(size=(samples, c)) * ckpt.std + ckpt.mean)
 
-  class EagerModel(stream.Model):
-    def __init__(self, run, jit_args: bool):
-      super().__init__(run)
-      params, mean, std = run.params, run.mean, run.std
-      f = jax.jit(stream.step) if jit_args else stream.step
+  class EagerModel(model_lib.Model):
+    def __init__(self, ckpt, jit_args: bool):
+      super().__init__(ckpt)
+      params, mean, std = ckpt.params, ckpt.mean, ckpt.std
+      f = jax.jit(step.step, static_argnums=1) if jit_args else step.step
 
       def raw_step(state, x):
-        state, out = f(params, state, (x - mean) / std)
+        state, out = f(params, cfg, state, (x - mean) / std)
         return state, out["probs"]
       self._step = raw_step
-      self.init_state = lambda batch_size=1: stream.init_state(params,
-                                                               batch_size)
+      self.init_state = lambda batch_size=1: step.init_state(cfg, batch_size)
       self.steps = None  # Frame by frame: the baseline has no scan variant.
 
-  class AotModel(stream.Model):
-    def __init__(self, run):
-      super().__init__(run)
+  class AotModel(model_lib.Model):
+    def __init__(self, ckpt):
+      super().__init__(ckpt)
       self._step = self._step.lower(
           self.init_state(1), np.zeros((1, c), np.float32)).compile()
 
-  models = {"eager": EagerModel(run, False), "jit": EagerModel(run, True),
-            "jit+const+donate": stream.Model(run), "aot": AotModel(run),
-            "numpy": stream.NumpyModel(run)}
+  models = {"eager": EagerModel(ckpt, False), "jit": EagerModel(ckpt, True),
+            "jit+const+donate": model_lib.Model(ckpt), "aot": AotModel(ckpt),
+            "numpy": numpy_model.NumpyModel(ckpt)}
   if artifact is not None:
     models["artifact"] = artifact
   out = {}
   for name, model in models.items():
     n = min(samples, 300) if name == "eager" else samples
-    s = stream.Streamer(model, run.channel_names)
+    s = streamer.Streamer(model, record.channel_names)
     for i in range(20):  # Warm-up: compilation, caches.
       s.push(t[i], xs[i])
     ts = []
@@ -125,7 +135,7 @@ def bench_one_stream(run, samples: int, artifact=None) -> dict:
       ts.append(time.perf_counter() - t0)
     out[name] = _stats(ts)
   # The preprocessing alone, for the record.
-  r = stream.OnlineResampler(run.sample_rate_hz, c)
+  r = resampler.OnlineResampler(record.sample_rate_hz, c)
   ts = []
   for i in range(samples):
     t0 = time.perf_counter()
@@ -135,20 +145,20 @@ def bench_one_stream(run, samples: int, artifact=None) -> dict:
   return out
 
 
-def bench_capacity(run, sizes, rate_hz: float, budget_ms: float,
+def bench_capacity(ckpt, sizes, rate_hz: float, budget_ms: float,
                    reps: int) -> dict:
   """p99 of the batched step per N; the largest N within the budget."""
   import numpy as np
 
-  from imujax.online import stream
+  from imujax.online import model as model_lib
 
-  model = stream.Model(run)
-  c = len(run.channel_names)
+  model = model_lib.Model(ckpt)
+  c = len(ckpt.record.channel_names)
   rng = np.random.default_rng(0)
   period_ms = 1e3 / rate_hz
   rows, best = [], 0
   for n in sizes:
-    x = (rng.normal(size=(n, c)) * run.std + run.mean).astype(np.float32)
+    x = (rng.normal(size=(n, c)) * ckpt.std + ckpt.mean).astype(np.float32)
     state = model.init_state(n)
     for _ in range(3):
       state, p = model.step(state, x)
@@ -182,10 +192,11 @@ def bench_capacity(run, sizes, rate_hz: float, budget_ms: float,
   return {"rate_hz": rate_hz, "budget_ms": budget_ms, "batched": rows,
           "streams_per_core": best,
           "unbatched_baseline": {
-              **one, "streams_per_core": int(budget_ms * 1e3 // one["median_us"])}}
+              **one,
+              "streams_per_core": int(budget_ms * 1e3 // one["median_us"])}}
 
 
-def bench_pool(run, sizes, rate_hz: float, budget_ms: float,
+def bench_pool(ckpt, sizes, rate_hz: float, budget_ms: float,
                seconds: float, trials: int = 3) -> dict:
   """Arrival-to-result latency of the micro-batched pool per N (module doc).
 
@@ -197,16 +208,16 @@ def bench_pool(run, sizes, rate_hz: float, budget_ms: float,
 
   from imujax.online import stream_pool
 
-  c = len(run.channel_names)
+  c = len(ckpt.record.channel_names)
   frames = max(1, int(round(seconds * rate_hz)))  # Per stream.
   rows, best = [], 0
   for n in sizes:
     rng = np.random.default_rng(n)
     # Row j = k * n + i: stream i's frame k, in arrival order (arrival
     # j / (n * rate_hz) s after the start).
-    xs = (rng.normal(size=(n * frames, c)) * run.std
-          + run.mean).astype(np.float32)
-    pool = stream_pool.StreamPool(run, n)
+    xs = (rng.normal(size=(n * frames, c)) * ckpt.std
+          + ckpt.mean).astype(np.float32)
+    pool = stream_pool.StreamPool(ckpt, n)
     pool.warmup(n)
     results = sorted((_pool_trial(pool, xs, n, rate_hz, budget_ms)
                       for _ in range(trials)), key=lambda r: r["p99_us"])
@@ -280,8 +291,8 @@ def main(argv=None):
   p.add_argument("--reps", type=int, default=200)
   p.add_argument("--sizes", default="1,64,256,1024,2048,4096,8192,16384,"
                  "32768,65536")
-  p.add_argument("--pool_sizes", default="1024,2048,4096,8192,10240,12288,16384,"
-                 "24576,32768", help="Stream counts for the micro-batched "
+  p.add_argument("--pool_sizes", default="1024,2048,4096,8192,10240,12288,"
+                 "16384,24576,32768", help="Stream counts for the micro-batched "
                  "pool (ascending).")
   p.add_argument("--pool_seconds", type=float, default=2.,
                  help="Seconds of frames per pool size and trial.")
@@ -301,22 +312,22 @@ def main(argv=None):
                     if args.async_dispatch else
                     runtime.synchronous_cpu_dispatch())
 
-  from imujax.online import stream
+  from imujax.online import model
 
-  run = stream.load_run(args.workdir)
+  ckpt = model.load(args.workdir)
   artifact = None
   if args.artifact:
     from imujax.online import export
     artifact = export.Artifact.load(args.artifact)
   result = {"setup": pinned, "jax": jax.__version__,
-            "model": {k: getattr(run.config, k) for k in (
+            "model": {k: getattr(ckpt.record.model, k) for k in (
                 "cell", "hidden", "layers", "num_classes")},
-            "one_stream": bench_one_stream(run, args.samples, artifact),
+            "one_stream": bench_one_stream(ckpt, args.samples, artifact),
             "capacity": bench_capacity(
-                run, [int(s) for s in args.sizes.split(",")], args.rate_hz,
+                ckpt, [int(s) for s in args.sizes.split(",")], args.rate_hz,
                 args.budget_ms, args.reps),
             "pool": bench_pool(
-                run, [int(s) for s in args.pool_sizes.split(",")],
+                ckpt, [int(s) for s in args.pool_sizes.split(",")],
                 args.rate_hz, args.budget_ms, args.pool_seconds,
                 args.pool_trials)}
   print(f"{args.workdir} ({result['model']}); {pinned}")

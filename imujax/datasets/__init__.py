@@ -10,6 +10,7 @@ from imujax.datasets.seglearn_watch import seglearn_watch_dataset_builder  # noq
 from imujax.datasets.sp_sw_har import sp_sw_har_dataset_builder  # noqa: F401
 from imujax.datasets.andy import andy_dataset_builder  # noqa: F401
 from imujax.datasets.recordings import recordings_dataset_builder  # noqa: F401
+from imujax.datasets.uci_hapt import uci_hapt_dataset_builder  # noqa: F401
 
 NAMES = sorted(
     p.name for p in pathlib.Path(__file__).parent.iterdir()

@@ -2,7 +2,7 @@
 
 The comparison is a small sweep run in this process: the same points a
 sweep file would declare (the configured objective and "scratch", for each
-seed), expanded by `sweep.expand` into pre-training and fine-tune runs with
+seed), expanded by `jobs_lib.expand` into pre-training and fine-tune runs with
 the sweep's workdir layout, and summarised by `report` (the same tables,
 paired differences and plots as any sweep). So there is one research
 protocol, whether it runs here or on a cluster:
@@ -26,7 +26,7 @@ import jax
 import ml_collections
 
 from imujax.experiments import report
-from imujax.experiments import sweep
+from imujax.experiments import jobs as jobs_lib
 from imujax.training import loop
 
 
@@ -45,7 +45,7 @@ def points(config: ml_collections.ConfigDict) -> list[dict]:
 
 
 def job_config(config: ml_collections.ConfigDict,
-               job: sweep.Job) -> ml_collections.ConfigDict:
+               job: jobs_lib.Job) -> ml_collections.ConfigDict:
   """`config` with a sweep job's overrides (mode, seed, init_from, ...)."""
   out = copy.deepcopy(config)
   for key, value in job.overrides:
@@ -63,7 +63,7 @@ def compare(config: ml_collections.ConfigDict, workdir: str) -> list[dict]:
   Returns:
     The report's rows (one per arm: scores over seeds, paired difference).
   """
-  jobs = sweep.expand(points(config), config="(in-process)",
+  jobs = jobs_lib.expand(points(config), config="(in-process)",
                       sweep_dir=workdir)
   for i, job in enumerate(jobs):
     logging.info("Run %d of %d: %s", i + 1, len(jobs), job.name)

@@ -22,7 +22,6 @@ divided by its span of steps (the curve's mean height; 1 is perfect).
 """
 
 import argparse
-import collections
 import csv
 import json
 import math
@@ -32,9 +31,9 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
-BOOTSTRAP_SAMPLES = 10_000
-MIN_WILCOXON_PAIRS = 5
-MIN_BOOTSTRAP_PAIRS = 3  # Resampling 2 pairs gives little but their range.
+from imujax.experiments import plots
+from imujax.experiments import stats
+
 TARGETS = (0.90, 0.95)
 
 
@@ -95,89 +94,25 @@ def read_runs(sweep_dir) -> tuple[list, list]:
   return finetunes, pretrains
 
 
-# ----------------------------------------------------------------- statistics
-def bootstrap_ci(diffs, samples: int = BOOTSTRAP_SAMPLES, seed: int = 0,
-                 level: float = 0.95) -> tuple[float, float]:
-  """Percentile-bootstrap interval of the mean of `diffs` (nan if < 3)."""
-  diffs = np.asarray(diffs, np.float64)
-  if len(diffs) < MIN_BOOTSTRAP_PAIRS:
-    return math.nan, math.nan
-  rng = np.random.default_rng(seed)
-  means = diffs[rng.integers(0, len(diffs), (samples, len(diffs)))].mean(1)
-  lo, hi = np.percentile(means, [50 * (1 - level), 50 * (1 + level)])
-  return float(lo), float(hi)
-
-
-def wilcoxon_p(diffs) -> Optional[float]:
-  """Two-sided Wilcoxon signed-rank p, or None with fewer than 5 pairs."""
-  diffs = np.asarray(diffs, np.float64)
-  if len(diffs) < MIN_WILCOXON_PAIRS:
-    return None
-  if not np.any(diffs):
-    return 1.0
-  from scipy import stats  # pylint: disable=g-import-not-at-top
-  return float(stats.wilcoxon(diffs).pvalue)
-
-
-def steps_to(val: list, target: float) -> Optional[int]:
-  """The first evaluated step whose validation F1 reaches `target`."""
-  for step, f1 in val:
-    if f1 >= target:
-      return step
-  return None
-
-
-def curve_auc(val: list) -> float:
-  """Area under the validation-F1 curve over its span of steps (mean height)."""
-  if not val:
-    return math.nan
-  steps = np.array([s for s, _ in val], np.float64)
-  f1 = np.array([f for _, f in val], np.float64)
-  if len(val) == 1:
-    return float(f1[0])
-  area = float(np.sum((f1[1:] + f1[:-1]) / 2 * np.diff(steps)))
-  return area / float(steps[-1] - steps[0])
-
-
-def _mean_std(xs) -> tuple[float, float]:
-  xs = np.asarray([x for x in xs if x is not None], np.float64)
-  if not len(xs):
-    return math.nan, math.nan
-  return float(xs.mean()), float(xs.std(ddof=1)) if len(xs) > 1 else 0.
-
-
-def cells(runs: list) -> dict:
-  """{(dataset, budget): {arm: {seed: run}}} of the finished runs."""
-  out = collections.defaultdict(lambda: collections.defaultdict(dict))
-  for r in runs:
-    if r.test is not None:
-      out[(r.dataset, r.budget)][r.arm][r.seed] = r
-  return out
-
-
-def arm_order(arms) -> list:
-  return sorted(arms, key=lambda a: (a != "scratch", a))
-
-
 def summarise(runs: list) -> list[dict]:
   """One row per (dataset, budget, arm): scores, paired claim, convergence."""
   rows = []
-  for (dataset, budget), arms in sorted(cells(runs).items(),
+  for (dataset, budget), arms in sorted(stats.cells(runs).items(),
                                         key=lambda kv: (kv[0][0],
                                                         kv[0][1] or 1e9)):
     scratch = arms.get("scratch", {})
-    for arm in arm_order(arms):
+    for arm in stats.arm_order(arms):
       by_seed = arms[arm]
       f1 = [r.test["macro_f1"] for r in by_seed.values()]
       acc = [r.test["accuracy"] for r in by_seed.values()]
       row = {"dataset": dataset, "budget": budget,
              "labelled_subjects": next(iter(by_seed.values())).labelled_subjects,
              "arm": arm, "seeds": len(by_seed),
-             "test_macro_f1_mean": _mean_std(f1)[0],
-             "test_macro_f1_std": _mean_std(f1)[1],
-             "test_accuracy_mean": _mean_std(acc)[0],
-             "test_accuracy_std": _mean_std(acc)[1],
-             "auc_mean": _mean_std([curve_auc(r.val)
+             "test_macro_f1_mean": stats.mean_std(f1)[0],
+             "test_macro_f1_std": stats.mean_std(f1)[1],
+             "test_accuracy_mean": stats.mean_std(acc)[0],
+             "test_accuracy_std": stats.mean_std(acc)[1],
+             "auc_mean": stats.mean_std([stats.curve_auc(r.val)
                                     for r in by_seed.values()])[0]}
       paired = sorted(set(by_seed) & set(scratch))
       diffs = [by_seed[s].test["macro_f1"] - scratch[s].test["macro_f1"]
@@ -185,8 +120,8 @@ def summarise(runs: list) -> list[dict]:
       row["pairs"] = len(paired) if arm != "scratch" else 0
       if arm != "scratch" and paired:
         row["diff_mean"] = float(np.mean(diffs))
-        row["diff_ci_lo"], row["diff_ci_hi"] = bootstrap_ci(diffs)
-        row["wilcoxon_p"] = wilcoxon_p(diffs)
+        row["diff_ci_lo"], row["diff_ci_hi"] = stats.bootstrap_ci(diffs)
+        row["wilcoxon_p"] = stats.wilcoxon_p(diffs)
       for target in TARGETS:
         reached = []
         for s in paired if arm != "scratch" else sorted(by_seed):
@@ -194,132 +129,13 @@ def summarise(runs: list) -> list[dict]:
               s in scratch) else None
           if best is None:
             continue
-          reached.append(steps_to(by_seed[s].val, target * best))
+          reached.append(stats.steps_to(by_seed[s].val, target * best))
         key = f"steps_to_{round(target * 100)}"
         hits = [x for x in reached if x is not None]
         row[key + "_mean"] = float(np.mean(hits)) if hits else math.nan
         row[key + "_reached"] = f"{len(hits)}/{len(reached)}"
       rows.append(row)
   return rows
-
-
-# ----------------------------------------------------------------- plots
-def _plt():
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-  return plt
-
-
-def _slug(text: str) -> str:
-  return "".join(c if c.isalnum() or c in "-_" else "_" for c in text)
-
-
-def plot_label_efficiency(rows: list, dataset: str, path: pathlib.Path):
-  """Test macro-F1 against labelled subjects, one line per arm, ±1 std."""
-  plt = _plt()
-  fig, ax = plt.subplots(figsize=(5.5, 3.8))
-  mine = [r for r in rows if r["dataset"] == dataset]
-  for arm in arm_order({r["arm"] for r in mine}):
-    pts = sorted((r["labelled_subjects"], r["test_macro_f1_mean"],
-                  r["test_macro_f1_std"]) for r in mine if r["arm"] == arm)
-    x, m, s = (np.array(v, np.float64) for v in zip(*pts))
-    ax.plot(x, m, marker="o", label=arm,
-            **({"color": "black", "linestyle": "--"}
-               if arm == "scratch" else {}))
-    ax.fill_between(x, m - s, m + s, alpha=0.15,
-                    **({"color": "black"} if arm == "scratch" else {}))
-  ticks = sorted({(r["labelled_subjects"], r["budget"]) for r in mine})
-  ax.set_xticks([t for t, _ in ticks])
-  ax.set_xticklabels([f"{t}" if b else f"all ({t})" for t, b in ticks])
-  ax.set_xlabel("labelled training subjects")
-  ax.set_ylabel("test macro-F1 (per frame)")
-  ax.set_title(f"{dataset}: label efficiency (mean ± std over seeds)",
-               fontsize=9)
-  ax.grid(alpha=0.3)
-  ax.legend(fontsize=7)
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
-
-
-def plot_convergence(runs: list, dataset: str, path: pathlib.Path):
-  """Validation macro-F1 against fine-tune step, per budget and arm, ±1 std."""
-  plt = _plt()
-  grid = cells(runs)
-  budgets = sorted((b for d, b in grid if d == dataset), key=lambda b: b or 1e9)
-  fig, axes = plt.subplots(1, len(budgets), figsize=(4 * len(budgets), 3.4),
-                           squeeze=False, sharey=True)
-  for ax, budget in zip(axes[0], budgets):
-    arms = grid[(dataset, budget)]
-    for arm in arm_order(arms):
-      curves = [dict(r.val) for r in arms[arm].values() if r.val]
-      steps = sorted(set.intersection(*(set(c) for c in curves))) if (
-          curves) else []
-      if not steps:
-        continue
-      y = np.array([[c[s] for s in steps] for c in curves])
-      m, s = y.mean(0), y.std(0)
-      style = ({"color": "black", "linestyle": "--"} if arm == "scratch"
-               else {})
-      ax.plot(steps, m, label=arm, **style)
-      ax.fill_between(steps, m - s, m + s, alpha=0.15,
-                      **({"color": "black"} if arm == "scratch" else {}))
-    some = next(iter(next(iter(arms.values())).values()))
-    ax.set_title(f"{dataset}, {budget or f'all ({some.labelled_subjects})'} "
-                 "labelled subjects", fontsize=8)
-    ax.set_xlabel("fine-tune step")
-    ax.grid(alpha=0.3)
-  axes[0][0].set_ylabel("validation macro-F1")
-  axes[0][-1].legend(fontsize=7)
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
-
-
-def best_arms(rows: list, dataset: str) -> list:
-  """Per budget of `dataset`: the row of the arm with the best mean test F1."""
-  best = {}
-  for r in rows:
-    if r["dataset"] == dataset and (
-        r["budget"] not in best
-        or r["test_macro_f1_mean"] > best[r["budget"]]["test_macro_f1_mean"]):
-      best[r["budget"]] = r
-  return [best[b] for b in sorted(best, key=lambda b: b or 1e9)]
-
-
-def plot_confusions(runs: list, rows: list, dataset: str,
-                    path: pathlib.Path):
-  """Test confusion (rows: true class, normalised) of each budget's best arm,
-  summed over its seeds."""
-  plt = _plt()
-  grid = cells(runs)
-  best = best_arms(rows, dataset)
-  fig, axes = plt.subplots(1, len(best), figsize=(4.2 * len(best), 4.2),
-                           squeeze=False)
-  for ax, row in zip(axes[0], best):
-    members = grid[(dataset, row["budget"])][row["arm"]].values()
-    cm = sum(np.array(r.test["confusion"], np.float64) for r in members)
-    norm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
-    names = next(iter(members)).class_names
-    ax.imshow(norm, vmin=0, vmax=1, cmap="Blues")
-    ax.set_xticks(range(len(names)))
-    ax.set_xticklabels(names, rotation=90, fontsize=6)
-    ax.set_yticks(range(len(names)))
-    ax.set_yticklabels(names, fontsize=6)
-    for i in range(len(names)):
-      for j in range(len(names)):
-        if norm[i, j] >= 0.005:
-          ax.text(j, i, f"{norm[i, j]:.2f}", ha="center", va="center",
-                  fontsize=5, color="white" if norm[i, j] > 0.5 else "black")
-    ax.set_title(f"{row['arm']}, {row['budget'] or 'all'} labelled "
-                 f"(F1 {row['test_macro_f1_mean']:.3f}, {row['seeds']} seeds)",
-                 fontsize=7)
-    ax.set_xlabel("predicted", fontsize=7)
-    ax.set_ylabel("true", fontsize=7)
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
 
 
 # ----------------------------------------------------------------- writing
@@ -338,7 +154,7 @@ def _claim(row: dict) -> tuple[str, str]:
         if not math.isnan(row["diff_ci_lo"]) else "")
   p = row.get("wilcoxon_p")
   return (f"{row['diff_mean']:+.3f}{ci} (n={row['pairs']})",
-          _fmt(p, 3) if p is not None else f"n<{MIN_WILCOXON_PAIRS}")
+          _fmt(p, 3) if p is not None else f"n<{stats.MIN_WILCOXON_PAIRS}")
 
 
 def _steps(row: dict, target: int) -> str:
@@ -391,8 +207,8 @@ def markdown(rows: list, runs: list, pretrains: list, images: dict,
       "std over seeds (sample std).", "",
       "Δ F1 vs scratch: mean paired difference (same seed = same split, "
       f"labels and head init) in test macro-F1, 95% percentile-bootstrap "
-      f"interval ({BOOTSTRAP_SAMPLES} resamples); Wilcoxon signed-rank p "
-      f"(two-sided), given only with at least {MIN_WILCOXON_PAIRS} pairs (n<5 "
+      f"interval ({stats.BOOTSTRAP_SAMPLES} resamples); Wilcoxon signed-rank p "
+      f"(two-sided), given only with at least {stats.MIN_WILCOXON_PAIRS} pairs (n<5 "
       "otherwise). With few pairs (3 seeds) "
       "the bootstrap interval is narrower than the truth: read it as a "
       "description of these seeds, not a population claim. Steps to 90% / "
@@ -448,7 +264,7 @@ def write_report(sweep_dir, out=None) -> pathlib.Path:
   rows = summarise(runs)
   images = {}
   try:
-    _plt()
+    plots._plt()
   except ImportError:  # Tables and CSVs need numpy only.
     print("matplotlib is not installed: writing the report without plots "
           "(pip install -r requirements.txt).", file=sys.stderr)
@@ -457,11 +273,11 @@ def write_report(sweep_dir, out=None) -> pathlib.Path:
     rows_to_plot = sorted({r["dataset"] for r in rows})
   for dataset in rows_to_plot:
     for key, plot in (
-        ("label_efficiency", lambda p, d=dataset: plot_label_efficiency(
+        ("label_efficiency", lambda p, d=dataset: plots.plot_label_efficiency(
             rows, d, p)),
-        ("convergence", lambda p, d=dataset: plot_convergence(runs, d, p)),
-        ("confusion", lambda p, d=dataset: plot_confusions(runs, rows, d, p))):
-      name = f"{key}_{_slug(dataset)}.png"
+        ("convergence", lambda p, d=dataset: plots.plot_convergence(runs, d, p)),
+        ("confusion", lambda p, d=dataset: plots.plot_confusions(runs, rows, d, p))):
+      name = f"{key}_{plots._slug(dataset)}.png"
       plot(out / name)
       images[(dataset, key)] = name
   _write_csv(out / "summary.csv", rows)
@@ -472,7 +288,7 @@ def write_report(sweep_dir, out=None) -> pathlib.Path:
        "test_macro_f1": r.test["macro_f1"] if r.test else None,
        "test_accuracy": r.test["accuracy"] if r.test else None,
        "best_val_macro_f1": max((f for _, f in r.val), default=None),
-       "val_auc": curve_auc(r.val)} for r in runs])
+       "val_auc": stats.curve_auc(r.val)} for r in runs])
   path = out / "report.md"
   path.write_text(markdown(rows, runs, pretrains, images, str(sweep_dir)))
   return path

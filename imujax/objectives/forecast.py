@@ -1,7 +1,5 @@
 """Forecasting: from h_t predict the frames t+1..t+horizon."""
 
-import jax
-import jax.numpy as jnp
 
 from imujax import models
 from imujax import objectives

@@ -5,24 +5,34 @@ r"""A self-contained inference artifact of a classifier run, and its loader.
 
 writes one zip file:
 
+Owns the artifact's format, writing it (`export_run`, `export_checkpoint`)
+and loading it (`Artifact`). The artifact is one zip file:
+
 * `step.jaxexport`: `jax.export` serialization of
   `step(params, state, x) -> (state, probs)` with the run's normalisation
   inside, so `x` is a raw frame in the run's units. Shapes: `x` is
-  <float32>[b, C], `state` a tuple of <float32>[b, H] arrays (one per layer,
-  (c, h) pairs flattened for an LSTM), `probs` <float32>[b, K]; the batch `b`
-  is a SYMBOLIC dimension: one artifact serves any number of streams.
-  Serialized for the CPU platform.
+  <float32>[b, C], `state` the tuple of the leaves of every layer's carry
+  (`jax.tree.leaves` of `step.init_state`: (c, h) per layer for an LSTM),
+  each <float32>[b, ...], `probs` <float32>[b, K]; the batch `b` is a
+  SYMBOLIC dimension: one artifact serves any number of streams. Serialized
+  for the CPU platform.
 * `params.npz`: the params and the normaliser (`mean`, `std`), keys joined
   by "/" ("model/encoder/layer_0/cell/w_ih").
-* `meta.json`: channel names, class names, sample rate, state size, the
-  source run and step.
+* `meta.json`: channel names, class names, sample rate, the run's whole
+  `model_config` (the model's shape, as run.json states it), the state
+  leaves' shapes and one stream's initial carry (`initial_state`: the cell's,
+  which need not be zeros), the source run and step.
 
-Loading needs only jax and numpy (`Artifact.load`; this module imports
-nothing else at the top, and the test checks that no training code, Orbax or
-Flax gets imported). The loaded artifact offers the interface of
-`stream.Model`, so the live demo and `stream.Streamer` run it unchanged.
+The model's shape comes from the run record when exporting and from
+`meta.json` after, never from the params. Loading needs only jax and numpy
+(`Artifact.load`; this module imports nothing else at the top, and the test
+checks that no training code, cell, Orbax or Flax gets imported): the cell's
+step is inside the serialized function. The loaded artifact offers the
+interface of `model.Model`, so the live demo and `streamer.Streamer` run it
+unchanged.
 """
 
+import dataclasses
 import io
 import json
 import zipfile
@@ -31,7 +41,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-FORMAT = "imujax-stream-artifact/1"
+# /2: the state is any cell's carry leaves, described in meta.json.
+FORMAT = "imujax-stream-artifact/2"
 
 
 def _flatten(tree, prefix="") -> dict:
@@ -56,7 +67,12 @@ def _unflatten(flat: dict) -> dict:
 
 
 class Artifact:
-  """An exported step with its params: the `stream.Model` interface."""
+  """An exported step with its params: the `model.Model` interface.
+
+  Attributes:
+    meta: meta.json; meta["model_config"] is the model's shape.
+    channel_names, class_names, sample_rate_hz: the run's.
+  """
 
   def __init__(self, exported, params: dict, meta: dict):
     self.meta = meta
@@ -84,50 +100,59 @@ class Artifact:
     return cls(exported, params, meta)
 
   def init_state(self, batch_size: int = 1) -> tuple:
-    return tuple(jnp.zeros((batch_size, self.meta["hidden"]), jnp.float32)
-                 for _ in range(self.meta["state_arrays"]))
+    """The initial carries of `batch_size` streams: leaves <float32>[b, ...]."""
+    return tuple(
+        jnp.array(np.broadcast_to(np.asarray(row, np.float32).reshape(shape),
+                                  (batch_size, *shape)))
+        for row, shape in zip(self.meta["initial_state"],
+                              self.meta["state_shapes"]))
 
   def step(self, state, x_raw):
     """x_raw <float32>[batch, C] raw frames -> (state, probs [batch, K])."""
     return self._step(state, np.asarray(x_raw, np.float32))
 
 
-def _step_fn(params, state: tuple, x):
-  """The exported function: flat state, raw frames, probabilities."""
-  from imujax.online import stream
+def export_checkpoint(ckpt, out: str, source: str = "") -> dict:
+  """Writes the artifact of `ckpt` (a `model.Checkpoint`); returns its meta.
 
-  model = params["model"]
-  cfg = stream.model_config(model)
-  per = 2 if cfg.cell == "lstm" else 1
-  nested = [tuple(state[i * per:(i + 1) * per]) if per == 2 else state[i]
-            for i in range(cfg.layers)]
-  nested, out = stream.step(model, nested,
-                            (x - params["mean"]) / params["std"])
-  flat = tuple(a for c in nested for a in (c if per == 2 else (c,)))
-  return flat, out["probs"]
+  Args:
+    ckpt: the run record and params; its record's `model` is the shape.
+    out: the artifact file to write.
+    source: where the run came from, for meta.json (its workdir).
+  """
+  # Exporting needs the model code; loading doesn't.
+  from imujax.online import step  # pylint: disable=g-import-not-at-top
 
+  cfg = ckpt.record.model
+  if not cfg.num_classes:
+    raise ValueError("Only classifier runs export (run.json: model_config."
+                     "num_classes is 0); export a fine-tuned run.")
+  initial, treedef = jax.tree.flatten(step.init_state(cfg, 1))
 
-def export_run(workdir: str, out: str) -> dict:
-  """Writes the artifact of the run in `workdir` to `out`; returns its meta."""
-  from imujax.online import stream  # Exporting needs the model code; loading doesn't.
+  def step_fn(params, state: tuple, x):
+    """Flat state leaves and raw frames -> (flat state, probabilities)."""
+    nested = jax.tree.unflatten(treedef, list(state))
+    nested, outputs = step.step(params["model"], cfg, nested,
+                                (x - params["mean"]) / params["std"])
+    return tuple(jax.tree.leaves(nested)), outputs["probs"]
 
-  run = stream.load_run(workdir)
-  cfg = run.config
-  params = {"model": run.params, "mean": run.mean, "std": run.std}
-  state_arrays = cfg.layers * (2 if cfg.cell == "lstm" else 1)
+  params = {"model": ckpt.params, "mean": ckpt.mean, "std": ckpt.std}
   b, = jax.export.symbolic_shape("b")
   spec = lambda *shape: jax.ShapeDtypeStruct(shape, jnp.float32)  # noqa: E731
-  exported = jax.export.export(jax.jit(_step_fn), platforms=["cpu"])(
-      jax.tree.map(lambda a: spec(*a.shape), params),
-      tuple(spec(b, cfg.hidden) for _ in range(state_arrays)),
+  exported = jax.export.export(jax.jit(step_fn), platforms=["cpu"])(
+      jax.tree.map(lambda a: spec(*np.shape(a)), params),
+      tuple(spec(b, *leaf.shape[1:]) for leaf in initial),
       spec(b, cfg.in_dim))
+  record = ckpt.record
   meta = {
-      "format": FORMAT, "channel_names": run.channel_names,
-      "class_names": run.class_names, "sample_rate_hz": run.sample_rate_hz,
-      "hidden": cfg.hidden, "state_arrays": state_arrays,
-      "model_config": {k: getattr(cfg, k) for k in (
-          "in_dim", "cell", "hidden", "layers", "layer_norm", "num_classes")},
-      "source_run": str(workdir), "source_step": run.step,
+      "format": FORMAT, "channel_names": list(record.channel_names),
+      "class_names": list(record.class_names),
+      "sample_rate_hz": float(record.sample_rate_hz),
+      "model_config": dataclasses.asdict(cfg),
+      "state_shapes": [list(leaf.shape[1:]) for leaf in initial],
+      "initial_state": [np.asarray(leaf[0]).ravel().tolist()
+                        for leaf in initial],
+      "source_run": source, "source_step": int(ckpt.step),
       "batch": "symbolic dimension b",
   }
   buf = io.BytesIO()
@@ -139,6 +164,13 @@ def export_run(workdir: str, out: str) -> dict:
   return meta
 
 
+def export_run(workdir: str, out: str) -> dict:
+  """Writes the artifact of the run in `workdir` to `out`; returns its meta."""
+  from imujax.online import model  # pylint: disable=g-import-not-at-top
+
+  return export_checkpoint(model.load(workdir), out, source=str(workdir))
+
+
 def main(argv=None):
   import argparse
 
@@ -148,7 +180,8 @@ def main(argv=None):
   p.add_argument("--out", required=True, help="The artifact file to write.")
   args = p.parse_args(argv)
   meta = export_run(args.workdir, args.out)
-  print(f"Wrote {args.out}: {meta['model_config']}, "
+  cfg = meta["model_config"]
+  print(f"Wrote {args.out}: {cfg['cell']} {cfg['layers']}x{cfg['hidden']}, "
         f"{len(meta['channel_names'])} channels at {meta['sample_rate_hz']} Hz"
         f", classes {meta['class_names']}; batch is symbolic.")
 

@@ -2,24 +2,25 @@ r"""Many streams, one device-resident state: micro-batched online inference.
 
 `StreamPool` keeps the carried state of `num_streams` streams on the device,
 one slot (row) per stream: every state leaf is <float32>[num_streams + 1,
-hidden]; the last row is a scratch slot that padding rows read and write.
+...]; the last row is a scratch slot that padding rows read and write.
 A server that receives frames of many streams at spread phases steps whatever
 frames have arrived since its last step in ONE call (adaptive micro-batching,
 like the dynamic batching of an inference server):
 
-  pool = StreamPool(stream.load_run(workdir), num_streams=10_000)
+  pool = StreamPool(model.load(workdir), num_streams=10_000)
   pool.warmup(max_batch=1024)              # compile every bucket up front
   probs = pool.step(slot_ids, frames)      # <int>[b], <float32>[b, C] raw
-  pool.reset(slot_ids)                     # zero carries (gap / new stream)
+  pool.reset(slot_ids)                     # initial carries (gap / new stream)
 
 One call gathers the listed slots' carries, normalises the raw frames with the
-run's saved normaliser exactly as `stream.Model` does, runs the pure
-`stream.step`, scatters the new carries back into their slots (the state is
-donated, so it is updated in place) and returns the probabilities on the host.
+run's saved normaliser exactly as `model.Model` does, runs the pure
+`step.step` with the run record's model config, scatters the new carries back
+into their slots (the state is donated, so it is updated in place) and
+returns the probabilities on the host.
 The batch is padded up to a bucket (a power of two, at least 8) with the
 scratch slot and zero frames, so only log2(max batch) shapes ever compile.
 Rows of a batched step are independent, so a stream stepped through the pool
-in any mix of calls gets the frame-by-frame outputs of `stream.scan_steps` on
+in any mix of calls gets the frame-by-frame outputs of `step.scan_steps` on
 that stream alone (tests/test_stream_pool.py).
 """
 
@@ -27,7 +28,8 @@ import numpy as np
 import jax
 import jax.numpy as jnp
 
-from imujax.online import stream
+from imujax.online import model
+from imujax.online import step
 
 MIN_BUCKET = 8
 
@@ -37,25 +39,30 @@ def bucket(b: int) -> int:
   return max(MIN_BUCKET, 1 << max(0, int(b) - 1).bit_length())
 
 
-def _pool_step(params, mean, std, state, slot_ids, x_raw):
-  """Pure: (state [S, H] leaves, <int32>[b], <float32>[b, C]) -> (state, probs).
+def _pool_step(params, cfg, mean, std, state, slot_ids, x_raw):
+  """Pure: (state [S, ...] leaves, <int32>[b], <float32>[b, C]) -> (state, p).
 
   Padding rows name the scratch slot; the scatter of duplicate scratch ids
   keeps any one of them, which nothing reads as a real stream.
   """
   carries = jax.tree.map(
       lambda a: a.at[slot_ids].get(mode="promise_in_bounds"), state)
-  carries, out = stream.step(params, carries, (x_raw - mean) / std)
+  carries, out = step.step(params, cfg, carries, (x_raw - mean) / std)
   state = jax.tree.map(
       lambda a, c: a.at[slot_ids].set(c, mode="promise_in_bounds"),
       state, carries)
   return state, out["probs"]
 
 
-def _pool_reset(state, slot_ids):
-  """Pure: zero the carries of <int32>[b] slots."""
+def _pool_reset(initial, state, slot_ids):
+  """Pure: the carries of <int32>[b] slots back to `initial` ([1, ...] leaves).
+
+  The cell's initial carry, which need not be zeros.
+  """
   return jax.tree.map(
-      lambda a: a.at[slot_ids].set(0., mode="promise_in_bounds"), state)
+      lambda a, i: a.at[slot_ids].set(
+          jnp.broadcast_to(i, slot_ids.shape + i.shape[1:]),
+          mode="promise_in_bounds"), state, initial)
 
 
 class StreamPool:
@@ -67,28 +74,31 @@ class StreamPool:
     channel_names, class_names, sample_rate_hz: the run's.
   """
 
-  def __init__(self, run: stream.Run, num_streams: int):
+  def __init__(self, ckpt: model.Checkpoint, num_streams: int):
     if int(num_streams) < 1:
       raise ValueError(f"num_streams must be >= 1, got {num_streams}.")
+    record = ckpt.record
+    cfg = record.model
+    if not cfg.num_classes:
+      raise ValueError("StreamPool needs a classifier run (run.json: "
+                       "model_config.num_classes is 0).")
     self.num_streams = int(num_streams)
-    self.channel_names = list(run.channel_names)
-    self.class_names = list(run.class_names)
-    self.sample_rate_hz = run.sample_rate_hz
-    self.channels = int(np.shape(run.mean)[0])
-    if "classifier" not in run.params:
-      raise ValueError("StreamPool needs a classifier run (the params have no "
-                       "'classifier' head).")
-    self.num_classes = int(run.params["classifier"]["w"].shape[1])
-    params = jax.tree.map(jnp.asarray, run.params)
-    mean = jnp.asarray(run.mean, jnp.float32)
-    std = jnp.asarray(run.std, jnp.float32)
+    self.channel_names = list(record.channel_names)
+    self.class_names = list(record.class_names)
+    self.sample_rate_hz = float(record.sample_rate_hz)
+    self.channels = cfg.in_dim
+    self.num_classes = cfg.num_classes
+    params = jax.tree.map(jnp.asarray, ckpt.params)
+    mean, std = jnp.asarray(ckpt.mean), jnp.asarray(ckpt.std)
     # Params and normaliser are constants of the compiled step (as in
-    # `stream.Model`); the state is donated and never leaves the device.
+    # `model.Model`); the state is donated and never leaves the device.
     self._step = jax.jit(
-        lambda state, ids, x: _pool_step(params, mean, std, state, ids, x),
-        donate_argnums=0)
-    self._reset = jax.jit(_pool_reset, donate_argnums=0)
-    self._state = stream.init_state(params, self.num_streams + 1)
+        lambda state, ids, x: _pool_step(params, cfg, mean, std, state, ids,
+                                         x), donate_argnums=0)
+    initial = step.init_state(cfg, 1)
+    self._reset = jax.jit(
+        lambda state, ids: _pool_reset(initial, state, ids), donate_argnums=0)
+    self._state = step.init_state(cfg, self.num_streams + 1)
     self._stamp = np.zeros(self.num_streams, np.int32)  # Duplicate check.
     self._rows = np.arange(self.num_streams, dtype=np.int32)
 
@@ -155,7 +165,7 @@ class StreamPool:
     return np.asarray(probs)[:b]
 
   def reset(self, slot_ids) -> None:
-    """Zeroes the carries of <int>[b] distinct slots (a new or gapped stream)."""
+    """Restarts <int>[b] distinct slots (a new or gapped stream)."""
     ids = self._slot_ids(slot_ids)
     if ids.size:
       self._state = self._reset(self._state, self._pad(ids)[0])

@@ -9,7 +9,6 @@ import functools
 from typing import Iterable
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from imujax.training import distributed

@@ -1,4 +1,4 @@
-"""`python -m imujax.online.live`: see `imujax/live/__init__.py` for usage."""
+"""`python -m imujax.online.live`: see `imujax/online/live/__init__.py`."""
 
 import argparse
 import collections
@@ -72,24 +72,27 @@ def make_handler(state: State):
 
 
 def load_model(path: str, backend: str = "jax"):
-  """A run workdir or an exported artifact file -> (model, run info).
+  """A run workdir or an exported artifact file -> (model, run record).
 
-  A workdir's params run in the jitted step (`stream.Model`, the fastest) or
-  in NumPy (`stream.NumpyModel`, no XLA); an artifact runs its serialised
-  `jax.export` step.
+  A workdir's params run in the jitted step (`model.Model`, the fastest) or
+  in NumPy (`numpy_model.NumpyModel`, no XLA), both shaped by the workdir's
+  run record; an artifact runs its serialised `jax.export` step and has no
+  record (None).
   """
   if os.path.isfile(path):
     from imujax.online import export
     return export.Artifact.load(path), None
-  from imujax.online import stream
-  run = stream.load_run(path)
-  model = stream.NumpyModel(run) if backend == "numpy" else stream.Model(run)
+  from imujax.online import model as model_lib
+  from imujax.online import numpy_model
+  ckpt = model_lib.load(path)
+  model = (numpy_model.NumpyModel(ckpt) if backend == "numpy"
+           else model_lib.Model(ckpt))
   # Compile before the first sample arrives, not on it.
-  zeros = np.zeros((2, len(run.channel_names)), np.float32)
+  zeros = np.zeros((2, len(model.channel_names)), np.float32)
   model.step(model.init_state(1), zeros[:1])
   if getattr(model, "steps", None):
     model.steps(model.init_state(1), zeros)
-  return model, run.info
+  return model, ckpt.record
 
 
 def latency_report(latencies_s, frames: int, samples: int, counts: dict,
@@ -107,7 +110,7 @@ def latency_report(latencies_s, frames: int, samples: int, counts: dict,
 
 def run_pipeline(source, model, state: State, args, stop: threading.Event,
                  stats: dict):
-  from imujax.online import stream
+  from imujax.online import streamer as streamer_lib
 
   streamer, names = None, None
   for sample in source:
@@ -115,7 +118,7 @@ def run_pipeline(source, model, state: State, args, stop: threading.Event,
       break
     if sample.channels != names:
       names = sample.channels
-      streamer = stream.Streamer(
+      streamer = streamer_lib.Streamer(
           model, names, source=source.description,
           reorder=source.description.startswith("mvn"),
           gap_policy=args.gap_policy, max_gap_s=args.max_gap_s,
@@ -132,7 +135,7 @@ def run_pipeline(source, model, state: State, args, stop: threading.Event,
 def main(argv=None):
   p = argparse.ArgumentParser(prog="python -m imujax.online.live",
                               description="Live per-frame classification "
-                              "in a local web page (see imujax/live).")
+                              "in a local web page (see imujax/online/live).")
   p.add_argument("--model", required=True,
                  help="A fine-tuned run's workdir or an exported artifact.")
   p.add_argument("--source", required=True,
@@ -156,8 +159,8 @@ def main(argv=None):
 
   from imujax.training import runtime
   print(runtime.synchronous_cpu_dispatch(), file=sys.stderr)  # Per frame.
-  model, run_info = load_model(args.model, args.backend)
-  source = sources.open_source(args.source, model, run_info)
+  model, record = load_model(args.model, args.backend)
+  source = sources.open_source(args.source, model, record)
   state = State(model.class_names, source.description)
   server = http.server.ThreadingHTTPServer(("127.0.0.1", args.http_port),
                                            make_handler(state))

@@ -9,7 +9,7 @@ import json
 import socket
 import struct
 import time
-from typing import Iterator, NamedTuple, Optional, Sequence
+from typing import Iterator, NamedTuple, Sequence
 
 import numpy as np
 
@@ -203,8 +203,12 @@ class ReplaySource:
     self.stopped = True
 
 
-def _replay_arrays(path: str, run_info: Optional[dict]):
-  """(t, x, channels) of a replay PATH (see the package docstring)."""
+def _replay_arrays(path: str, record):
+  """(t, x, channels) of a replay PATH (see the package docstring).
+
+  `record`: the model's `run_record.RunRecord`, or None (an artifact): for a
+  dataset PATH it gives the data_dir and the test split.
+  """
   if path.endswith(".npz"):
     with np.load(path) as f:
       return f["t"], f["x"], [str(c) for c in f["channels"]]
@@ -217,11 +221,12 @@ def _replay_arrays(path: str, run_info: Optional[dict]):
     x = np.concatenate([imu.acc, imu.gyr], axis=2).reshape(len(rec.index), -1)
     return rec.timestamps_s, x, names
   from imujax.data import input_pipeline
-  data = input_pipeline.load(path, (run_info or {}).get("config", {}).get(
-      "data", {}).get("data_dir", ""))
+  data_dir = (record.config.get("data", {}).get("data_dir", "") if record
+              else "")
+  data = input_pipeline.load(path, data_dir)
   recs = data.recordings
-  if run_info and "splits" in run_info:
-    recs = input_pipeline.select(recs, run_info["splits"]["test"])
+  if record and "test" in record.splits:
+    recs = input_pipeline.select(recs, record.splits["test"])
   x = np.concatenate([r.signals for r in recs])
   return np.arange(len(x)) / data.sample_rate_hz, x, data.channel_names
 
@@ -237,15 +242,18 @@ def _options(rest: str) -> tuple[str, dict]:
   return head, out
 
 
-def open_source(spec: str, model, run_info: Optional[dict] = None):
-  """The source `spec` names (see the package docstring)."""
+def open_source(spec: str, model, record=None):
+  """The source `spec` names (see the package docstring).
+
+  `record`: the model's run record (None for an artifact), for replays.
+  """
   kind, sep, rest = spec.partition(":")
   if not sep or kind not in ("replay", "udp", "mvn"):
     raise ValueError(f"--source={spec!r}: expected replay:PATH[,speed=N], "
                      "udp:PORT or mvn:PORT[,map=TO:FROM;...].")
   head, opts = _options(rest)
   if kind == "replay":
-    t, x, names = _replay_arrays(head, run_info)
+    t, x, names = _replay_arrays(head, record)
     return ReplaySource(t, x, names, float(opts.get("speed", 1.)),
                         f"replay:{head}")
   port = int(head)

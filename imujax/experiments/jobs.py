@@ -1,0 +1,246 @@
+"""A sweep's runs as jobs: declared by a sweep file, expanded, grouped.
+
+`load_sweep` reads a sweep file (configs/sweeps/*.py); `expand` turns its
+points into pre-training and fine-tune jobs (see `imujax.experiments.sweep`
+for the layout), each a `python -m imujax.main` command with its own workdir
+(`command`); `state` says whether a job is done, started or new; `units`
+groups the unfinished ones (seed groups as one vmapped program with
+vmap_seeds). Pure: nothing here starts a process.
+"""
+
+import dataclasses
+import importlib.util
+import json
+import os
+import pathlib
+from typing import Any, Iterable, Optional
+
+from imujax import configlib
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+
+# Keys that change only the fine-tuning: a pre-training run is shared by the
+# points that differ in these alone.
+FINETUNE_ONLY = ("data.labeled_subjects", "data.labeled_recordings",
+                 "finetune.")
+RESERVED = ("objective", "config", "set")
+# Short name parts for the usual keys; others are written `<last part>=<v>`.
+_ALIASES = {"data.name": "", "objective": "", "pretrain.dataset": "from-",
+            "data.labeled_subjects": "b", "data.labeled_recordings": "r",
+            "seed": "s"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+  """One imujax run of a sweep."""
+  name: str                 # Workdir relative to the sweep dir.
+  config: str               # Config file, optionally with :args.
+  overrides: tuple          # ((key, value), ...) passed as --config.key=value.
+  after: Optional[str] = None  # Name of the job this one starts from.
+  objective: str = ""       # The point's "objective" (fine-tunes: the arm).
+
+  @property
+  def mode(self) -> str:
+    """"pretrain" | "finetune"; "" for a plain point (its config's mode)."""
+    return dict(self.overrides).get("mode", "")
+
+  def member_keys(self) -> tuple:
+    """Overrides a member of a multiseed program may have for itself."""
+    return ("seed", "init_from", *(f"{self.mode}.{h}" for h in
+                                   configlib.MEMBER_HPARAMS))
+
+  def without_seed(self) -> tuple:
+    """What a job shares with its group (for --vmap_seeds): all but its seed,
+    init_from and the trained phase's learning rate / weight decay."""
+    return (self.config, self.objective,
+            tuple((k, v) for k, v in self.overrides
+                  if k not in self.member_keys()))
+
+
+# ----------------------------------------------------------------- declare
+def load_sweep(spec: str) -> tuple[str, list[dict]]:
+  """(CONFIG, points) of a sweep file given as `path.py[:arg]`."""
+  path, _, arg = spec.partition(":")
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"Sweep file {path!r} does not exist (--sweep).")
+  module_spec = importlib.util.spec_from_file_location("_imujax_sweep", path)
+  module = importlib.util.module_from_spec(module_spec)
+  module_spec.loader.exec_module(module)
+  for attr in ("sweep", "CONFIG"):
+    if not hasattr(module, attr):
+      raise AttributeError(f"Sweep file {path} defines no {attr!r}; a sweep "
+                           "file needs CONFIG (a config file) and "
+                           "sweep(arg=None) yielding override dicts.")
+  return module.CONFIG, list(module.sweep(arg or None))
+
+
+def slug(point: Iterable[tuple[str, Any]]) -> str:
+  """A readable, stable directory name for the (key, value) pairs."""
+  parts = []
+  for key, value in point:
+    prefix = _ALIASES.get(key, key.split(".")[-1] + "=")
+    parts.append(prefix + str(value).replace("/", "_").replace(" ", ""))
+  return "-".join(parts)
+
+
+def root_of(sweep_dir: str) -> str:
+  """The sweep dir as runs see it: absolute, or a URL (gs://...) as given."""
+  sweep_dir = os.fspath(sweep_dir)
+  return sweep_dir if "://" in sweep_dir else os.path.abspath(sweep_dir)
+
+
+def _finetune_only(key: str) -> bool:
+  return any(key == k or (k.endswith(".") and key.startswith(k))
+             for k in FINETUNE_ONLY)
+
+
+def expand(points: Iterable[dict], config: str, sweep_dir: str) -> list[Job]:
+  """Pretrain jobs (deduplicated) then fine-tune jobs, in declaration order."""
+  root = root_of(sweep_dir)
+  pretrains, finetunes = {}, []
+  for point in points:
+    point = dict(point)
+    objective = point.pop("objective", None)
+    cfg = point.pop("config", config)
+    implied = list(point.pop("set", {}).items())
+    for key in ("mode", "init_from"):
+      if key in point or key in dict(implied):
+        raise ValueError(f"Sweep point {point} sets {key!r}; the sweep sets "
+                         "it from 'objective' (scratch or a pretext kind).")
+    named = list(point.items())
+    items = named + implied
+    if objective is None:  # A plain run: the config's own mode, no deps.
+      finetunes.append(Job(slug(named), cfg, tuple(items)))
+      continue
+    ft_name = "finetune/" + slug([("objective", objective), *named])
+    if objective == "scratch":
+      finetunes.append(Job(ft_name, cfg, (("mode", "finetune"),
+                                          ("init_from", ""), *items),
+                           objective=objective))
+      continue
+    pre_items = [(k, v) for k, v in items if not _finetune_only(k)]
+    pre_name = "pretrain/" + slug(
+        [("objective", objective),
+         *((k, v) for k, v in named if not _finetune_only(k))])
+    pre = Job(pre_name, cfg, (("mode", "pretrain"),
+                              ("pretrain.objective", objective), *pre_items),
+              objective=objective)
+    if pretrains.setdefault(pre_name, pre) != pre:
+      raise ValueError(f"Two sweep points map to {pre_name} with different "
+                       f"settings: {pretrains[pre_name]} vs {pre}.")
+    finetunes.append(Job(ft_name, cfg, (
+        ("mode", "finetune"), ("init_from", f"{root}/{pre_name}"),
+        *items), after=pre_name, objective=objective))
+  jobs = [*pretrains.values(), *finetunes]
+  names = [j.name for j in jobs]
+  dupes = sorted({n for n in names if names.count(n) > 1})
+  if dupes:
+    raise ValueError(f"The sweep declares these runs twice: {dupes[:5]}.")
+  return jobs
+
+
+def _flag_value(value) -> str:
+  if isinstance(value, bool):
+    return "true" if value else "false"
+  return str(value)
+
+
+def command(job: Job, sweep_dir: str, sets: Iterable[str] = ()) -> list[str]:
+  """The `python -m imujax.main ...` argv of a job; `sets` are key=value."""
+  return ["python", "-m", "imujax.main", f"--config={job.config}",
+          f"--workdir={root_of(sweep_dir)}/{job.name}",
+          *(f"--config.{k}={_flag_value(v)}" for k, v in job.overrides),
+          *(f"--config.{s}" for s in sets)]
+
+
+def state(job: Job, sweep_dir: str) -> str:
+  """"done" (summary.json), "started" (a workdir with files) or "new".
+
+  A URL sweep dir (gs://) is not looked into from here: every job is "new",
+  and the generated commands skip finished runs when they run.
+  """
+  if "://" in os.fspath(sweep_dir):
+    return "new"
+  workdir = pathlib.Path(sweep_dir) / job.name
+  if (workdir / "summary.json").exists():
+    return "done"
+  if workdir.exists() and any(workdir.iterdir()):
+    return "started"
+  return "new"
+
+
+# ----------------------------------------------------------------- groups
+@dataclasses.dataclass
+class Unit:
+  """What the local launcher starts as one process: one job or a seed group."""
+  jobs: list
+  argv: list
+  log: pathlib.Path
+
+  @property
+  def after(self) -> set:
+    return {j.after for j in self.jobs if j.after}
+
+
+def seed_groups(jobs: list[Job], sweep_dir: str) -> list[list[Job]]:
+  """Jobs that differ only in seed (and their init_from), in order.
+
+  Members must resume from the same step, so a started job is grouped only
+  with started jobs (a group interrupted together resumes together) and new
+  ones only with new ones.
+  """
+  groups: dict = {}
+  for job in jobs:
+    key = (job.without_seed(), state(job, sweep_dir) == "new")
+    groups.setdefault(key, []).append(job)
+  return list(groups.values())
+
+
+def multiseed_command(jobs: list[Job], sweep_dir: str,
+                      sets: Iterable[str] = (), impl: str = "vmap",
+                      cpu_devices: int = 0) -> list[str]:
+  """`python -m imujax.training.multiseed` argv training `jobs` as one program."""
+  root = root_of(sweep_dir)
+  members = []
+  for job in jobs:
+    o = dict(job.overrides)
+    m = {"seed": int(o.get("seed", 0)),
+         "workdir": f"{root}/{job.name}"}
+    if o.get("init_from"):
+      m["init_from"] = o["init_from"]
+    own = {k: v for k, v in job.overrides
+           if k in job.member_keys() and k not in ("seed", "init_from")}
+    if own:
+      m["set"] = own
+    members.append(m)
+  shared = [(k, v) for k, v in jobs[0].overrides
+            if k not in (*jobs[0].member_keys(), "mode")]
+  return ["python", "-m", "imujax.training.multiseed", f"--config={jobs[0].config}",
+          f"--phase={jobs[0].mode}", f"--impl={impl}",
+          f"--members={json.dumps(members)}",
+          *([f"--cpu_devices={cpu_devices}"] if cpu_devices else []),
+          *(f"--config.{k}={_flag_value(v)}" for k, v in shared),
+          *(f"--config.{s}" for s in sets)]
+
+
+def units(jobs: list[Job], sweep_dir: str, sets=(), vmap_seeds=False,
+          impl="vmap", cpu_devices: int = 0) -> list[Unit]:
+  """The unfinished jobs as launchable units (seed groups with vmap_seeds)."""
+  todo = [j for j in jobs if state(j, sweep_dir) != "done"]
+  root = pathlib.Path(sweep_dir)
+  if not vmap_seeds:
+    return [Unit([j], command(j, sweep_dir, sets), root / j.name / "log.txt")
+            for j in todo]
+  out = []
+  for group in seed_groups(todo, sweep_dir):
+    if len(group) == 1 or not group[0].mode:  # Plain points run singly.
+      out.extend(Unit([j], command(j, sweep_dir, sets),
+                      root / j.name / "log.txt") for j in group)
+    else:
+      name = group[0].name.replace("/", "__")
+      out.append(Unit(group, multiseed_command(group, sweep_dir, sets, impl,
+                                               cpu_devices),
+                      root / "logs" / f"{name}-x{len(group)}.txt"))
+  return out
+
+

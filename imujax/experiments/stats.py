@@ -1,0 +1,80 @@
+"""The statistics and groupings a sweep report is made of.
+
+Pure functions of run records and numbers: paired bootstrap intervals,
+Wilcoxon p, steps to a validation target, the area under a validation curve,
+and the {(dataset, budget): {arm: {seed: run}}} grid.
+"""
+
+import collections
+import math
+from typing import Optional
+
+import numpy as np
+
+BOOTSTRAP_SAMPLES = 10_000
+MIN_WILCOXON_PAIRS = 5
+MIN_BOOTSTRAP_PAIRS = 3  # Resampling 2 pairs gives little but their range.
+
+def bootstrap_ci(diffs, samples: int = BOOTSTRAP_SAMPLES, seed: int = 0,
+                 level: float = 0.95) -> tuple[float, float]:
+  """Percentile-bootstrap interval of the mean of `diffs` (nan if < 3)."""
+  diffs = np.asarray(diffs, np.float64)
+  if len(diffs) < MIN_BOOTSTRAP_PAIRS:
+    return math.nan, math.nan
+  rng = np.random.default_rng(seed)
+  means = diffs[rng.integers(0, len(diffs), (samples, len(diffs)))].mean(1)
+  lo, hi = np.percentile(means, [50 * (1 - level), 50 * (1 + level)])
+  return float(lo), float(hi)
+
+
+def wilcoxon_p(diffs) -> Optional[float]:
+  """Two-sided Wilcoxon signed-rank p, or None with fewer than 5 pairs."""
+  diffs = np.asarray(diffs, np.float64)
+  if len(diffs) < MIN_WILCOXON_PAIRS:
+    return None
+  if not np.any(diffs):
+    return 1.0
+  from scipy import stats  # pylint: disable=g-import-not-at-top
+  return float(stats.wilcoxon(diffs).pvalue)
+
+
+def steps_to(val: list, target: float) -> Optional[int]:
+  """The first evaluated step whose validation F1 reaches `target`."""
+  for step, f1 in val:
+    if f1 >= target:
+      return step
+  return None
+
+
+def curve_auc(val: list) -> float:
+  """Area under the validation-F1 curve over its span of steps (mean height)."""
+  if not val:
+    return math.nan
+  steps = np.array([s for s, _ in val], np.float64)
+  f1 = np.array([f for _, f in val], np.float64)
+  if len(val) == 1:
+    return float(f1[0])
+  area = float(np.sum((f1[1:] + f1[:-1]) / 2 * np.diff(steps)))
+  return area / float(steps[-1] - steps[0])
+
+
+def mean_std(xs) -> tuple[float, float]:
+  xs = np.asarray([x for x in xs if x is not None], np.float64)
+  if not len(xs):
+    return math.nan, math.nan
+  return float(xs.mean()), float(xs.std(ddof=1)) if len(xs) > 1 else 0.
+
+
+def cells(runs: list) -> dict:
+  """{(dataset, budget): {arm: {seed: run}}} of the finished runs."""
+  out = collections.defaultdict(lambda: collections.defaultdict(dict))
+  for r in runs:
+    if r.test is not None:
+      out[(r.dataset, r.budget)][r.arm][r.seed] = r
+  return out
+
+
+def arm_order(arms) -> list:
+  return sorted(arms, key=lambda a: (a != "scratch", a))
+
+

@@ -1,0 +1,110 @@
+r"""The jitted `model.Model`'s maths in NumPy: a run stepped without XLA.
+
+Owns `NumpyModel` and the NumPy twins of the built-in cells (rnn, lstm, gru).
+For a demonstrator that should compile nothing, and an independent check of
+the jitted step (tests/test_stream.py: within 1e-5 of the training-time
+scan). It is not the fast path (README, "Online inference"), and it covers
+the built-in cells only: a cell added with `cells.register` runs in the
+jitted `model.Model`, whose step comes from the cell itself.
+"""
+
+import numpy as np
+
+from imujax.online import model
+
+
+class NumpyModel:
+  """`model.Model` with the step in NumPy: the same params and maths, no XLA.
+
+  On the 2-core CPU a 2x64 LSTM frame takes ~50 us in NumPy (one small NumPy
+  call per op) against ~21 us for the jitted `Model` with synchronous
+  dispatch (README, "Online inference").
+  """
+
+  def __init__(self, ckpt: model.Checkpoint):
+    record = ckpt.record
+    self.channel_names = list(record.channel_names)
+    self.class_names = list(record.class_names)
+    self.sample_rate_hz = float(record.sample_rate_hz)
+    self._cfg = cfg = record.model
+    if not cfg.num_classes:
+      raise ValueError("NumpyModel needs a classifier run (model_config."
+                       "num_classes is 0): use step.step for other heads.")
+    if cfg.cell not in _NUMPY_STEPS:
+      raise ValueError(
+          f"NumpyModel implements the cells {sorted(_NUMPY_STEPS)}; this run's "
+          f"model_config.cell is {cfg.cell!r}: use the jitted model.Model "
+          "(`--backend=jax` for the live page).")
+    f32 = lambda a: np.asarray(a, np.float32)  # noqa: E731
+    enc = ckpt.params["encoder"]
+    self._mean, self._std = ckpt.mean, ckpt.std
+    self._adapter = ((f32(enc["adapter"]["w"]), f32(enc["adapter"]["b"]))
+                     if "adapter" in enc else None)
+    self._layers = []
+    for i in range(cfg.layers):
+      layer = enc[f"layer_{i}"]
+      p = {k: f32(v) for k, v in layer["cell"].items()}
+      if cfg.cell != "gru":  # One matmul over [x, h] instead of two.
+        p["w"] = np.concatenate([p["w_ih"], p["w_hh"]], axis=0)
+      norm = ((f32(layer["norm"]["scale"]), f32(layer["norm"]["bias"]))
+              if cfg.layer_norm else None)
+      self._layers.append((p, norm))
+    self._head = (f32(ckpt.params["classifier"]["w"]),
+                  f32(ckpt.params["classifier"]["b"]))
+
+  def init_state(self, batch_size: int = 1) -> list:
+    """Per-layer carries: (c, h) for an LSTM, h otherwise; [batch, H] each."""
+    zeros = lambda: np.zeros((batch_size, self._cfg.hidden), np.float32)
+    return [(zeros(), zeros()) if self._cfg.cell == "lstm" else zeros()
+            for _ in range(self._cfg.layers)]
+
+  def step(self, state, x_raw: np.ndarray):
+    """x_raw <float32>[batch, C] in the run's units -> (state, probs [B, K])."""
+    h = (np.asarray(x_raw, np.float32) - self._mean) / self._std
+    if self._adapter is not None:
+      h = h @ self._adapter[0] + self._adapter[1]
+    new_state = []
+    for (p, norm), carry in zip(self._layers, state):
+      carry, h = _NUMPY_STEPS[self._cfg.cell](p, carry, h)
+      if norm is not None:
+        mu = h.mean(-1, keepdims=True)
+        var = np.square(h - mu).mean(-1, keepdims=True)
+        h = (h - mu) / np.sqrt(var + np.float32(1e-5)) * norm[0] + norm[1]
+      new_state.append(carry)
+    logits = h @ self._head[0] + self._head[1]
+    e = np.exp(logits - logits.max(-1, keepdims=True))
+    return new_state, e / e.sum(-1, keepdims=True)
+
+
+def _np_sigmoid(z):
+  # tanh form: no overflow warning for large |z|, same value as 1/(1+e^-z).
+  return np.float32(0.5) * (np.tanh(np.float32(0.5) * z) + np.float32(1.))
+
+
+def _np_rnn(p, h, x):
+  h = np.tanh(np.concatenate([x, h], axis=-1) @ p["w"] + p["b"])
+  return h, h
+
+
+def _np_lstm(p, carry, x):
+  c, h = carry
+  z = np.concatenate([x, h], axis=-1) @ p["w"] + p["b"]
+  n = c.shape[-1]
+  s = _np_sigmoid(z)
+  c = s[:, n:2 * n] * c + s[:, :n] * np.tanh(z[:, 2 * n:3 * n])
+  h = s[:, 3 * n:] * np.tanh(c)
+  return (c, h), h
+
+
+def _np_gru(p, h, x):
+  gi = x @ p["w_ih"] + p["b_ih"]
+  gh = h @ p["w_hh"] + p["b_hh"]
+  n = h.shape[-1]
+  rz = _np_sigmoid(gi[:, :2 * n] + gh[:, :2 * n])
+  r, z = rz[:, :n], rz[:, n:]
+  cand = np.tanh(gi[:, 2 * n:] + r * gh[:, 2 * n:])
+  h = (1. - z) * cand + z * h
+  return h, h
+
+
+_NUMPY_STEPS = {"rnn": _np_rnn, "lstm": _np_lstm, "gru": _np_gru}

@@ -1,0 +1,154 @@
+r"""One live stream: channel check, resampling, normalisation, model, smoothing.
+
+Owns `Streamer`, which turns raw samples `(t, x)` of one source into
+per-frame outputs: it checks the source's channels against the model's
+(`check_channels`), puts the samples on the model's grid (`resampler`),
+steps the model (any object with the `model.Model` interface: the jitted
+`model.Model`, `numpy_model.NumpyModel` or an exported `export.Artifact`;
+the model applies the run's saved normaliser), resets the state when the
+resampler restarts the stream, and smooths the probabilities causally
+(`Smoother`) for a stable displayed label.
+
+  streamer = Streamer(model, source_channel_names, gap_policy="interpolate")
+  outs = streamer.push(t, x)    # one raw sample -> the frames it completes
+"""
+
+from typing import NamedTuple, Sequence
+
+import numpy as np
+
+from imujax.online import resampler
+
+
+class ChannelMismatchError(ValueError):
+  """The incoming channels are not the ones the run was trained on."""
+
+
+def check_channels(expected: Sequence[str], got: Sequence[str], *,
+                   source: str, reorder: bool = False) -> np.ndarray:
+  """Indices into `got` that give the run's channels in the run's order.
+
+  Args:
+    expected: the run's channel names.
+    got: the names of the incoming channels, in their order.
+    source: names the input in errors.
+    reorder: accept any order and extra channels (picked by name); otherwise
+      names and order must match exactly.
+
+  Raises:
+    ChannelMismatchError: naming the missing, extra or misplaced channels.
+  """
+  expected, got = list(expected), list(got)
+  missing = [c for c in expected if c not in got]
+  extra = [c for c in got if c not in expected]
+  dup = sorted({c for c in got if got.count(c) > 1})
+  problems = []
+  if missing:
+    problems.append(f"missing {missing}")
+  if extra and not reorder:
+    problems.append(f"extra {extra}")
+  if dup:
+    problems.append(f"repeated {dup}")
+  if not problems and not reorder and got != expected:
+    problems.append(f"order {got} instead of {expected}")
+  if problems:
+    raise ChannelMismatchError(
+        f"{source}: channels do not match the model's: "
+        + "; ".join(problems) + f". The model expects {expected}; send exactly "
+        "those, in that order (or map the source's names onto them).")
+  return np.asarray([got.index(c) for c in expected], np.int64)
+
+
+class Smoother:
+  """Causal smoothing of class probabilities for a stable displayed label.
+
+  ema: p_t <- ema * p_{t-1} + (1 - ema) * p_t (0 = off).
+  hysteresis: the label switches from c to k only when p_k - p_c > hysteresis
+  (0 = plain argmax).
+  """
+
+  def __init__(self, ema: float = 0., hysteresis: float = 0.):
+    if not 0 <= ema < 1:
+      raise ValueError(f"ema={ema} must be in [0, 1).")
+    if not 0 <= hysteresis < 1:
+      raise ValueError(f"hysteresis={hysteresis} must be in [0, 1).")
+    self.ema, self.hysteresis = ema, hysteresis
+    self.reset()
+
+  def reset(self):
+    self._p = None
+    self._label = None
+
+  def __call__(self, probs: np.ndarray) -> tuple[np.ndarray, int]:
+    """<float>[K] probabilities -> (smoothed [K], label)."""
+    if not self.ema and not self.hysteresis:  # Off: the plain argmax.
+      self._p = probs
+      return probs, int(probs.argmax())
+    probs = np.asarray(probs, np.float64)
+    self._p = probs if self._p is None or not self.ema else (
+        self.ema * self._p + (1. - self.ema) * probs)
+    best = int(np.argmax(self._p))
+    if self._label is None or (
+        self._p[best] - self._p[self._label] > self.hysteresis):
+      self._label = best
+    return self._p, self._label
+
+
+def smooth_labels(probs: np.ndarray, ema: float = 0.,
+                  hysteresis: float = 0.) -> np.ndarray:
+  """<int32>[T] labels of `Smoother` applied to <float>[T, K] probs."""
+  if not ema and not hysteresis:
+    return np.asarray(probs).argmax(-1).astype(np.int32)
+  s = Smoother(ema, hysteresis)
+  return np.asarray([s(p)[1] for p in probs], np.int32)
+
+
+class Output(NamedTuple):
+  t: float            # Grid time of the frame, seconds (source clock).
+  probs: np.ndarray   # <float32>[K] the model's probabilities.
+  smoothed: np.ndarray  # [K] after EMA (probs itself without smoothing).
+  label: int          # After smoothing / hysteresis.
+  reset: bool         # The state was zeroed before this frame.
+
+
+class Streamer:
+  """One stream: resampling, channel check, normalisation, model, smoothing."""
+
+  def __init__(self, model, input_channels: Sequence[str], *,
+               source: str = "stream", reorder: bool = False,
+               gap_policy: str = "interpolate", gap_factor: float = 1.5,
+               max_gap_s: float = 1.0, ema: float = 0.,
+               hysteresis: float = 0.):
+    self.model = model
+    self.index = check_channels(model.channel_names, input_channels,
+                                source=source, reorder=reorder)
+    self._select = list(self.index) != list(range(len(input_channels)))
+    self.resampler = resampler.OnlineResampler(
+        model.sample_rate_hz, len(self.index), gap_policy=gap_policy,
+        gap_factor=gap_factor, max_gap_s=max_gap_s)
+    self.smoother = Smoother(ema, hysteresis)
+    self.state = model.init_state(1)
+
+  def push(self, t: float, x) -> list[Output]:
+    """One sample (in the source's channel order) -> the frames it completes."""
+    if self._select:  # The resampler converts to float64 itself.
+      x = np.asarray(x, np.float64)[self.index]
+    times, frames, reset = self.resampler.push(t, x)
+    if not len(frames):
+      return []
+    if reset:
+      self.state = self.model.init_state(1)
+      self.smoother.reset()
+    if len(frames) > 1 and getattr(self.model, "steps", None):
+      self.state, probs_all = self.model.steps(self.state, frames)
+      probs_all = np.asarray(probs_all)
+    else:
+      probs_all = []
+      for frame in frames:
+        self.state, probs = self.model.step(self.state, frame[None])
+        probs_all.append(np.asarray(probs)[0])
+    outs = []
+    for i, (tf, probs) in enumerate(zip(times, probs_all)):
+      smoothed, label = self.smoother(probs)
+      outs.append(Output(float(tf), probs, smoothed, label, reset and i == 0))
+    return outs
