@@ -70,6 +70,9 @@ def base() -> ml_collections.ConfigDict:
   # "auto" (select by name when all exist, else adapter) | "adapter".
   c.finetune.channels = "auto"
 
+  # Comma-separated config keys allowed to differ from the workdir's run.json
+  # when a run resumes (e.g. "finetune.learning_rate"); recorded there.
+  c.resume_changes = ""
   c.log_every = 50
   c.eval_every = 250
   c.checkpoint_every = 250
@@ -186,6 +189,45 @@ def apply_args(config: ml_collections.ConfigDict,
   return config
 
 
+def _get(config, key: str):
+  for part in key.split("."):
+    config = config[part]
+  return config
+
+
+def _at_least(low):
+  return (lambda v: v >= low), f">= {low}"
+
+
+_POSITIVE = ((lambda v: v > 0), "> 0")
+# Numeric keys and the values they take; a value outside is an error naming
+# the key (rather than a crash deep inside JAX, or a run of zero steps).
+_RANGES = {
+    "num_seeds": _at_least(1),
+    "data.val_subjects": _at_least(0),
+    "data.test_subjects": _at_least(1),
+    "data.labeled_subjects": _at_least(0),
+    "data.labeled_recordings": _at_least(0),
+    "data.window": _at_least(2),
+    "data.eval_batch_size": _at_least(1),
+    "model.hidden": _at_least(1),
+    "model.layers": _at_least(1),
+    "model.dropout": ((lambda v: 0 <= v < 1), "in [0, 1)"),
+    "model.unroll": _at_least(1),
+    "finetune.freeze_layers": _at_least(0),
+    "finetune.layer_decay": ((lambda v: 0 < v <= 1), "in (0, 1]"),
+    "log_every": _at_least(1),
+    "eval_every": _at_least(1),
+    "checkpoint_every": _at_least(1),
+    **{f"{phase}.{key}": rule for phase in ("pretrain", "finetune")
+       for key, rule in (("steps", _at_least(1)), ("batch_size", _at_least(1)),
+                         ("learning_rate", _POSITIVE),
+                         ("warmup_steps", _at_least(0)),
+                         ("weight_decay", _at_least(0)),
+                         ("grad_clip", _POSITIVE))},
+}
+
+
 def check(config: ml_collections.ConfigDict) -> None:
   """Rejects keys `base()` does not know and values outside their choices."""
   _check_keys(config, base(), "")
@@ -196,17 +238,16 @@ def check(config: ml_collections.ConfigDict) -> None:
              "finetune.protocol": ("full", "linear_probe", "freeze_lower"),
              "finetune.channels": ("auto", "adapter")}
   for key, allowed in choices.items():
-    value = config
-    for part in key.split("."):
-      value = value[part]
+    value = _get(config, key)
     if value not in allowed:
       raise ValueError(f"Config key {key}={value!r}; choose one of {allowed}.")
   pretext_options.validate(config.pretrain.objective,
                            config.pretrain.get(config.pretrain.objective))
-  if config.num_seeds < 1:
-    raise ValueError("Config key num_seeds must be >= 1.")
-  if not 0 < config.finetune.layer_decay <= 1:
-    raise ValueError("Config key finetune.layer_decay must be in (0, 1].")
+  for key, (ok, what) in _RANGES.items():
+    value = _get(config, key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (
+        not ok(value)):
+      raise ValueError(f"Config key {key}={value!r} must be {what}.")
   if config.pretrain.objective == "classification" and (
       not config.pretrain.dataset):
     raise ValueError(
@@ -227,3 +268,14 @@ def _check_keys(config, reference, prefix: str) -> None:
                      f"{sorted(reference.keys())}. Check its spelling.")
     if isinstance(config[key], ml_collections.ConfigDict):
       _check_keys(config[key], reference[key], name + ".")
+
+
+def flatten(config: ml_collections.ConfigDict, prefix: str = "") -> dict:
+  """{dotted key: value} of every leaf of `config`, in declaration order."""
+  out = {}
+  for key, value in config.items():
+    if isinstance(value, ml_collections.ConfigDict):
+      out.update(flatten(value, f"{prefix}{key}."))
+    else:
+      out[prefix + key] = value
+  return out

@@ -1,6 +1,8 @@
 """The generic `recordings` builder, from files the tests write in tmp_path."""
 
+import logging
 import math
+import os
 
 import numpy as np
 import pytest
@@ -84,7 +86,9 @@ def test_csv_values_labels_and_metadata(tmp_path):
   assert meta["sample_rate_hz"] == 50.0
   assert meta["repairs"]["malformed_rows_dropped"] == 0
   assert _rec(ex, "sub__P02_b")["subject"] in ("P02", b"P02")
-  assert builder.builder_config.name == "lab_50hz"
+  # <name>_<rate>_<fingerprint>: the build is keyed on spec and files.
+  assert builder.builder_config.name == f"lab_50hz_{builder.fingerprint[:12]}"
+  assert meta["fingerprint"] == builder.fingerprint
 
 
 def test_bad_rows_are_repaired_and_counted(tmp_path):
@@ -272,3 +276,141 @@ def test_parquet_values_or_what_to_install(tmp_path):
   table, _ = rb.read_recording(tmp_path / "data" / "P01_a.parquet", spec)
   np.testing.assert_allclose(table.values[:, 0], 9.80665)
   assert (table.labels == 1).all()
+
+
+def _lab(tmp_path, folder="data", n=200, value=1.0):
+  t = np.arange(n) * 10.0
+  _csv(tmp_path / folder / "P01_a.csv", t, np.full(n, value), np.zeros(n),
+       ["walk"] * n)
+
+
+def _touch_later(path):
+  """Moves mtime forward: a rewrite within one clock tick keeps mtime."""
+  st = path.stat()
+  os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+
+
+def test_build_is_keyed_on_files_and_spec(tmp_path, caplog):
+  _lab(tmp_path)
+  builder, ex = _build(tmp_path)
+  first = builder.fingerprint
+  assert len(first) == 64 and len(ex) == 1
+  np.testing.assert_allclose(_rec(ex, "P01_a")["signals"][:, 0], 9.80665,
+                             rtol=1e-6)
+  # Same spec and files: the prepared build is reused.
+  again, _ = _build(tmp_path)
+  assert again.fingerprint == first and again.data_dir == builder.data_dir
+  # An edited file: a new build with the new values, and the log says why.
+  _lab(tmp_path, value=2.0)
+  _touch_later(tmp_path / "data" / "P01_a.csv")
+  caplog.set_level(logging.INFO)
+  edited, ex = _build(tmp_path)
+  assert edited.fingerprint != first
+  np.testing.assert_allclose(_rec(ex, "P01_a")["signals"][:, 0],
+                             2 * 9.80665, rtol=1e-6)
+  assert "is stale (1 file(s) modified: P01_a.csv)" in caplog.text
+  # An added file is in the new build.
+  _csv(tmp_path / "data" / "P02_b.csv", np.arange(200) * 10.0,
+       np.ones(200), np.zeros(200), ["still"] * 200)
+  added, ex = _build(tmp_path)
+  assert len(ex) == 2 and added.fingerprint != edited.fingerprint
+  # A changed spec (the label map) too.
+  remapped, ex = _build(tmp_path, SPEC.replace("walk = 1", "walk = 0"))
+  assert remapped.fingerprint != added.fingerprint
+  assert (_rec(ex, "P01_a")["labels"] == 0).all()
+  assert "spec changed (label_map)" in caplog.text
+
+
+def test_specs_sharing_a_name_never_share_a_build(tmp_path):
+  tfds_dir = str(tmp_path / "tfds")
+  built = {}
+  for lab, value in (("a", 1.0), ("b", 3.0)):
+    _lab(tmp_path / lab, value=value)
+    spec = tmp_path / lab / "data" / "imujax_spec.toml"
+    spec.write_text(SPEC.replace('name = "lab"\n', ""))  # Name: "data".
+    builder = rb.Builder(spec=str(spec), config="50hz", data_dir=tfds_dir,
+                         file_format="array_record")
+    builder.download_and_prepare()
+    source = builder.as_data_source()["train"]
+    built[lab] = (builder.fingerprint, float(source[0]["signals"][0, 0]))
+  assert built["a"][0] != built["b"][0]
+  assert built["a"][1] == pytest.approx(9.80665)
+  assert built["b"][1] == pytest.approx(3 * 9.80665)
+
+
+def test_fingerprint_is_exposed_and_manual_dir_is_keyed(tmp_path):
+  from imujax.data import input_pipeline
+  _lab(tmp_path, folder="elsewhere")
+  spec = tmp_path / "spec" / "imujax_spec.toml"
+  spec.parent.mkdir()
+  spec.write_text(SPEC)
+  data = input_pipeline.load("recordings/50hz", str(tmp_path / "tfds"),
+                             str(tmp_path / "elsewhere"), spec=str(spec))
+  assert len(data.recordings) == 1
+  builder = rb.Builder(spec=str(spec), config="50hz",
+                       manual_dir=str(tmp_path / "elsewhere"),
+                       data_dir=str(tmp_path / "tfds"))
+  assert data.fingerprint == builder.fingerprint
+  assert builder.is_prepared()
+  assert builder.info.metadata["fingerprint"] == builder.fingerprint
+  # A manual_dir given only to download_and_prepare cannot be keyed.
+  import tensorflow_datasets as tfds
+  with pytest.raises(ValueError, match="pass it to the builder"):
+    rb.Builder(spec=str(spec), config="50hz", manual_dir=str(
+        tmp_path / "elsewhere"), data_dir=str(tmp_path / "t2")
+               ).download_and_prepare(
+                   download_config=tfds.download.DownloadConfig(
+                       manual_dir=str(tmp_path)))
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda s: s.replace('unit = "ms"', 'unit = "ms"\nunits = "s"'),
+     r"unknown key time.'units'; valid keys here: column, unit, rate_hz"),
+    (lambda s: s.replace('[labels]', '[labels]\nmissing = "error"'),
+     r"unknown key labels.'missing'; valid keys here: column, file,"),
+    (lambda s: s + '[csv]\nseparator = ";"\n',
+     r"unknown key csv.'separator'; valid keys here: delimiter, encoding"),
+    (lambda s: s.replace('column = "t"', 'column = 2'),
+     r"time.column must be a string, got an integer 2 \(quote it: "
+     r"column = \"2\"\)"),
+    (lambda s: s + '[csv]\ndelimiter = 5\n', r"csv.delimiter must be a string"),
+    (lambda s: s + '[csv]\ndelimiter = ";;"\n',
+     r"csv.delimiter must be one character"),
+    (lambda s: s + '[csv]\nmax_malformed_rows = "ten"\n',
+     r"csv.max_malformed_rows must be an integer"),
+    (lambda s: s + '[csv]\nencoding = "klingon"\n',
+     r"csv.encoding 'klingon' is not a Python codec"),
+    (lambda s: s.replace("walk = 1", 'walk = "1"'),
+     r"labels.map.walk must be an integer class id"),
+    (lambda s: s.replace('name = "wrist_gyr_x"', 'name = "wrist_acc_x"'),
+     r"channels\[1\].name 'wrist_acc_x' is used by an earlier channel"),
+    (lambda s: s.replace('unit = "g"}', 'unit = "g", scale = 2}'),
+     r"unknown key channels\[0\].'scale'; valid keys here: column, name, unit"),
+    (lambda s: "max_gap = 2\n" + s, r"unknown key 'max_gap'; valid keys here:"
+     r" .*max_gap_s"),
+])
+def test_spec_is_validated_strictly(tmp_path, edit, message):
+  (tmp_path / "data").mkdir()
+  with pytest.raises(rb.SpecError, match=message):
+    rb.load_spec(_spec(tmp_path, edit(SPEC)))
+
+
+def test_every_spec_problem_is_reported_at_once(tmp_path):
+  (tmp_path / "data").mkdir()
+  text = SPEC.replace('unit = "ms"', 'unit = "ms"\nunits = "s"') + (
+      '[csv]\ndelimiter = 5\n')
+  with pytest.raises(rb.SpecError, match=r"2 problems:\n  - unknown key "
+                     r"time.'units'.*\n  - csv.delimiter must be"):
+    rb.load_spec(_spec(tmp_path, text))
+
+
+def test_limits_named_in_errors_are_spec_keys(tmp_path):
+  t = np.r_[np.arange(100), np.arange(250, 350)] * 10.0  # A 1.5 s gap.
+  _csv(tmp_path / "data" / "P01_a.csv", t, np.ones(200), np.zeros(200),
+       ["walk"] * 200)
+  with pytest.raises(resample.ResampleError,
+                     match=r"max_gap_s=1.0 s.*max_gap_s and max_nonfinite_run "
+                     "are keys of"):
+    _build(tmp_path)
+  builder, ex = _build(tmp_path, "max_gap_s = 2.0\n" + SPEC)
+  assert builder.info.metadata["repairs"]["gaps_interpolated"] == 1

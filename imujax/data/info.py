@@ -2,6 +2,7 @@
 
   python -m imujax.data --dataset=sp_sw_har/watch_50hz \
       --manual_dir=../shared/data/sp_sw_har [--data_dir=...] [--time_build]
+  python -m imujax.data --dataset=recordings/50hz --spec=/data/lab/spec.toml
 
 Prints recordings, subjects, duration, class balance per label track, channels
 and every repair the builder counted. Works for any builder that follows
@@ -10,6 +11,7 @@ directory and reports the wall time of preparing from the raw files.
 """
 
 import collections
+import sys
 import tempfile
 import time
 
@@ -34,17 +36,24 @@ _SEED = flags.DEFINE_integer(
 _VAL = flags.DEFINE_integer("val_subjects", 2, "As config.data.val_subjects.")
 _TEST = flags.DEFINE_integer("test_subjects", 3,
                              "As config.data.test_subjects.")
+_SPEC = flags.DEFINE_string(
+    "spec", None, "TOML spec of a lab's own files, for --dataset=recordings/"
+    "<rate> (see imujax/datasets/recordings/README.md).")
 _TIME_BUILD = flags.DEFINE_bool(
     "time_build", False, "Build into a fresh temp dir and report the time.")
 
 
 def prepare(name: str, data_dir: str | None = None,
-            manual_dir: str | None = None) -> tfds.core.DatasetBuilder:
-  """Returns the builder for `name`, built (array_record) if it was not."""
-  builder = tfds.builder(name, data_dir=data_dir, file_format="array_record")
-  config = tfds.download.DownloadConfig(manual_dir=manual_dir)
-  builder.download_and_prepare(download_config=config)
-  return builder
+            manual_dir: str | None = None,
+            spec: str | None = None) -> tfds.core.DatasetBuilder:
+  """Returns the builder for `name`, built (array_record) if it was not.
+
+  A named `manual_dir` that is missing or lacks the builder's files is an
+  immediate error naming it; `spec` is the recordings builder's TOML spec.
+  """
+  from imujax.data import input_pipeline  # pylint: disable=g-import-not-at-top
+  return input_pipeline.prepare(name, data_dir or "", manual_dir or "",
+                                spec or "")
 
 
 def summarize(builder: tfds.core.DatasetBuilder, window_s: float = 2.0,
@@ -93,6 +102,7 @@ def summarize(builder: tfds.core.DatasetBuilder, window_s: float = 2.0,
       "window_s": window_s,
       "class_frames": class_frames,
       "repairs": dict(meta.get("repairs") or {}),
+      "fingerprint": str(meta.get("fingerprint") or builder.info.full_name),
   }
 
 
@@ -112,14 +122,17 @@ def format_summary(s: dict) -> str:
     lines.append(f"{track}: {balance}")
   repairs = ", ".join(f"{k} {v}" for k, v in s["repairs"].items()) or "none"
   lines.append(f"repairs: {repairs}")
+  if s.get("fingerprint"):
+    lines.append(f"fingerprint: {s['fingerprint']}")
   return "\n".join(lines)
 
 
-def time_build(name: str, manual_dir: str | None = None) -> float:
+def time_build(name: str, manual_dir: str | None = None,
+               spec: str | None = None) -> float:
   """Seconds to prepare `name` from raw files into a fresh directory."""
   with tempfile.TemporaryDirectory() as tmp:
     start = time.perf_counter()
-    prepare(name, data_dir=tmp, manual_dir=manual_dir)
+    prepare(name, data_dir=tmp, manual_dir=manual_dir, spec=spec)
     return time.perf_counter() - start
 
 
@@ -127,10 +140,17 @@ def main(argv):
   del argv
   if not _DATASET.value:
     raise app.UsageError("--dataset is required, e.g. --dataset=seglearn_watch")
-  if _TIME_BUILD.value:
-    seconds = time_build(_DATASET.value, _MANUAL_DIR.value)
-    print(f"built {_DATASET.value} from raw files in {seconds:.1f} s")
-  builder = prepare(_DATASET.value, _DATA_DIR.value, _MANUAL_DIR.value)
+  try:
+    if _TIME_BUILD.value:
+      seconds = time_build(_DATASET.value, _MANUAL_DIR.value, _SPEC.value)
+      print(f"built {_DATASET.value} from raw files in {seconds:.1f} s")
+    builder = prepare(_DATASET.value, _DATA_DIR.value, _MANUAL_DIR.value,
+                      _SPEC.value)
+  except (FileNotFoundError, ValueError) as e:
+    # Bad folders, specs and files: their message says what to fix, a
+    # traceback through TFDS would only bury it.
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
   whole = summarize(builder, _WINDOW_S.value)
   print(format_summary(whole))
   # The subject-disjoint splits a run with these settings would use.
@@ -147,6 +167,7 @@ def main(argv):
   for split, subjects in splits.items():
     print(f"\n[{split}] subjects {', '.join(subjects)} (seed {_SEED.value})")
     part = summarize(builder, _WINDOW_S.value, set(subjects))
+    part["fingerprint"] = ""  # Printed once, for the whole dataset.
     print("\n".join(format_summary(part).splitlines()[:1] +
                     format_summary(part).splitlines()[3:-1]))
 

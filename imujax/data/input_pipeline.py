@@ -26,11 +26,19 @@ class Recording(NamedTuple):
 
 
 class Dataset(NamedTuple):
+  """A prepared dataset in memory.
+
+  `fingerprint` identifies exactly what was read: for the `recordings`
+  builder the sha256 of its resolved spec, input files (relative paths,
+  sizes, mtimes), rate and builder version; for the fixed builders their
+  TFDS name, config and version (`sp_sw_har/watch_50hz/1.0.0`).
+  """
   name: str
   recordings: list[Recording]
   channel_names: list[str]
   class_names: list[str]
   sample_rate_hz: float
+  fingerprint: str = ""
 
 
 def decode_text(value) -> str:
@@ -47,20 +55,7 @@ def load(name: str, data_dir: str = "", manual_dir: str = "",
     manual_dir: the folder with manually downloaded raw files, if any.
     spec: the TOML spec of a lab's own files ("recordings/50hz" builder).
   """
-  import tensorflow_datasets as tfds  # Heavy: imported only when data is read.
-  import imujax.datasets  # noqa: F401  Registers imujax's builders.
-
-  try:
-    builder = tfds.builder(name, data_dir=data_dir or None,
-                           file_format="array_record",
-                           **({"spec": spec} if spec else {}))
-  except tfds.core.registered.DatasetNotFoundError as e:
-    raise ValueError(
-        f"Unknown dataset {name!r} (config key data.name). imujax's builders: "
-        f"{imujax.datasets.NAMES}.") from e
-  download_config = tfds.download.DownloadConfig(
-      manual_dir=manual_dir or None)
-  builder.download_and_prepare(download_config=download_config)
+  builder = prepare(name, data_dir, manual_dir, spec)
   source = builder.as_data_source()["train"]
   recordings = [
       Recording(np.asarray(ex["signals"], np.float32),
@@ -70,7 +65,56 @@ def load(name: str, data_dir: str = "", manual_dir: str = "",
   recordings.sort(key=lambda r: r.recording)  # Storage order is shuffled.
   meta = builder.info.metadata
   return Dataset(name, recordings, list(meta["channel_names"]),
-                 list(meta["class_names"]), float(meta["sample_rate_hz"]))
+                 list(meta["class_names"]), float(meta["sample_rate_hz"]),
+                 fingerprint_of(builder))
+
+
+def fingerprint_of(builder) -> str:
+  """What identifies a prepared dataset's content (see `Dataset`)."""
+  return str(builder.info.metadata.get("fingerprint")
+             or builder.info.full_name)
+
+
+def prepare(name: str, data_dir: str = "", manual_dir: str = "",
+            spec: str = ""):
+  """The TFDS builder of `name`, prepared (array_record) if it was not.
+
+  A named `manual_dir` that is missing or lacks the builder's files is an
+  immediate FileNotFoundError naming it, never a download. With `spec` (the
+  recordings builder) the files are read from `manual_dir` if given, else
+  from the spec's folder, and the build is keyed on their fingerprint.
+  """
+  import tensorflow_datasets as tfds  # Heavy: imported only when data is read.
+  import imujax.datasets  # noqa: F401  Registers imujax's builders.
+  from imujax.datasets import common  # pylint: disable=g-import-not-at-top
+
+  if spec:
+    # Built directly, not through tfds.builder, whose wrapper would prefix a
+    # spec or folder error with its own "Failed to construct dataset" line.
+    # pylint: disable-next=g-import-not-at-top
+    from imujax.datasets.recordings import recordings_dataset_builder as rb
+    dataset, _, config = name.partition("/")
+    if dataset != "recordings":
+      raise ValueError(f"A spec (data.spec, --spec) is for the recordings "
+                       f"builder (data.name='recordings/50hz'), not {name!r}.")
+    builder = rb.Builder(spec=spec, config=config or "50hz",
+                         manual_dir=manual_dir or None,
+                         data_dir=data_dir or None,
+                         file_format="array_record")
+  else:
+    try:
+      builder = tfds.builder(name, data_dir=data_dir or None,
+                             file_format="array_record")
+    except tfds.core.registered.DatasetNotFoundError as e:
+      raise ValueError(
+          f"Unknown dataset {name!r} (config key data.name). imujax's "
+          f"builders: {imujax.datasets.NAMES}.") from e
+  if not builder.is_prepared():
+    common.check_builder_manual_dir(builder, manual_dir)
+  download_config = tfds.download.DownloadConfig(
+      manual_dir=manual_dir or None)
+  builder.download_and_prepare(download_config=download_config)
+  return builder
 
 
 def split_subjects(subjects: Sequence[str], seed: int, num_val: int,
@@ -82,7 +126,8 @@ def split_subjects(subjects: Sequence[str], seed: int, num_val: int,
         f"The dataset has {len(unique)} subjects; data.val_subjects={num_val} "
         f"plus data.test_subjects={num_test} leave none for training. "
         "Lower them.")
-  order = [unique[i] for i in np.random.default_rng(seed).permutation(len(unique))]
+  permutation = np.random.default_rng(seed).permutation(len(unique))
+  order = [unique[i] for i in permutation]
   return {"test": sorted(order[:num_test]),
           "val": sorted(order[num_test:num_test + num_val]),
           "train": sorted(order[num_test + num_val:])}

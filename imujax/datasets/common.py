@@ -5,6 +5,7 @@ See CONVENTIONS.md for the example format these functions encode.
 
 from typing import Callable, Iterable, Optional
 
+from etils import epath
 import numpy as np
 import tensorflow_datasets as tfds
 
@@ -21,7 +22,7 @@ def rates(native_hz: Optional[float]) -> dict[str, Optional[float]]:
 def example_features(num_channels: int,
                      label_features: Iterable[str] = ("labels",)
                      ) -> tfds.features.FeaturesDict:
-  """signals [T, C] float32, one int32 [T] per label track, subject, recording."""
+  """Features: signals [T, C] float32, int32 [T] per track, subject, ..."""
   features = {name: tfds.features.Tensor(shape=(None,), dtype=np.int32)
               for name in label_features}
   features["signals"] = tfds.features.Tensor(shape=(None, num_channels),
@@ -29,6 +30,64 @@ def example_features(num_channels: int,
   features["subject"] = tfds.features.Text()
   features["recording"] = tfds.features.Text()
   return tfds.features.FeaturesDict(features)
+
+
+def manual_dir_given(dl_manager):
+  """The manual_dir the user named (even a missing one), or None."""
+  # `dl_manager.manual_dir` raises AssertionError both when none was given
+  # and when the named folder is missing or empty; only the first may
+  # download, so read what was passed.
+  given = getattr(dl_manager, "_manual_dir", None)
+  return epath.Path(given).expanduser() if given else None
+
+
+def check_manual_dir(manual_dir, find: Optional[Callable] = None,
+                     expected: str = "the dataset's files"):
+  """Raises FileNotFoundError unless `manual_dir` holds the expected files.
+
+  Called before anything is prepared (and again by the builders), so that a
+  mistyped or absent folder is an immediate error naming it, never a silent
+  download.
+
+  Args:
+    manual_dir: the folder the user named.
+    find: maps a folder to the data folder in or below it, or None.
+    expected: what `find` looks for, for the message.
+
+  Returns:
+    The data folder `find` found (or `manual_dir` without `find`).
+  """
+  path = epath.Path(manual_dir).expanduser()
+  if not path.is_dir():
+    raise FileNotFoundError(
+        f"{path}: manual_dir does not exist or is not a folder (from "
+        "--manual_dir or data.manual_dir). Fix the path, or leave it unset "
+        "for a builder that can download the dataset itself.")
+  if not any(path.iterdir()):
+    raise FileNotFoundError(
+        f"{path}: manual_dir is empty; put {expected} in it (see the "
+        "dataset's README), or leave it unset to download.")
+  if find is None:
+    return path
+  found = find(path)
+  if found is None:
+    raise FileNotFoundError(
+        f"{path}: no {expected} in it or below it. Point manual_dir at the "
+        "upstream folder, or leave it unset to download.")
+  return found
+
+
+def check_builder_manual_dir(builder, manual_dir) -> None:
+  """`check_manual_dir` with what `builder` expects, if it reads manual files.
+
+  A builder declares its files with `MANUAL_FIND` (a staticmethod: folder ->
+  data folder or None) and `MANUAL_EXPECTED` (words for the message). Nothing
+  is checked for builders that read no manual files (seglearn_watch) or that
+  check their folder themselves (recordings, when built with its spec).
+  """
+  if not manual_dir or getattr(builder, "MANUAL_FIND", None) is None:
+    return
+  check_manual_dir(manual_dir, builder.MANUAL_FIND, builder.MANUAL_EXPECTED)
 
 
 def manual_data_dir(dl_manager, find: Callable, expected: str):
@@ -40,17 +99,10 @@ def manual_data_dir(dl_manager, find: Callable, expected: str):
     expected: what `find` looks for, for the error message.
 
   Raises:
-    FileNotFoundError: manual_dir is given but holds no such data.
+    FileNotFoundError: manual_dir is given but is missing, empty or holds no
+      such data (never a silent download instead).
   """
-  try:
-    manual_dir = dl_manager.manual_dir
-  except AssertionError:  # No manual_dir, or an empty one: download.
-    return None
+  manual_dir = manual_dir_given(dl_manager)
   if manual_dir is None:
     return None
-  data_dir = find(manual_dir)
-  if data_dir is None:
-    raise FileNotFoundError(
-        f"{manual_dir}: no {expected} in it or below it. Point manual_dir at "
-        "the upstream folder, or leave it unset to download.")
-  return data_dir
+  return check_manual_dir(manual_dir, find, expected)

@@ -19,6 +19,8 @@ it stopped, so rerunning the command finishes an interrupted comparison.
 """
 
 import copy
+import statistics
+import time
 
 from absl import logging
 from etils import epath
@@ -65,10 +67,18 @@ def compare(config: ml_collections.ConfigDict, workdir: str) -> list[dict]:
   """
   jobs = jobs_lib.expand(points(config), config="(in-process)",
                       sweep_dir=workdir)
+  t0, done_s = time.time(), {"pretrain": [], "finetune": []}
   for i, job in enumerate(jobs):
-    logging.info("Run %d of %d: %s", i + 1, len(jobs), job.name)
-    loop.train_and_evaluate(job_config(config, job),
-                            str(epath.Path(workdir) / job.name), job.mode)
+    label = f"run {i + 1}/{len(jobs)} {job.name}"
+    logging.info("Run %d of %d: %s (%s)", i + 1, len(jobs), job.name,
+                 _eta(jobs[i:], done_s))
+    t_run = time.time()
+    summary = loop.train_and_evaluate(
+        job_config(config, job), str(epath.Path(workdir) / job.name),
+        job.mode, label=label)
+    if summary.get("steps_this_session"):  # Not a finished run, skipped.
+      done_s[job.mode].append(time.time() - t_run)
+  logging.info("All %d runs done in %.0f s.", len(jobs), time.time() - t0)
   if jax.process_index() != 0:
     return []
   path = report.write_report(workdir)
@@ -80,3 +90,13 @@ def compare(config: ml_collections.ConfigDict, workdir: str) -> list[dict]:
                "results.md", path)
   print(table)
   return rows
+
+
+def _eta(remaining: list, done_s: dict) -> str:
+  """Time left for `remaining` jobs, from the runs of each phase so far."""
+  if not any(done_s.values()):
+    return "ETA after the first run"
+  per = {m: statistics.mean(s) for m, s in done_s.items() if s}
+  fallback = statistics.mean(per.values())
+  left = sum(per.get(j.mode, fallback) for j in remaining)
+  return f"ETA {int(left // 60)}m{int(left % 60):02d}s for {len(remaining)} runs"

@@ -10,8 +10,11 @@ Checkpoints keep params and optimizer state as separate items so that a later
 run can restore the params alone (`init_from`) whatever optimizer wrote them.
 """
 
+import hashlib
 import json
+import pathlib
 
+from absl import logging
 from etils import epath
 import jax
 import jax.numpy as jnp
@@ -20,10 +23,20 @@ import orbax.checkpoint as ocp
 from imujax.training import run_record
 
 
+CHECKSUMS = "checksums.json"  # {step: {file: sha256}} beside checkpoints/.
+
+
+class DamagedCheckpointError(run_record.IncompatibleRunError):
+  """No checkpoint of a workdir passes its checksums."""
+
+
 def manager(workdir: epath.Path) -> ocp.CheckpointManager:
+  # Saves are synchronous so that a step's checksums are written the moment
+  # its files are complete (a small model's save takes milliseconds).
   return ocp.CheckpointManager(
       epath.Path(workdir) / "checkpoints",
-      options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True))
+      options=ocp.CheckpointManagerOptions(
+          max_to_keep=2, create=True, enable_async_checkpointing=False))
 
 
 def save_args(state: dict) -> ocp.args.Composite:
@@ -31,6 +44,81 @@ def save_args(state: dict) -> ocp.args.Composite:
       params=ocp.args.StandardSave(state["params"]),
       opt_state=ocp.args.StandardSave(state["opt_state"]),
       meta=ocp.args.JsonSave({"step": int(state["step"])}))
+
+
+def save(mngr: ocp.CheckpointManager, workdir, step: int, state: dict):
+  """Saves `state` as checkpoint `step` and records its files' checksums."""
+  mngr.save(step, args=save_args(state))
+  mngr.wait_until_finished()
+  sums = _read_checksums(workdir)
+  sums[str(step)] = _file_digests(_step_dir(workdir, step))
+  kept = {str(s) for s in mngr.all_steps()}
+  run_record.write_text_atomic(
+      epath.Path(workdir) / CHECKSUMS,
+      json.dumps({k: v for k, v in sums.items() if k in kept}, indent=1))
+
+
+def _step_dir(workdir, step: int) -> epath.Path:
+  return epath.Path(workdir) / "checkpoints" / str(step)
+
+
+def _file_digests(step_dir: epath.Path) -> dict:
+  out = {}
+  for path in sorted(pathlib.Path(step_dir).rglob("*")):
+    if path.is_file():
+      out[str(path.relative_to(step_dir))] = hashlib.sha256(
+          path.read_bytes()).hexdigest()
+  return out
+
+
+def _read_checksums(workdir) -> dict:
+  path = epath.Path(workdir) / CHECKSUMS
+  if not path.exists():
+    return {}
+  try:
+    return json.loads(path.read_text())
+  except json.JSONDecodeError:
+    logging.warning("%s is damaged; no checkpoint of %s can be verified.",
+                    path, workdir)
+    return {}
+
+
+def damage(workdir, step: int) -> str | None:
+  """Why checkpoint `step` of `workdir` fails its checksums (None: it passes).
+
+  A workdir without checksums.json was written before imujax kept them: its
+  checkpoints are accepted unverified (with a warning).
+  """
+  path = epath.Path(workdir) / CHECKSUMS
+  if not path.exists():
+    logging.warning("%s has no %s (written by an earlier imujax): step %d is "
+                    "restored unverified.", workdir, CHECKSUMS, step)
+    return None
+  expected = _read_checksums(workdir).get(str(step))
+  if expected is None:
+    return "no checksums were recorded for it (killed while saving?)"
+  found = _file_digests(_step_dir(workdir, step))
+  missing = sorted(set(expected) - set(found))
+  if missing:
+    return f"missing file {missing[0]}"
+  changed = sorted(f for f in expected if found[f] != expected[f])
+  if changed:
+    return f"checksum mismatch in {changed[0]}"
+  return None
+
+
+def good_steps(mngr: ocp.CheckpointManager, workdir) -> list[int]:
+  """Steps whose checkpoints pass their checksums, newest first; says why
+  each newer one was skipped."""
+  good = []
+  for step in sorted(mngr.all_steps(), reverse=True):
+    why = damage(workdir, step)
+    if why is None:
+      good.append(step)
+    else:
+      logging.warning("Checkpoint step %d in %s is damaged (%s); falling back "
+                      "to an earlier one.", step, workdir, why)
+  return good
 
 
 def _first_local_device() -> jax.sharding.Sharding:
@@ -63,17 +151,26 @@ def restore_state(mngr: ocp.CheckpointManager, step: int, like: dict,
 
 
 def restore_params(workdir) -> tuple[dict, int]:
-  """(params, step) of the latest checkpoint in `workdir`, as stored."""
-  mngr = manager(workdir)
-  step = mngr.latest_step()
-  if step is None:
-    raise FileNotFoundError(f"{workdir} has no checkpoint yet; finish (or "
+  """(params, step) of the newest good checkpoint in `workdir`, as stored."""
+  if not (epath.Path(workdir) / "checkpoints").exists():
+    raise FileNotFoundError(f"{workdir} has no checkpoints/; finish (or "
                             "rerun) that run first.")
-  restored = mngr.restore(step, args=ocp.args.Composite(
-      params=ocp.args.StandardRestore(
-          fallback_sharding=_first_local_device())))
-  mngr.close()
-  return restored["params"], step
+  mngr = manager(workdir)
+  try:
+    if not mngr.all_steps():
+      raise FileNotFoundError(f"{workdir} has no checkpoint yet; finish (or "
+                              "rerun) that run first.")
+    steps = good_steps(mngr, workdir)
+    if not steps:
+      raise DamagedCheckpointError(
+          f"Every checkpoint in {workdir}/checkpoints fails its checksums "
+          f"({CHECKSUMS}); rerun that run in a fresh workdir.")
+    restored = mngr.restore(steps[0], args=ocp.args.Composite(
+        params=ocp.args.StandardRestore(
+            fallback_sharding=_first_local_device())))
+  finally:
+    mngr.close()
+  return restored["params"], steps[0]
 
 
 def append_jsonl(path: epath.Path, record: dict) -> None:

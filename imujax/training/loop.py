@@ -16,6 +16,7 @@ from its last checkpoint ends with exactly the numbers of an uninterrupted
 run.
 """
 
+import contextlib
 import functools
 import json
 import time
@@ -37,12 +38,13 @@ from imujax.training import setup
 from imujax.training import program
 
 
-def train_and_evaluate(config, workdir: str, phase: str) -> dict:
+def train_and_evaluate(config, workdir: str, phase: str,
+                       label: str = "") -> dict:
   """Trains one phase ("pretrain" or "finetune") of one run in `workdir`.
 
   Returns the summary (also written to workdir/summary.json).
   """
-  return train_members([config], [workdir], phase)[0]
+  return train_members([config], [workdir], phase, label=label)[0]
 
 
 class _OneRun:
@@ -139,7 +141,7 @@ class _Members:
 
 
 def train_members(configs: list, workdirs: list, phase: str,
-                  impl: str = "vmap") -> list:
+                  impl: str = "vmap", label: str = "") -> list:
   """Trains the runs of `configs` (one per workdir) together; resumable.
 
   One config is a plain run. Several must agree on everything but seed,
@@ -158,11 +160,19 @@ def train_members(configs: list, workdirs: list, phase: str,
   layout = _OneRun(runs, configs, phase) if k == 1 else _Members(
       runs, configs, phase, impl)
   writer = jax.process_index() == 0  # One process writes files.
-  for run, w in zip(runs, workdirs):
-    w.mkdir(parents=True, exist_ok=True)
-    if writer:
-      _write_run_files(w, run)
+  with contextlib.ExitStack() as held:
+    for run, w in zip(runs, workdirs):
+      run_record.check_writable(w / "checkpoints")
+      if writer:
+        held.enter_context(run_record.WorkdirLock(w))
+      run_record.check_compatible(w, run.record)  # Before touching anything.
+    tag = f"[{label or phase}{f' x{k}' if k > 1 else ''}]"
+    return _train(runs, configs, workdirs, phase, layout, writer, t0, tag)
 
+
+def _train(runs, configs, workdirs, phase, layout, writer, t0, tag) -> list:
+  """The loop proper, in locked, compatible, writable workdirs."""
+  k = len(runs)
   optimizer = optim.phase_optimizer(configs[0], phase, runs[0].params)
   states = [{"step": jnp.zeros((), jnp.int32), "params": r.params,
              "opt_state": optimizer.init(r.params)} for r in runs]
@@ -174,6 +184,9 @@ def train_members(configs: list, workdirs: list, phase: str,
   mngrs = [checkpoints.manager(w) for w in workdirs]
   metrics_paths = [w / "metrics.jsonl" for w in workdirs]
   start = _resume_step(mngrs, workdirs)
+  if writer:
+    for run, w in zip(runs, workdirs):
+      _write_run_files(w, run, start)
   if start is not None:
     states = [checkpoints.restore_state(m, start, s, w)
               for m, s, w in zip(mngrs, states, workdirs)]
@@ -208,13 +221,15 @@ def train_members(configs: list, workdirs: list, phase: str,
     return records
 
   config, steps = configs[0], configs[0][phase].steps
-  tag = f"[{phase}]" if k == 1 else f"[{phase} x{k}]"
   pending, t_last, since = [], time.time(), 0
   try:
     for step in range(start, steps):
       state, metrics = step_fn(state, layout.batch(step), keys, stats)
       pending.append(metrics)
-      since += 1
+      if step == start:  # Compiled in that call: keep it out of the rate.
+        t_last = time.time()
+      else:
+        since += 1
       done = step + 1
       is_last = done == steps
       if done % config.log_every == 0 or is_last or (
@@ -234,8 +249,8 @@ def train_members(configs: list, workdirs: list, phase: str,
         logging.info("%s step %d val %s", tag, done,
                      " | ".join(_short(r) for r in records))
       if done % config.checkpoint_every == 0 or is_last:
-        for i, m in enumerate(mngrs):
-          m.save(done, args=checkpoints.save_args(layout.save_state(state, i)))
+        for i, (m, w) in enumerate(zip(mngrs, workdirs)):
+          checkpoints.save(m, w, done, layout.save_state(state, i))
   finally:
     # Pending saves are good checkpoints: finish them even on an error.
     for m in mngrs:
@@ -251,7 +266,8 @@ def train_members(configs: list, workdirs: list, phase: str,
                "splits": run.record.splits,
                "labeled_recordings": len(run.train_recordings),
                "class_names": run.data.class_names,
-               "wall_s_this_session": time.time() - t0}
+               "wall_s_this_session": time.time() - t0,
+               "steps_this_session": final_step - (start or 0)}
     if k > 1:
       summary["multiseed_members"] = k
     if writer:
@@ -262,31 +278,42 @@ def train_members(configs: list, workdirs: list, phase: str,
   return summaries
 
 
-def _write_run_files(workdir: epath.Path, run: setup.Run) -> None:
+def _write_run_files(workdir: epath.Path, run: setup.Run,
+                     resumed_at: int | None) -> None:
   """run.json (after its compatibility check), splits, normaliser."""
-  run_record.write(workdir, run.record)
+  run_record.write(workdir, run.record, resumed_at)
   run_record.write_text_atomic(workdir / "splits.json",
                                json.dumps(run.record.splits, indent=1))
   run.normalizer.save(workdir / "normalization.json")
 
 
 def _resume_step(mngrs, workdirs) -> int | None:
-  """The newest step every member has a checkpoint of (members save together)."""
-  latest = [m.latest_step() for m in mngrs]
-  if all(s is None for s in latest):
+  """The newest step every member has a good checkpoint of; None: fresh.
+
+  A checkpoint that fails its checksums is skipped (with a message) for the
+  one before it; checkpoints newer than the step resumed from are deleted,
+  so that the run writes them again.
+  """
+  if all(not m.all_steps() for m in mngrs):
     return None
-  if any(s is None for s in latest):
-    missing = [str(w) for w, s in zip(workdirs, latest) if s is None]
+  if any(not m.all_steps() for m in mngrs):
+    missing = [str(w) for m, w in zip(mngrs, workdirs) if not m.all_steps()]
     raise run_record.IncompatibleRunError(
         f"Some members have checkpoints and {missing} have none; delete "
         "those workdirs' checkpoints/ or run the members singly.")
-  common = min(latest)
-  for m, w in zip(mngrs, workdirs):
-    if common not in m.all_steps():
-      raise run_record.IncompatibleRunError(
-          f"{w} no longer holds a checkpoint of step {common}, the newest "
-          "step all members share; run the members singly to resume them.")
-  return common
+  good = [set(checkpoints.good_steps(m, w)) for m, w in zip(mngrs, workdirs)]
+  common = set.intersection(*good)
+  if not common:
+    raise checkpoints.DamagedCheckpointError(
+        f"No checkpoint step passes its checksums in every one of "
+        f"{[str(w) for w in workdirs]} (good steps: "
+        f"{[sorted(g) for g in good]}); delete their checkpoints/ and "
+        f"{checkpoints.CHECKSUMS} to start over.")
+  step = max(common)
+  for m in mngrs:
+    for newer in [s for s in m.all_steps() if s > step]:
+      m.delete(newer)
+  return step
 
 
 def _check_finite(pending: list, first_step: int, mngrs, workdirs):

@@ -231,6 +231,17 @@ def find_files(root: epath.Path) -> tuple[dict, dict]:
   return recordings, annotations
 
 
+def find_data_dir(root) -> epath.Path | None:
+  """`root` if it holds (at any depth) an AnDy MVNX recording, else None."""
+  for p in pathlib.Path(root).rglob("*.mvnx"):
+    if RECORDING_RE.search(p.name):
+      return epath.Path(root)
+  return None
+
+
+EXPECTED_FILES = "Participant_*_Setup_*_Seq_*_Trial_*.mvnx files"
+
+
 def channel_names() -> list[str]:
   return [f"{mvnx.sensor_placement(s)}_{q}_{a}" for s in SENSORS
           for q in ("acc", "gyr") for a in "xyz"]
@@ -289,6 +300,9 @@ class Builder(tfds.core.GeneratorBasedBuilder):
       Config(name=f"sensors_{r}", rate_hz=hz,
              description=f"17 sensors' acc + gyr at {hz:g} Hz")
       for r, hz in RATES.items()]
+  # What a named manual_dir must hold (common.check_builder_manual_dir).
+  MANUAL_FIND = staticmethod(find_data_dir)
+  MANUAL_EXPECTED = EXPECTED_FILES
   MANUAL_DOWNLOAD_INSTRUCTIONS = """
   Download from https://zenodo.org/records/3254403 the MVNX archive
   (xsens_mnvx.zip) and the annotation CSVs, and extract both into manual_dir
@@ -320,10 +334,9 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     return {("labels" if t == PRIMARY else f"labels_{t}"): t for t in TRACKS}
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
-    try:
-      root = dl_manager.manual_dir
-    except AssertionError:  # No manual_dir: download the record.
-      root = None
+    # A named manual_dir that is missing or holds no recording is an error,
+    # never a silent download of the (large) record.
+    root = common.manual_data_dir(dl_manager, find_data_dir, EXPECTED_FILES)
     if root is None:
       root = self._download(dl_manager)
     repairs = self.info.metadata["repairs"]

@@ -244,6 +244,9 @@ class Builder(tfds.core.GeneratorBasedBuilder):
       Config(name=name, rate_hz=hz, description=f"3 IMUs at {hz:g} Hz")
       for name, hz in sorted(RATES.items(), key=lambda kv: kv[0] != "50hz")
   ]
+  # What a named manual_dir must hold (common.check_builder_manual_dir).
+  MANUAL_FIND = staticmethod(find_data_dir)
+  MANUAL_EXPECTED = "GaitData/*_lb.txt"
   MANUAL_DOWNLOAD_INSTRUCTIONS = """
   Optional. Either let the builder download the upstream repository
   (github.com/CyrilVoisard/ipol_dataset_1), or point manual_dir at the

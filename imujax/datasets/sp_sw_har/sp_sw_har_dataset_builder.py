@@ -227,6 +227,9 @@ class Builder(tfds.core.GeneratorBasedBuilder):
   VERSION = tfds.core.Version("1.0.0")
   RELEASE_NOTES = {"1.0.0": "Initial release: 223 executions, 23 subjects."}
   BUILDER_CONFIGS = _configs()
+  # What a named manual_dir must hold (common.check_builder_manual_dir).
+  MANUAL_FIND = staticmethod(find_data_dir)
+  MANUAL_EXPECTED = "DATA/subjects_info.csv"
   MANUAL_DOWNLOAD_INSTRUCTIONS = """
   Optional. Either let the builder download the Zenodo record
   (doi:10.5281/zenodo.8398688), or point manual_dir at a copy of the upstream

@@ -1,0 +1,1 @@
+"""gaze_lund2013: hand-annotated Lund 2013 eye-movement events (see README)."""

@@ -1,0 +1,1 @@
+"""insole_pin2gpi: pressure insoles with derived gait phases (see README)."""
