@@ -30,6 +30,9 @@ def base() -> ml_collections.ConfigDict:
   # finetune from it and from scratch with the same labels and steps).
   c.mode = "compare"
   c.init_from = ""  # Workdir of a pre-training run (finetune mode).
+  # True: init_from may be a run that has not finished (its latest good
+  # checkpoint is used). By default an unfinished one is refused.
+  c.init_from_unfinished = False
 
   c.data = ml_collections.ConfigDict()
   c.data.name = "seglearn_watch"   # A TFDS name, e.g. "sp_sw_har/watch_50hz".
@@ -38,6 +41,12 @@ def base() -> ml_collections.ConfigDict:
   c.data.spec = ""                 # TOML spec for data.name="recordings/<rate>".
   c.data.val_subjects = 2
   c.data.test_subjects = 3
+  # Cross-validation over subjects: num_folds > 0 deals the subjects into
+  # folds (by fold_seed, the same for every seed) and tests on fold `fold`;
+  # data.test_subjects is then unused. 0: a random split by `seed`.
+  c.data.num_folds = 0
+  c.data.fold = 0
+  c.data.fold_seed = 0
   c.data.labeled_subjects = 0      # Label budget; 0 = every training subject.
   c.data.labeled_recordings = 0    # Alternative budget in recordings.
   c.data.window = 128              # Training window, frames.
@@ -66,6 +75,10 @@ def base() -> ml_collections.ConfigDict:
   c.finetune.protocol = "full"
   c.finetune.freeze_layers = 0     # For "freeze_lower": the lowest k layers.
   c.finetune.layer_decay = 1.0     # < 1: layer-wise learning-rate decay.
+  # "simclr": train the fine-tune on simclr's augmented views (options of
+  # pretrain.simclr, without time warp): the control that separates "simclr
+  # pre-training helps" from "its augmentations help". "": none.
+  c.finetune.augment = ""
   # How another dataset's channels reach a pre-trained encoder:
   # "auto" (select by name when all exist, else adapter) | "adapter".
   c.finetune.channels = "auto"
@@ -75,6 +88,10 @@ def base() -> ml_collections.ConfigDict:
   c.resume_changes = ""
   c.log_every = 50
   c.eval_every = 250
+  # Validation also every dense_eval_every steps up to dense_eval_until (0:
+  # off): the early fine-tune curve that convergence claims rest on.
+  c.dense_eval_until = 0
+  c.dense_eval_every = 10
   c.checkpoint_every = 250
   c.lock()
   return c
@@ -210,6 +227,8 @@ _RANGES = {
     "data.labeled_recordings": _at_least(0),
     "data.window": _at_least(2),
     "data.eval_batch_size": _at_least(1),
+    "data.num_folds": _at_least(0),
+    "data.fold": _at_least(0),
     "model.hidden": _at_least(1),
     "model.layers": _at_least(1),
     "model.dropout": ((lambda v: 0 <= v < 1), "in [0, 1)"),
@@ -219,6 +238,8 @@ _RANGES = {
     "log_every": _at_least(1),
     "eval_every": _at_least(1),
     "checkpoint_every": _at_least(1),
+    "dense_eval_until": _at_least(0),
+    "dense_eval_every": _at_least(1),
     **{f"{phase}.{key}": rule for phase in ("pretrain", "finetune")
        for key, rule in (("steps", _at_least(1)), ("batch_size", _at_least(1)),
                          ("learning_rate", _POSITIVE),
@@ -236,7 +257,8 @@ def check(config: ml_collections.ConfigDict) -> None:
              "model.cell": cells.names(),
              "pretrain.objective": objectives.names(),
              "finetune.protocol": ("full", "linear_probe", "freeze_lower"),
-             "finetune.channels": ("auto", "adapter")}
+             "finetune.channels": ("auto", "adapter"),
+             "finetune.augment": ("", "simclr")}
   for key, allowed in choices.items():
     value = _get(config, key)
     if value not in allowed:

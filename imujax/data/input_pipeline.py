@@ -118,9 +118,36 @@ def prepare(name: str, data_dir: str = "", manual_dir: str = "",
 
 
 def split_subjects(subjects: Sequence[str], seed: int, num_val: int,
-                   num_test: int) -> dict[str, list[str]]:
-  """Deterministic subject-disjoint split: {"train", "val", "test"} -> ids."""
+                   num_test: int, num_folds: int = 0, fold: int = 0,
+                   fold_seed: int = 0) -> dict[str, list[str]]:
+  """Deterministic subject-disjoint split: {"train", "val", "test"} -> ids.
+
+  num_folds = 0: `num_test` test and `num_val` validation subjects drawn
+  with `seed`. num_folds = k > 0: cross-validation over subjects — the
+  subjects are dealt into k folds by a permutation of `fold_seed` (the same
+  for every seed, so fold f means the same test subjects in every arm and
+  seed) and fold `fold` is the test set, so over the k folds every subject
+  is a test subject exactly once; `num_val` validation subjects are then
+  drawn from the other folds with `seed`, and `num_test` is not used.
+  """
   unique = sorted(set(subjects))
+  if num_folds:
+    if not 0 <= fold < num_folds <= len(unique):
+      raise ValueError(
+          f"data.fold={fold} with data.num_folds={num_folds}: the fold must "
+          f"be in 0..{num_folds - 1}, and {len(unique)} subjects allow at "
+          f"most {len(unique)} folds.")
+    dealt = np.random.default_rng(fold_seed).permutation(len(unique))
+    test = sorted(unique[i] for i in dealt[fold::num_folds])
+    rest = [s for s in unique if s not in set(test)]
+    if num_val >= len(rest):
+      raise ValueError(
+          f"Fold {fold} of {num_folds} leaves {len(rest)} subjects; "
+          f"data.val_subjects={num_val} leaves none for training.")
+    order = [rest[i] for i in np.random.default_rng(seed).permutation(
+        len(rest))]
+    return {"test": test, "val": sorted(order[:num_val]),
+            "train": sorted(order[num_val:])}
   if num_val + num_test >= len(unique):
     raise ValueError(
         f"The dataset has {len(unique)} subjects; data.val_subjects={num_val} "
@@ -131,6 +158,17 @@ def split_subjects(subjects: Sequence[str], seed: int, num_val: int,
   return {"test": sorted(order[:num_test]),
           "val": sorted(order[num_test:num_test + num_val]),
           "train": sorted(order[num_test + num_val:])}
+
+
+def cohort_of(name: str) -> str:
+  """The people behind a TFDS name: views and rates of one cohort agree.
+
+  "sp_sw_har/watch_50hz" and "sp_sw_har/phone_30hz" record the same
+  subjects, so subject identity (leakage guards) is compared by cohort, not
+  by TFDS name. A builder may name its cohort in its metadata ("cohort");
+  otherwise it is the dataset part of the name.
+  """
+  return name.partition("/")[0]
 
 
 def select(recordings: Sequence[Recording], subjects: Sequence[str]):

@@ -31,6 +31,7 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
+from imujax.experiments import claims
 from imujax.experiments import plots
 from imujax.experiments import stats
 
@@ -49,6 +50,9 @@ class FinetuneRun(NamedTuple):
   val: list                 # [(step, macro_f1)], in step order.
   test: Optional[dict]      # summary.json's test record; None if unfinished.
   class_names: list
+  fold: int = -1            # data.fold under cross-validation; -1: none.
+  learning_rate: float = 0.
+  pretrain_steps: int = 0   # Of the encoder it started from (0: scratch).
 
 
 # ----------------------------------------------------------------- reading
@@ -79,10 +83,14 @@ def read_runs(sweep_dir) -> tuple[list, list]:
           "done": summary is not None})
       continue
     source = info.get("source") or {}
-    arm = source.get("objective", "scratch")
-    if source and source.get("dataset") != info["dataset"]:
-      arm = f"{arm}@{source['dataset']}"
+    arm = arm_name(source, info["dataset"], config["finetune"])
     budget = int(config["data"]["labeled_subjects"])
+    pretrain_steps = 0
+    if source.get("init_from"):
+      source_run = pathlib.Path(source["init_from"]) / "run.json"
+      if source_run.exists():
+        pretrain_steps = int(json.loads(source_run.read_text())[
+            "config"]["pretrain"]["steps"])
     finetunes.append(FinetuneRun(
         path=str(workdir), dataset=info["dataset"], arm=arm, budget=budget,
         labelled_subjects=budget or len(info["splits"]["train"]),
@@ -90,8 +98,30 @@ def read_runs(sweep_dir) -> tuple[list, list]:
         val=sorted((m["step"], m["macro_f1"]) for m in metrics
                    if m["split"] == "val"),
         test=summary["test"] if summary else None,
-        class_names=info["class_names"]))
+        class_names=info["class_names"],
+        fold=(int(config["data"].get("fold", 0))
+              if config["data"].get("num_folds") else -1),
+        learning_rate=float(config["finetune"]["learning_rate"]),
+        pretrain_steps=pretrain_steps))
   return finetunes, pretrains
+
+
+def arm_name(source: dict, dataset: str, finetune: dict) -> str:
+  """The arm of a fine-tune run: where its encoder started, and controls.
+
+  "scratch", an objective ("simclr"), from another dataset
+  ("classification@uci_hapt/50hz"); a protocol other than full fine-tuning
+  in brackets ("simclr [linear_probe]"); "+aug" when the fine-tune itself
+  was trained with augmentations (the control for simclr's).
+  """
+  arm = source.get("objective", "scratch")
+  if source and source.get("dataset") != dataset:
+    arm = f"{arm}@{source['dataset']}"
+  if finetune.get("protocol", "full") != "full":
+    arm += f" [{finetune['protocol']}]"
+  if finetune.get("augment"):
+    arm += " +aug"
+  return arm
 
 
 def summarise(runs: list) -> list[dict]:
@@ -179,7 +209,7 @@ def arms_table(rows: list) -> str:
   """
   several = len({r["dataset"] for r in rows}) > 1
   lines = [("| dataset " if several else "") +
-           "| labelled subjects | arm | seeds | test macro-F1 | test "
+           "| labelled subjects | arm | runs | test macro-F1 | test "
            "accuracy | Δ F1 vs scratch [95% CI] | Wilcoxon p | steps to "
            "90% | steps to 95% | val AUC |",
            "|---" * (10 + several) + "|"]
@@ -196,7 +226,7 @@ def arms_table(rows: list) -> str:
 
 
 def markdown(rows: list, runs: list, pretrains: list, images: dict,
-             sweep_dir: str) -> str:
+             sweep_dir: str, chosen: dict | None = None) -> str:
   lines = [f"# Sweep report: `{sweep_dir}`", ""]
   done = [r for r in runs if r.test is not None]
   lines += [
@@ -228,6 +258,9 @@ def markdown(rows: list, runs: list, pretrains: list, images: dict,
       if (dataset, key) in images:
         lines += [f"### {title}", "",
                   f"![{key} {dataset}]({images[(dataset, key)]})", ""]
+  subject_level = claims.markdown(runs, chosen or {})
+  if subject_level:
+    lines += [subject_level]
   if pretrains:
     lines += ["## Pre-training runs", "",
               "| dataset | objective | seed | steps | final val loss | done |",
@@ -260,8 +293,11 @@ def write_report(sweep_dir, out=None) -> pathlib.Path:
   """Writes report.md, runs.csv, summary.csv and PNGs; returns report.md."""
   out = pathlib.Path(out or pathlib.Path(sweep_dir) / "report")
   out.mkdir(parents=True, exist_ok=True)
-  runs, pretrains = read_runs(sweep_dir)
+  all_runs, pretrains = read_runs(sweep_dir)
+  runs, chosen = claims.select_by_validation(all_runs)
+  runs += [r for r in all_runs if r.test is None]  # Listed as unfinished.
   rows = summarise(runs)
+  _write_csv(out / "claims.csv", claims.claim_rows(runs))
   images = {}
   try:
     plots._plt()
@@ -284,13 +320,15 @@ def write_report(sweep_dir, out=None) -> pathlib.Path:
   _write_csv(out / "runs.csv", [
       {"path": r.path, "dataset": r.dataset, "arm": r.arm,
        "budget": r.budget, "labelled_subjects": r.labelled_subjects,
-       "seed": r.seed, "steps": r.steps,
+       "seed": r.seed, "fold": r.fold, "learning_rate": r.learning_rate,
+       "steps": r.steps,
        "test_macro_f1": r.test["macro_f1"] if r.test else None,
        "test_accuracy": r.test["accuracy"] if r.test else None,
        "best_val_macro_f1": max((f for _, f in r.val), default=None),
-       "val_auc": stats.curve_auc(r.val)} for r in runs])
+       "val_auc": stats.curve_auc(r.val)} for r in all_runs])
   path = out / "report.md"
-  path.write_text(markdown(rows, runs, pretrains, images, str(sweep_dir)))
+  path.write_text(markdown(rows, runs, pretrains, images, str(sweep_dir),
+                           chosen))
   return path
 
 

@@ -66,11 +66,15 @@ def mean_std(xs) -> tuple[float, float]:
 
 
 def cells(runs: list) -> dict:
-  """{(dataset, budget): {arm: {seed: run}}} of the finished runs."""
+  """{(dataset, budget): {arm: {(seed, fold): run}}} of the finished runs.
+
+  Runs pair across arms by (seed, fold): the same split, labels and head
+  initialisation.
+  """
   out = collections.defaultdict(lambda: collections.defaultdict(dict))
   for r in runs:
     if r.test is not None:
-      out[(r.dataset, r.budget)][r.arm][r.seed] = r
+      out[(r.dataset, r.budget)][r.arm][(r.seed, r.fold)] = r
   return out
 
 

@@ -5,6 +5,7 @@ import jax.numpy as jnp
 
 from imujax import models
 from imujax import objectives
+from imujax.objectives import simclr
 
 
 def _init_classification(key, cfg: models.ModelConfig, opts) -> dict:
@@ -14,9 +15,19 @@ def _init_classification(key, cfg: models.ModelConfig, opts) -> dict:
 
 def classification_loss(params, batch, rng, stats, *, cfg: models.ModelConfig,
                         opts=None, dropout: bool = True):
-  """Per-frame softmax cross-entropy over labelled, valid frames."""
-  del stats, opts  # Labels need neither.
-  logits = models.classify_sequence(params, cfg, batch["signals"],
+  """Per-frame softmax cross-entropy over labelled, valid frames.
+
+  With opts["augment"] == "simclr" the training inputs are augmented as
+  simclr's views are (`finetune.augment`); labels are unchanged.
+  """
+  x = batch["signals"]
+  if opts and opts.get("augment") == "simclr" and dropout:
+    # The control for simclr's augmentations: the same views (no time warp,
+    # which would move frames away from their labels), in training only.
+    aug_rng, rng = jax.random.split(rng)
+    x = simclr.simclr_view(aug_rng, x, batch["valid"], opts["augment_opts"],
+                           stats)
+  logits = models.classify_sequence(params, cfg, x,
                                     dropout_rng=rng if dropout else None)
   labels = batch["labels"]
   labelled = batch["valid"] & (labels >= 0)

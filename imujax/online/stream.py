@@ -119,8 +119,14 @@ def split_recordings(record, split: str, data_dir: str = ""):
   from imujax.data import input_pipeline  # Reads TFDS: heavy, CLI only.
 
   data_cfg = record.config["data"]
-  data = input_pipeline.load(data_cfg["name"], data_dir or data_cfg["data_dir"],
-                             data_cfg["manual_dir"])
+  data = input_pipeline.load(record.dataset, data_dir or data_cfg["data_dir"],
+                             data_cfg["manual_dir"], data_cfg.get("spec", ""))
+  if record.data_fingerprint and data.fingerprint != record.data_fingerprint:
+    raise ValueError(
+        f"The dataset {record.dataset} changed since this run was trained "
+        f"(fingerprint {data.fingerprint[:16]} now, "
+        f"{record.data_fingerprint[:16]} in run.json): its recordings are "
+        "not the ones the run's splits and scores refer to.")
   # The run may use a selection of the dataset's channels
   # (imujax.training.transfer).
   select = streamer.check_channels(

@@ -70,15 +70,36 @@ class Evaluator:
   def __call__(self, params, split: str) -> dict:
     run, config = self.run, self.config
     if run.objective.uses_labels:
-      return evaluate_classifier(
-          params, run.cfg,
-          input_pipeline.whole_recordings(
-              run.by_split[split], run.normalizer,
-              config.data.eval_batch_size, self.length),
-          sharding=self.sharding)
+      return self._per_subject(params, run.by_split[split])
     batches = [input_pipeline.sample_windows(
         run.by_split[split], run.normalizer, config.data.window,
         self.batch_size, config.seed, i, stream=1)
                for i in range(8)]
     return evaluate_loss(params, self.eval_loss_fn, batches, self.rng,
                          run.stats)
+
+  def _per_subject(self, params, recordings) -> dict:
+    """Pooled scores over every frame, and each subject's own.
+
+    Each subject's recordings are scored in their own batches; the pooled
+    confusion is the sum of the subjects' (each frame counted once), so the
+    pooled numbers are those of scoring all recordings together.
+    """
+    by_subject = {}
+    for rec in recordings:
+      by_subject.setdefault(rec.subject, []).append(rec)
+    k = self.run.cfg.num_classes
+    pooled = np.zeros((k, k), np.int64)
+    per_subject = {}
+    for subject, recs in sorted(by_subject.items()):
+      scored = evaluate_classifier(
+          params, self.run.cfg,
+          input_pipeline.whole_recordings(
+              recs, self.run.normalizer, self.config.data.eval_batch_size,
+              self.length),
+          sharding=self.sharding)
+      pooled += np.asarray(scored["confusion"])
+      per_subject[subject] = {key: scored[key] for key in
+                              ("macro_f1", "accuracy", "frames")}
+    return {**metrics.scores(pooled), "confusion": pooled.tolist(),
+            "per_subject": per_subject}

@@ -244,7 +244,9 @@ def _train(runs, configs, workdirs, phase, layout, writer, t0, tag) -> list:
                      "ETA %s", tag, done, steps, _floats(loss),
                      _floats(grad_norm, 3), rate,
                      _fmt_seconds((steps - done) / max(rate, 1e-9)))
-      if done % config.eval_every == 0 or is_last:
+      if done % config.eval_every == 0 or is_last or (
+          done <= config.dense_eval_until
+          and done % config.dense_eval_every == 0):
         records = evaluate_now("val", done)
         logging.info("%s step %d val %s", tag, done,
                      " | ".join(_short(r) for r in records))

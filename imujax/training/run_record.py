@@ -43,6 +43,9 @@ class RunRecord:
   sample_rate_hz: float
   normalizer: dict           # {"mean": [C], "std": [C]}.
   source: dict               # Where the encoder came from ({} = scratch).
+  # What the data was: input_pipeline.Dataset.fingerprint (a recordings
+  # build's hash of its spec and files; TFDS name/config/version otherwise).
+  data_fingerprint: str = ""
   # Config keys changed on resume (config.resume_changes), oldest first:
   # [{"step": resumed at, "changes": {key: [before, after]}}].
   history: list = dataclasses.field(default_factory=list)
@@ -57,7 +60,7 @@ class RunRecord:
   @classmethod
   def from_json(cls, data: dict, where: str = "run.json") -> "RunRecord":
     names = [f.name for f in dataclasses.fields(cls)]
-    optional = {"history"}
+    optional = {"history", "data_fingerprint"}
     missing = [n for n in names if n not in data and n not in optional]
     if missing:
       raise IncompatibleRunError(
@@ -70,10 +73,11 @@ class RunRecord:
 # checkpoint's shapes or the meaning of its steps and metrics.
 _IDENTITY_KEYS = ("model_config.", "phase", "objective", "dataset",
                   "channel_names", "class_names", "splits.",
-                  "labeled_recordings", "source.")
+                  "labeled_recordings", "source.", "data_fingerprint")
 # Config keys that may change between sessions of one run: where files are,
 # how often it logs, evaluates and checkpoints, and the override itself.
 RESUME_FREE = ("log_every", "eval_every", "checkpoint_every", "mode",
+               "dense_eval_until", "dense_eval_every",
                "num_seeds", "resume_changes", "data.data_dir",
                "data.manual_dir", "data.eval_batch_size",
                "pretrain.manual_dir")

@@ -12,6 +12,7 @@ import functools
 from typing import Any, NamedTuple
 
 from absl import logging
+from etils import epath
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -71,15 +72,47 @@ def _carry_channels(data, source, how: str):
 
 
 def _check_no_leak(source, init_from: str, dataset: str, splits: dict):
-  """Refuses an encoder pre-trained on this run's test subjects."""
-  if source is None or source.dataset != dataset:
+  """Refuses an encoder pre-trained on this run's val or test subjects.
+
+  Subjects are compared by cohort: another view or rate of one dataset
+  (sp_sw_har's watch and phone) records the same people.
+  """
+  if source is None or (input_pipeline.cohort_of(source.dataset)
+                        != input_pipeline.cohort_of(dataset)):
     return
-  leaked = sorted(set(source.splits["train"]) & set(splits["test"]))
+  held_out = set(splits["test"]) | set(splits["val"])
+  leaked = sorted(set(source.splits["train"]) & held_out)
   if leaked:
     raise ValueError(
-        f"init_from={init_from!r} was trained on subjects {leaked}, which "
-        "are test subjects of this run (the seeds differ?). Pre-train with "
-        "the same seed and data split as the fine-tuning run.")
+        f"init_from={init_from!r} was trained on {source.dataset} subjects "
+        f"{leaked}, which are validation or test subjects of this run on "
+        f"{dataset} (the same people; the seeds or folds differ?). "
+        "Pre-train with the same seed, folds and split as the fine-tuning "
+        "run.")
+
+
+def _check_source_finished(init_from: str, allow_unfinished: bool) -> None:
+  """An unfinished pre-training is refused unless asked for explicitly."""
+  if not allow_unfinished and not (
+      epath.Path(init_from) / "summary.json").exists():
+    raise ValueError(
+        f"init_from={init_from!r} has not finished (no summary.json): its "
+        "latest checkpoint is not the encoder the run was meant to produce. "
+        "Finish that run, or set init_from_unfinished=True to use it anyway.")
+
+
+def _check_supervised_source(objective, config, phase: str) -> None:
+  """Supervised pre-training must not read the target cohort's labels."""
+  if phase != "pretrain" or not objective.uses_labels:
+    return
+  if input_pipeline.cohort_of(config.pretrain.dataset) == (
+      input_pipeline.cohort_of(config.data.name)):
+    raise ValueError(
+        f"pretrain.objective={objective.name!r} on pretrain.dataset="
+        f"{config.pretrain.dataset!r} would train on labels of the target "
+        f"cohort ({config.data.name!r}: other views and rates of a dataset "
+        "record the same people), beyond the label budget. Pre-train on "
+        "another dataset's labels.")
 
 
 def _model_config(config, data, objective, source,
@@ -126,15 +159,20 @@ def prepare(config: ml_collections.ConfigDict, phase: str) -> Run:
   `data.name`. Subjects are split with the same seed in both phases.
   """
   objective = objectives.get(objective_name(config, phase))
+  _check_supervised_source(objective, config, phase)
   name, data = _dataset(config, phase)
   init_from = config.init_from if phase == "finetune" else ""
-  source = run_record.read(init_from) if init_from else None
+  source = None
+  if init_from:
+    source = run_record.read(init_from)
+    _check_source_finished(init_from, config.init_from_unfinished)
   data, plan = _carry_channels(data, source, config[phase].get(
       "channels", "auto"))
 
   splits = input_pipeline.split_subjects(
       [r.subject for r in data.recordings], config.seed,
-      config.data.val_subjects, config.data.test_subjects)
+      config.data.val_subjects, config.data.test_subjects,
+      config.data.num_folds, config.data.fold, config.data.fold_seed)
   _check_no_leak(source, init_from, name, splits)
   by_split = {k: input_pipeline.select(data.recordings, v)
               for k, v in splits.items()}
@@ -151,6 +189,11 @@ def prepare(config: ml_collections.ConfigDict, phase: str) -> Run:
   opts = options.validate(objective.name,
                           given.to_dict() if given is not None else {})
   opts.update(losses.data_options(data.channel_names))
+  if phase == "finetune" and config.finetune.augment:
+    opts["augment"] = config.finetune.augment
+    opts["augment_opts"] = {
+        **options.validate("simclr", config.pretrain.simclr.to_dict()),
+        "time_warp_std": 0., **losses.data_options(data.channel_names)}
   params = _init_params(config.seed, cfg, objective, opts)
   source_info = {}
   if source is not None:
@@ -175,7 +218,7 @@ def prepare(config: ml_collections.ConfigDict, phase: str) -> Run:
       sample_rate_hz=data.sample_rate_hz,
       normalizer={"mean": normalizer.mean.tolist(),
                   "std": normalizer.std.tolist()},
-      source=source_info)
+      source=source_info, data_fingerprint=data.fingerprint)
   loss_fn = functools.partial(objective.loss, cfg=cfg, opts=opts)
   return Run(objective, data, by_split, train_recs, normalizer,
              losses.stats_of(normalizer.mean, normalizer.std), cfg, opts,

@@ -1,0 +1,207 @@
+"""The claims a sweep supports, from per-subject test scores (see `paired`).
+
+`select_by_validation` keeps, per dataset × budget × arm, the learning rate
+with the best mean final validation macro-F1 (validation subjects only: test
+scores never choose anything). `claim_rows` compares each arm with scratch
+per dataset × budget (Holm-adjusted across the arms of a cell),
+`pooled_rows` per arm over every dataset and budget, and
+`convergence_rows` counts fine-tune steps to validation targets with runs
+that never reach a target censored, not dropped.
+"""
+
+import collections
+import math
+
+import numpy as np
+
+from imujax.experiments import paired
+
+ABSOLUTE_TARGETS = (0.5, 0.7)     # Validation macro-F1 levels.
+RELATIVE_TARGETS = (0.9, 0.95)    # Fractions of the same seed's scratch best.
+
+
+def _final_val(run) -> float:
+  return run.val[-1][1] if run.val else math.nan
+
+
+def select_by_validation(runs: list) -> tuple[list, dict]:
+  """(runs at each arm's chosen learning rate, {cell arm: chosen rate}).
+
+  Cells whose arm has one learning rate keep it; the choice is reported
+  only where there was one to make.
+  """
+  groups = collections.defaultdict(lambda: collections.defaultdict(list))
+  for r in runs:
+    if r.test is not None:
+      groups[(r.dataset, r.budget, r.arm)][r.learning_rate].append(r)
+  kept, chosen = [], {}
+  for key, by_rate in sorted(groups.items()):
+    best = max(by_rate, key=lambda lr: (np.nanmean(
+        [_final_val(r) for r in by_rate[lr]]), -lr))
+    if len(by_rate) > 1:
+      chosen[key] = best
+    kept.extend(by_rate[best])
+  return kept, chosen
+
+
+def subject_scores(runs: list) -> dict:
+  """{(dataset, budget): {arm: {(subject, seed): test macro-F1}}}."""
+  out = collections.defaultdict(lambda: collections.defaultdict(dict))
+  for r in runs:
+    if r.test is None:
+      continue
+    for subject, s in (r.test.get("per_subject") or {}).items():
+      out[(r.dataset, r.budget)][r.arm][(subject, r.seed)] = s["macro_f1"]
+  return out
+
+
+def _diffs(arm: dict, scratch: dict) -> dict:
+  return {k: arm[k] - scratch[k] for k in sorted(set(arm) & set(scratch))}
+
+
+def claim_rows(runs: list) -> list[dict]:
+  """Per dataset × budget × arm: the paired difference with scratch."""
+  rows = []
+  for (dataset, budget), arms in sorted(subject_scores(runs).items(),
+                                        key=lambda kv: (kv[0][0],
+                                                        kv[0][1] or 1e9)):
+    scratch = arms.get("scratch", {})
+    cell = {arm: paired.summary(_diffs(scores, scratch))
+            for arm, scores in sorted(arms.items())
+            if arm != "scratch" and _diffs(scores, scratch)}
+    adjusted = paired.holm({a: s["p"] for a, s in cell.items()})
+    for arm, s in cell.items():
+      rows.append({"dataset": dataset, "budget": budget, "arm": arm, **s,
+                   "p_holm": adjusted[arm]})
+  return rows
+
+
+def pooled_rows(runs: list) -> list[dict]:
+  """Per arm, every dataset and budget together (clusters: dataset+subject)."""
+  pooled = collections.defaultdict(dict)
+  for (dataset, budget), arms in subject_scores(runs).items():
+    scratch = arms.get("scratch", {})
+    for arm, scores in arms.items():
+      if arm == "scratch":
+        continue
+      for (subject, seed), d in _diffs(scores, scratch).items():
+        pooled[arm][(f"{dataset}/{subject}", f"{budget}/{seed}")] = d
+  return [{"arm": arm, **paired.summary(d)} for arm, d in sorted(
+      pooled.items())]
+
+
+def _first_step(val: list, target: float) -> float:
+  """The first validated step at or above target; inf if never (censored)."""
+  return next((float(s) for s, f in val if f >= target), math.inf)
+
+
+def censored_median(times: list, seed: int = 0) -> tuple:
+  """(median, lo, hi): censored times are inf, so the median is inf when
+  half or more never reached; the interval resamples runs."""
+  times = np.asarray(times, np.float64)
+  if not len(times):
+    return math.nan, math.nan, math.nan
+  rng = np.random.default_rng(seed)
+  finite = np.where(np.isinf(times), 1e18, times)  # Order kept, no inf - inf.
+  boots = np.median(finite[rng.integers(0, len(times),
+                                        (2000, len(times)))], axis=1)
+  out = [np.median(finite), *np.percentile(boots, [2.5, 97.5])]
+  return tuple(math.inf if v >= 1e17 else float(v) for v in out)
+
+
+def convergence_rows(runs: list) -> list[dict]:
+  """Steps to each target per dataset × budget × arm, censored honestly."""
+  cells = collections.defaultdict(lambda: collections.defaultdict(dict))
+  for r in runs:
+    if r.test is not None:
+      cells[(r.dataset, r.budget)][r.arm][(r.seed, r.fold)] = r
+  rows = []
+  for (dataset, budget), arms in sorted(cells.items(),
+                                        key=lambda kv: (kv[0][0],
+                                                        kv[0][1] or 1e9)):
+    scratch = arms.get("scratch", {})
+    for arm, by_key in sorted(arms.items()):
+      row = {"dataset": dataset, "budget": budget, "arm": arm,
+             "runs": len(by_key)}
+      targets = [(f"f1>={t}", lambda r, k, t=t: t) for t in ABSOLUTE_TARGETS]
+      targets += [(f"{round(t * 100)}%scratch", lambda r, k, t=t: (
+          t * max(f for _, f in scratch[k].val)
+          if k in scratch and scratch[k].val else math.nan))
+                  for t in RELATIVE_TARGETS]
+      for name, target_of in targets:
+        times = [_first_step(r.val, target_of(r, k))
+                 for k, r in by_key.items()
+                 if not math.isnan(target_of(r, k))]
+        med, lo, hi = censored_median(times)
+        row[f"{name}_reached"] = f"{sum(map(math.isfinite, times))}/" \
+                                 f"{len(times)}"
+        row[f"{name}_median"], row[f"{name}_lo"], row[f"{name}_hi"] = (
+            med, lo, hi)
+        # Time to target in total steps, pre-training included.
+        row[f"{name}_median_total"] = med + np.mean(
+            [r.pretrain_steps for r in by_key.values()])
+      rows.append(row)
+  return rows
+
+
+def _f(x, digits=3, sign=False) -> str:
+  if x is None or (isinstance(x, float) and math.isnan(x)):
+    return "–"
+  if isinstance(x, float) and math.isinf(x):
+    return "never"
+  return f"{x:+.{digits}f}" if sign else f"{x:.{digits}f}"
+
+
+def markdown(runs: list, chosen: dict) -> str:
+  """The subject-level sections of a report (empty without per-subject
+  scores, i.e. for runs written before imujax recorded them)."""
+  rows = claim_rows(runs)
+  if not rows:
+    return ""
+  lines = [
+      "## Paired claims per subject (arm − scratch, test macro-F1)", "",
+      "n = subjects × seeds paired with scratch on the same split, labels "
+      "and head initialisation. 95% interval: hierarchical bootstrap "
+      f"(subjects, then seeds within them; {paired.SAMPLES} resamples). p: "
+      "sign-flip test over subjects' mean differences; Holm-adjusted across "
+      "the arms of each dataset × budget. d_z: mean / sd of the subjects' "
+      "mean differences.", "",
+      "| dataset | labelled subjects | arm | n (subjects × seeds) | Δ F1 | "
+      "95% CI | p | p (Holm) | d_z |", "|---" * 9 + "|"]
+  for r in rows:
+    lines.append(
+        f"| {r['dataset']} | {r['budget'] or 'all'} | {r['arm']} | "
+        f"{r['subjects']} × {r['seeds']} | {_f(r['mean'], sign=True)} | "
+        f"[{_f(r['ci_lo'], sign=True)}, {_f(r['ci_hi'], sign=True)}] | "
+        f"{_f(r['p'])} | {_f(r['p_holm'])} | {_f(r['d_z'], 2)} |")
+  lines += ["", "### Pooled over datasets and budgets", "",
+            "| arm | n (dataset-subjects × budget-seeds) | Δ F1 | 95% CI | p |"
+            " d_z |", "|---" * 6 + "|"]
+  for r in pooled_rows(runs):
+    lines.append(
+        f"| {r['arm']} | {r['subjects']} × {r['seeds']} | "
+        f"{_f(r['mean'], sign=True)} | [{_f(r['ci_lo'], sign=True)}, "
+        f"{_f(r['ci_hi'], sign=True)}] | {_f(r['p'])} | {_f(r['d_z'], 2)} |")
+  conv = convergence_rows(runs)
+  names = [f"f1>={t}" for t in ABSOLUTE_TARGETS] + [
+      f"{round(t * 100)}%scratch" for t in RELATIVE_TARGETS]
+  lines += ["", "### Fine-tune steps to validation targets", "",
+            "Median first validated step reaching the target (runs that "
+            "never reach it count as never: censored, not dropped), its 95% "
+            "bootstrap interval over runs, reached / runs; in brackets the "
+            "median in total steps including pre-training.", "",
+            "| dataset | labelled subjects | arm | " + " | ".join(names) + " |",
+            "|---" * (3 + len(names)) + "|"]
+  for r in conv:
+    cells = [f"{_f(r[n + '_median'], 0)} [{_f(r[n + '_lo'], 0)}, "
+             f"{_f(r[n + '_hi'], 0)}] {r[n + '_reached']} "
+             f"({_f(r[n + '_median_total'], 0)})" for n in names]
+    lines.append(f"| {r['dataset']} | {r['budget'] or 'all'} | {r['arm']} | "
+                 + " | ".join(cells) + " |")
+  if chosen:
+    lines += ["", "### Learning rates chosen on validation subjects", "",
+              "| dataset | labelled subjects | arm | learning rate |",
+              "|---|---|---|---|"]
+    for (dataset, budget, arm), lr in sorted(chosen.items()):
+      lines.append(f"| {dataset} | {budget or 'all'} | {arm} | {lr:g} |")
+  return "\n".join(lines) + "\n"
