@@ -414,3 +414,20 @@ def test_limits_named_in_errors_are_spec_keys(tmp_path):
     _build(tmp_path)
   builder, ex = _build(tmp_path, "max_gap_s = 2.0\n" + SPEC)
   assert builder.info.metadata["repairs"]["gaps_interpolated"] == 1
+
+
+def test_any_rate_is_a_config_name(tmp_path):
+  """A 20 Hz device stays at 20 Hz (`recordings/20hz`), not resampled 2.5x."""
+  t = np.arange(200) * 10.0  # 100 Hz in ms, 1.99 s.
+  ax = np.round(np.sin(t / 300.0), 6)
+  _csv(tmp_path / "data" / "P01_a.csv", t, ax, ax, ["still"] * 200)
+  builder, ex = _build(tmp_path, config="20hz")
+  e = _rec(ex, "P01_a")
+  grid = np.arange(40) / 20.0
+  np.testing.assert_allclose(e["signals"][:, 0],
+                             np.interp(grid, t / 1000, ax) * 9.80665,
+                             rtol=1e-5)
+  assert builder.info.metadata["sample_rate_hz"] == 20.0
+  with pytest.raises(ValueError, match="<N>hz"):
+    rb.Builder(spec=str(tmp_path / "data" / "imujax_spec.toml"),
+               config="fast", data_dir=str(tmp_path / "tfds"))

@@ -821,14 +821,32 @@ class Config(tfds.core.BuilderConfig):
   fingerprint: str = ""
 
 
+_ANY_RATE = re.compile(r"^(\d+(?:\.\d+)?)hz$")
+
+
 def _rate_of(config) -> str:
+  """The rate part of a config name: a named rate, `native` or any `<N>hz`.
+
+  A lab's device may sample at 20 Hz: `recordings/20hz` keeps it there
+  rather than resampling it to one of the named rates.
+  """
   name = (config.name if isinstance(config, tfds.core.BuilderConfig)
           else (config or "50hz"))
-  rates = [part for part in name.split("_") if part in RATES]
+  rates = [part for part in name.split("_")
+           if part in RATES or _ANY_RATE.match(part)]
   if not rates:
-    raise ValueError(f"config {name!r}: the rate must be one of "
-                     f"{sorted(RATES)} (e.g. config='50hz').")
+    raise ValueError(f"config {name!r}: the rate must be `native` or "
+                     "`<N>hz`, e.g. config='20hz' (data.name="
+                     "'recordings/20hz').")
   return rates[-1]
+
+
+def _hz(rate: str, spec) -> float | None:
+  if rate == "native":
+    return spec.rate_hz
+  if rate in RATES:
+    return RATES[rate]
+  return float(_ANY_RATE.match(rate).group(1))
 
 
 class Builder(tfds.core.GeneratorBasedBuilder):
@@ -863,7 +881,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
       self._manifest = input_manifest(self._folder, self._spec, self._files,
                                       rate)
       self._fingerprint = fingerprint(self._manifest)
-      hz = RATES[rate] if rate != "native" else self._spec.rate_hz
+      hz = _hz(rate, self._spec)
       # The fingerprint in the name keys the build on its inputs: TFDS
       # reuses a prepared dataset only if nothing it was built from changed.
       config = Config(name=f"{self._spec.name}_{rate}_"
