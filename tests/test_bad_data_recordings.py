@@ -12,6 +12,8 @@ import pytest
 
 from imujax.datasets import resample
 from imujax.datasets.recordings import recordings_dataset_builder as rb
+from imujax.datasets.recordings import readers
+from imujax.datasets.recordings import paths
 
 SPEC = """
 name = "lab"
@@ -240,7 +242,7 @@ def test_spec_paths_stay_inside_the_data_folder(tmp_path, edit, message):
 def test_label_file_pattern_is_substituted_not_formatted(tmp_path):
   spec = rb.load_spec(_spec_file(tmp_path, NPZ_SPEC.replace(
       "{stem}.labels.csv", "labels/{name}-{stem}.csv")))
-  path = rb.label_path(spec, tmp_path / "data" / "ann-1.npz")
+  path = paths.label_path(spec, tmp_path / "data" / "ann-1.npz")
   assert path == tmp_path / "data" / "labels" / "ann-1.npz-ann-1.csv"
 
 
@@ -348,7 +350,7 @@ def test_npz_with_a_corrupted_member_names_the_file(tmp_path):
   path.write_bytes(bytes(raw))
   spec = rb.load_spec(_spec_file(tmp_path, NPZ_SPEC))
   with pytest.raises(ValueError, match=r"ann-1.npz: array 'imu' is damaged"):
-    rb.read_npz(path, spec)
+    readers.read_npz(path, spec)
 
 
 def test_header_only_folder_names_the_folder(tmp_path):
@@ -381,8 +383,8 @@ def test_parquet_text_column_and_damage_name_the_file(tmp_path):
                                                         "*.parquet")))
   with pytest.raises(ValueError, match=r"P01_a.parquet: column 'ax' holds "
                      "text, not numbers"):
-    rb.read_parquet(path, spec)
+    readers.read_parquet(path, spec)
   path.write_bytes(path.read_bytes()[:100])
   with pytest.raises(ValueError, match=r"P01_a.parquet: not a readable "
                      "Parquet file"):
-    rb.read_parquet(path, spec)
+    readers.read_parquet(path, spec)

@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 import numpy as np
 
 from imujax.datasets.recordings import recordings_dataset_builder as rb
+from imujax.datasets.recordings import label_files
 
 # IMUJAX_FUZZ_EXAMPLES=2000 for a longer, random hunt; the default is a fixed
 # set of examples (the same on every CI run) that keeps the file under 30 s.
@@ -227,7 +228,7 @@ def test_label_files(segments, n):
     t = np.arange(n) / 50.0
     try:
       with _no_hang():
-        labels = rb.read_label_file(tmp / "a-1.labels.csv", spec, t)
+        labels = label_files.read_label_file(tmp / "a-1.labels.csv", spec, t)
     except ValueError as e:
       assert "a-1.labels.csv" in str(e), f"error names no file: {e}"
       return

@@ -9,6 +9,7 @@ import pytest
 
 from imujax.datasets import resample
 from imujax.datasets.recordings import recordings_dataset_builder as rb
+from imujax.datasets.recordings import readers
 import mvnx_fixtures
 
 SPEC = """
@@ -237,8 +238,8 @@ def test_mvnx_files_and_truncation_policy(tmp_path):
   (data / "Ann.mvnx").write_text(text[:len(text) // 2])
   strict = rb.load_spec(_spec(tmp_path, MVNX_SPEC % "false"))
   with pytest.raises(ValueError, match=r"Ann.mvnx:\d+: the file ends before"):
-    rb.read_recording(data / "Ann.mvnx", strict)
-  table, _ = rb.read_recording(
+    readers.read_recording(data / "Ann.mvnx", strict)
+  table, _ = readers.read_recording(
       data / "Ann.mvnx", rb.load_spec(_spec(tmp_path, MVNX_SPEC % "true")))
   assert table.repairs["truncated_file_tail_dropped"] == 1
   assert 50 < len(table.timestamps_s) < 62
@@ -267,13 +268,13 @@ def test_parquet_values_or_what_to_install(tmp_path):
   except ImportError:
     (tmp_path / "data" / "P01_a.parquet").write_bytes(b"PAR1")
     with pytest.raises(ImportError, match=r"pip install pyarrow=="):
-      rb.read_parquet(tmp_path / "data" / "P01_a.parquet", spec)
+      readers.read_parquet(tmp_path / "data" / "P01_a.parquet", spec)
     return
   t = np.arange(100) * 10.0
   pq.write_table(pa.table({"t": t, "ax": np.ones(100), "gx": np.zeros(100),
                            "activity": ["walk"] * 100}),
                  str(tmp_path / "data" / "P01_a.parquet"))
-  table, _ = rb.read_recording(tmp_path / "data" / "P01_a.parquet", spec)
+  table, _ = readers.read_recording(tmp_path / "data" / "P01_a.parquet", spec)
   np.testing.assert_allclose(table.values[:, 0], 9.80665)
   assert (table.labels == 1).all()
 

@@ -2,13 +2,13 @@
 
 import dataclasses
 import json
+import sys
 
 from etils import epath
 import jax
 import numpy as np
 import pytest
 
-from imujax import configlib
 from imujax.data import input_pipeline
 from imujax import models
 from imujax.online import model
@@ -20,6 +20,10 @@ from imujax.online import streamer
 from imujax.training import loop
 from imujax.training import run_record
 from imujax.datasets import resample
+from tests.conftest import REPO
+
+sys.path.insert(0, str(REPO / "configs"))
+import test as test_config  # noqa: E402  configs/test.py
 
 
 def make_run(tmp_path_factory, tfds_dir) -> str:
@@ -30,18 +34,11 @@ def make_run(tmp_path_factory, tfds_dir) -> str:
   """
   workdir = tmp_path_factory.getbasetemp() / "stream_run"
   if not (workdir / "summary.json").exists():
-    config = configlib.base()
-    config.mode = "finetune"
-    config.data.name = "seglearn_watch"
+    config = test_config.get_config(
+        "mode=finetune,data.labeled_subjects=0,model.layers=2,"
+        "finetune.steps=10,finetune.warmup_steps=2,log_every=10,"
+        "eval_every=10,checkpoint_every=10")
     config.data.data_dir = tfds_dir
-    config.data.window = 32
-    config.data.eval_batch_size = 8
-    config.model.hidden = 16
-    config.model.layers = 2
-    config.finetune.steps = 10
-    config.finetune.batch_size = 8
-    config.finetune.warmup_steps = 2
-    config.log_every = config.eval_every = config.checkpoint_every = 10
     loop.train_and_evaluate(config, str(workdir), "finetune")
   return str(workdir)
 

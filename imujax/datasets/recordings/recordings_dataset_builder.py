@@ -55,25 +55,22 @@ Bad input (each a test in tests/test_recordings.py or tests/test_bad_data_*):
 All bad files of a build are reported together, in one error.
 """
 
-import csv
 import dataclasses
 import hashlib
-import io
 import json
-import math
 import os
 import pathlib
 import re
-import stat
 
 from absl import logging
-from etils import epath
 import numpy as np
 import tensorflow_datasets as tfds
 
 from imujax.datasets import common
 from imujax.datasets import mvnx
 from imujax.datasets import resample
+from imujax.datasets.recordings import paths
+from imujax.datasets.recordings import readers
 from imujax.datasets.recordings import schema
 
 # The spec's schema lives in schema.py; these names stay importable from here.
@@ -81,10 +78,8 @@ Spec = schema.Spec
 SpecError = schema.SpecError
 load_spec = schema.load_spec
 UNITS, TIME_UNITS, FORMATS = schema.UNITS, schema.TIME_UNITS, schema.FORMATS
-_plain = schema.plain
 
 RATES = common.rates(None)  # Native: the spec's, else the files' rate.
-PYARROW_PIN = "pyarrow==26.0.1"
 REPAIR_KEYS = ("malformed_rows_dropped", "truncated_rows_dropped",
                "values_beyond_float32",
                "recordings_shorter_than_min_duration",
@@ -94,9 +89,6 @@ REPAIR_KEYS = ("malformed_rows_dropped", "truncated_rows_dropped",
 # Bumped whenever the same files would give different examples; part of the
 # fingerprint, so a new reader never reuses an old reader's build.
 READER_VERSION = 2
-F32_MAX = float(np.finfo(np.float32).max)
-# More errors than this in one build are summarised by their count.
-_MAX_LISTED_ERRORS = 20
 
 
 class BuildError(ValueError):
@@ -107,597 +99,9 @@ class BuildError(ValueError):
     self.errors = errors
 
 
-class Table:
-  """One file's columns as parsed.
-
-  Attributes:
-    timestamps_s: <float64>[T] seconds.
-    values: <float64>[T, C] in SI units.
-    labels: <int32>[T] or None.
-    lines: <int64>[T] file line of each row (row index for binary formats).
-    repairs: repair name -> count.
-  """
-
-  def __init__(self, timestamps_s, values, labels, lines, repairs):
-    self.timestamps_s, self.values, self.labels = timestamps_s, values, labels
-    self.lines, self.repairs = lines, repairs
-
-
-def _check_regular(path, spec: Spec) -> os.stat_result:
-  """Raises unless `path` is a regular file within the size cap.
-
-  Only stat() is called, which never blocks: a FIFO, a device such as
-  /dev/zero or a dangling symlink is refused before any byte is read.
-  """
-  if os.path.islink(path) and not os.path.exists(path):
-    raise ValueError(f"{path}: a symlink to {os.readlink(path)!r}, which does "
-                     "not exist; restore the target or delete the link.")
-  try:
-    st = os.stat(path)
-  except OSError as e:
-    raise ValueError(f"{path}: cannot be read ({e.strerror}).") from None
-  if not stat.S_ISREG(st.st_mode):
-    kind = ("a directory" if stat.S_ISDIR(st.st_mode) else
-            "a FIFO" if stat.S_ISFIFO(st.st_mode) else
-            "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)
-            else "a socket" if stat.S_ISSOCK(st.st_mode) else "special")
-    raise ValueError(f"{path}: {kind}, not a regular file; imujax reads only "
-                     "regular files. Replace it with the data file or move "
-                     "it out of the data folder.")
-  if st.st_size > spec.max_file_mb * 2**20:
-    raise ValueError(
-        f"{path}: {st.st_size / 2**20:.0f} MiB, more than max_file_mb = "
-        f"{_plain(spec.max_file_mb)}; split the recording, or raise "
-        f"max_file_mb in {spec.path}.")
-  return st
-
-
-def read_bytes(path, spec: Spec) -> bytes:
-  """The bytes of a regular file of at most `max_file_mb`; never blocks."""
-  _check_regular(path, spec)
-  limit = int(spec.max_file_mb * 2**20)
-  # O_NONBLOCK: should the path turn into a FIFO after the check, open()
-  # returns at once instead of waiting for a writer; fstat then refuses it.
-  fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-  try:
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-      raise ValueError(f"{path}: not a regular file; imujax reads only "
-                       "regular files.")
-    with os.fdopen(fd, "rb", closefd=False) as f:
-      data = f.read(limit + 1)
-  finally:
-    os.close(fd)
-  if len(data) > limit:
-    raise ValueError(f"{path}: grew beyond max_file_mb = "
-                     f"{_plain(spec.max_file_mb)} while read; raise "
-                     f"max_file_mb in {spec.path}.")
-  return data
-
-
-def read_text(path, spec: Spec) -> str:
-  """A text file decoded with `csv.encoding`; errors name the line and fix."""
-  data = read_bytes(path, spec)
-  try:
-    text = data.decode(spec.encoding)
-  except UnicodeDecodeError as e:
-    line = data[:e.start].count(b"\n") + 1
-    if data[:2] in (b"\xff\xfe", b"\xfe\xff") or b"\x00" in data[:64]:
-      fix = ('it looks like UTF-16: set csv.encoding = "utf-16" in '
-             f"{spec.path}, or re-save the file as UTF-8")
-    else:
-      fix = ("re-save the file as UTF-8, or set csv.encoding (e.g. "
-             f'"latin-1") in {spec.path}')
-    raise ValueError(
-        f"{path}:{line}: byte {data[e.start]:#04x} is not valid "
-        f"{spec.encoding}; {fix}.") from None
-  text = text.lstrip("\ufeff")
-  if "\x00" in text:
-    line = text[:text.index("\x00")].count("\n") + 1
-    raise ValueError(
-        f"{path}:{line}: NUL character: a binary file, or UTF-16 text read "
-        f"as {spec.encoding}. Set csv.encoding = \"utf-16\" in {spec.path} "
-        "if it is UTF-16 text, else remove the file from the data folder.")
-  return text
-
-
-def to_si(values: np.ndarray, scale, path, lines, repairs: dict) -> np.ndarray:
-  """values * scale, with values beyond float32 set NaN and counted.
-
-  Examples are stored as float32: a finite value that does not fit (1e39, or
-  1e38 g once in m/s^2) would silently become +inf. It is treated as missing
-  instead, counted in `values_beyond_float32`, and then follows the NaN rules
-  (short runs interpolated and counted, long runs an error).
-  """
-  values = np.asarray(values, np.float64)
-  with np.errstate(over="ignore", invalid="ignore"):
-    out = values * np.asarray(scale, np.float64)
-  over = np.isfinite(values) & ~(np.abs(out) <= F32_MAX)
-  n = int(over.sum())
-  repairs["values_beyond_float32"] = repairs.get("values_beyond_float32",
-                                                 0) + n
-  if n:
-    row = int(np.flatnonzero(over.any(axis=1))[0])
-    where = (f"{path}:{int(lines[row])}" if lines is not None
-             else f"{path}: row {row}")
-    logging.warning("%s: %d value(s) beyond float32 (first: %s) treated as "
-                    "missing.", where, n, _plain(values[over][0]))
-    out[over] = np.nan
-  return out
-
-
-def _label_id(spec: Spec, value, where: str) -> int:
-  """Maps one label value (string or int) to a class id, or -1."""
-  if isinstance(value, (bool, np.bool_)):
-    value = int(value)
-  if isinstance(value, bytes):  # A bytes column of an NPZ or Parquet file.
-    value = value.decode("utf-8", "replace")
-  if isinstance(value, (int, np.integer)):
-    if not -1 <= int(value) < len(spec.class_names):
-      raise ValueError(f"{where}: label {int(value)} is outside 0.."
-                       f"{len(spec.class_names) - 1} (labels.class_names).")
-    return int(value)
-  text = str(value).strip()
-  if text in spec.unlabelled:
-    return -1
-  if text in spec.label_map:
-    return spec.label_map[text]
-  raise ValueError(
-      f"{where}: unknown label {text[:80]!r}; the spec {spec.path} maps "
-      f"{sorted(spec.label_map)}. Add it to labels.map (or labels.class_names),"
-      " or list it in labels.unlabelled to mark its frames -1.")
-
-
-def _wanted_columns(spec: Spec) -> list[str]:
-  wanted = [c for c, _, _ in spec.channels]
-  if spec.time_column:
-    wanted.append(spec.time_column)
-  if spec.label_column:
-    wanted.append(spec.label_column)
-  return wanted
-
-
-def read_csv(path: epath.Path, spec: Spec) -> Table:
-  """Parses a CSV with a header row naming the spec's columns."""
-  text = read_text(path, spec)
-  rows = text.splitlines()
-  if not rows:
-    raise ValueError(f"{path}: empty file; delete it or restore it.")
-  try:
-    header = next(csv.reader([rows[0]], delimiter=spec.delimiter), [])
-  except csv.Error as e:
-    raise ValueError(f"{path}:1: the header does not parse ({e}).") from None
-  header = [h.strip() for h in header]
-  wanted = _wanted_columns(spec)
-  missing = [c for c in wanted if c not in header]
-  if missing:
-    raise ValueError(
-        f"{path}:1: columns {missing} are not in the header "
-        f"{[h[:40] for h in header[:50]]}; fix the spec's column names "
-        f"({spec.path}), or csv.delimiter if the header is one field.")
-  repeated = sorted({c for c in wanted if header.count(c) > 1})
-  if repeated:
-    raise ValueError(
-        f"{path}:1: the header names {repeated} more than once; which one the "
-        "spec means is ambiguous. Rename the duplicated columns.")
-  col = {h: i for i, h in enumerate(header)}
-  ch_idx = [col[c] for c, _, _ in spec.channels]
-  scale = np.array([s for _, _, s in spec.channels])
-  repairs = {"malformed_rows_dropped": 0, "truncated_rows_dropped": 0}
-  end = len(rows)
-  if len(rows) > 1 and not text.endswith(("\n", "\r")):
-    # A cut-off last row may still parse (a shortened number): never trust it.
-    end -= 1
-    repairs["truncated_rows_dropped"] = 1
-  ts, values, labels, lines, malformed = [], [], [], [], []
-  reader = csv.reader(rows[1:end], delimiter=spec.delimiter)
-  lineno = 1
-  while True:
-    try:
-      fields = next(reader)
-    except StopIteration:
-      break
-    except csv.Error as e:
-      raise ValueError(f"{path}:{lineno + 1}: the row does not parse ({e}); "
-                       "fix or delete it.") from None
-    lineno = reader.line_num + 1
-    if not fields:
-      continue
-    if len(fields) != len(header):
-      raise ValueError(
-          f"{path}:{lineno}: {len(fields)} fields, the header has "
-          f"{len(header)} ({spec.delimiter!r}-separated). The row is damaged: "
-          "fix or delete it.")
-    try:
-      row = [float(fields[i]) for i in ch_idx]
-      t = float(fields[col[spec.time_column]]) if spec.time_column else None
-    except ValueError:
-      malformed.append(lineno)
-      continue
-    if spec.label_column:
-      labels.append(_label_id(spec, fields[col[spec.label_column]],
-                              f"{path}:{lineno}"))
-    ts.append(t)
-    values.append(row)
-    lines.append(lineno)
-  if len(malformed) > spec.max_malformed_rows:
-    raise ValueError(
-        f"{path}:{malformed[0]}: {len(malformed)} rows whose numbers do not "
-        f"parse (first: {rows[malformed[0] - 1][:80]!r}); at most "
-        f"{spec.max_malformed_rows} are dropped (csv.max_malformed_rows). "
-        "Numbers need '.' decimals and no thousands separators: re-export the "
-        "file.")
-  if malformed:
-    logging.warning("%s: dropped %d malformed row(s) at line(s) %s", path,
-                    len(malformed), malformed[:20])
-  repairs["malformed_rows_dropped"] = len(malformed)
-  lines = np.asarray(lines, np.int64)
-  values = to_si(np.asarray(values, np.float64).reshape(-1, len(ch_idx)),
-                 scale, path, lines, repairs)
-  if spec.time_column:
-    t = np.asarray(ts, np.float64) * spec.time_unit
-  else:
-    t = (lines - 2) / spec.rate_hz  # Row position keeps dropped rows' slots.
-  return Table(t, values, np.asarray(labels, np.int32)
-               if spec.label_column else None, lines, repairs)
-
-
-def _numeric(path, name: str, a: np.ndarray, spec: Spec) -> np.ndarray:
-  if a.dtype.kind not in "biuf":
-    raise ValueError(
-        f"{path}: column {name!r} has dtype {a.dtype} (not numbers); store "
-        f"it as a float array, or fix the column names in {spec.path}.")
-  return a
-
-
-def _columns_from_arrays(path, spec: Spec, get) -> Table:
-  """Builds a Table from a `get(column) -> 1-D array` accessor."""
-  cols = [_numeric(path, c, get(c), spec) for c, _, _ in spec.channels]
-  n = len(cols[0])
-  if any(len(c) != n for c in cols):
-    raise ValueError(f"{path}: channel columns differ in length "
-                     f"{[len(c) for c in cols]}; fix the file.")
-  repairs = {}
-  values = to_si(np.stack(cols, axis=1).astype(np.float64),
-                 [s for _, _, s in spec.channels], path, None, repairs)
-  if spec.time_column:
-    t = _numeric(path, spec.time_column, get(spec.time_column), spec)
-    t = np.asarray(t, np.float64) * spec.time_unit
-  else:
-    t = np.arange(n) / spec.rate_hz
-  labels = None
-  if spec.label_column:
-    raw = get(spec.label_column)
-    if raw.dtype.kind not in "biuUSO":
-      raise ValueError(
-          f"{path}: label column {spec.label_column!r} has dtype {raw.dtype};"
-          " labels are integers (class ids) or strings (class names).")
-    labels = np.array([_label_id(spec, v.item() if hasattr(v, "item") else v,
-                                 f"{path}: row {i}")
-                       for i, v in enumerate(raw)], np.int32)
-  return Table(t, values, labels, np.arange(n), repairs)
-
-
-def _npz_column(data, path, spec, column: str):
-  """'key' (1-D array) or 'key:j' (column j of a 2-D array)."""
-  key, _, j = column.partition(":")
-  if key not in data.files:
-    raise ValueError(f"{path}: no array {key!r} (has {sorted(data.files)}); "
-                     f"fix the column names in {spec.path}.")
-  member = f"{key}.npy" if f"{key}.npy" in data.zip.namelist() else key
-  info = data.zip.getinfo(member)
-  if info.file_size > spec.max_file_mb * 2**20:
-    raise ValueError(
-        f"{path}: array {key!r} unpacks to {info.file_size / 2**20:.0f} MiB, "
-        f"more than max_file_mb = {_plain(spec.max_file_mb)}; raise "
-        f"max_file_mb in {spec.path} if that is right.")
-  try:
-    a = data[key]
-  except ValueError as e:
-    if "allow_pickle" in str(e) or "Object arrays" in str(e):
-      raise ValueError(f"{path}: array {key!r} holds Python objects, which "
-                       "imujax never unpickles; save it as a numeric array "
-                       "(np.asarray(x, np.float32)).") from None
-    raise ValueError(f"{path}: array {key!r} is damaged ({e}); re-save the "
-                     "file with numpy.savez.") from None
-  except Exception as e:  # zlib.error, BadZipFile, EOFError: a broken member.
-    raise ValueError(f"{path}: array {key!r} is damaged ({type(e).__name__}: "
-                     f"{e}); re-save the file with numpy.savez.") from None
-  if not isinstance(a, np.ndarray):  # A zip member that is no .npy array.
-    raise ValueError(f"{path}: member {member!r} is not a numpy array; "
-                     "re-save the file with numpy.savez.")
-  if j:
-    if not j.isdigit():
-      raise ValueError(f"{path}: column {column!r}: after ':' comes a column "
-                       f"index (e.g. '{key}:0'); fix it in {spec.path}.")
-    if a.ndim != 2 or int(j) >= a.shape[1]:
-      raise ValueError(
-          f"{path}: column {column!r}: array {key!r} has shape "
-          f"{tuple(int(s) for s in a.shape)}; '{key}:j' needs a 2-D array "
-          f"with more than {j} columns. Fix it in {spec.path}.")
-    return a[:, int(j)]
-  if a.ndim != 1:
-    raise ValueError(f"{path}: array {key!r} has shape "
-                     f"{tuple(int(s) for s in a.shape)}; name one column as "
-                     f"'{key}:<index>' in {spec.path}.")
-  return a
-
-
-def read_npz(path: epath.Path, spec: Spec) -> Table:
-  raw = read_bytes(path, spec)
-  if raw.startswith(b"\x93NUMPY"):
-    raise ValueError(f"{path}: a single .npy array, not an .npz archive; save "
-                     "it with numpy.savez(path, name=array) and name the "
-                     f"columns in {spec.path}.")
-  if not raw.startswith(b"PK"):
-    raise ValueError(f"{path}: not an NPZ (zip) archive"
-                     f"{' (empty file)' if not raw else ''}; re-save it with "
-                     "numpy.savez, or remove it from the data folder.")
-  try:
-    data = np.load(io.BytesIO(raw), allow_pickle=False)
-  except Exception as e:  # BadZipFile, EOFError, ...: a damaged archive.
-    raise ValueError(f"{path}: damaged NPZ archive ({type(e).__name__}: {e}); "
-                     "re-save it with numpy.savez.") from None
-  with data:
-    return _columns_from_arrays(path, spec,
-                                lambda c: _npz_column(data, path, spec, c))
-
-
-def read_parquet(path: epath.Path, spec: Spec) -> Table:
-  try:
-    import pyarrow as pa  # Optional: only Parquet users need it.
-    import pyarrow.parquet as pq
-  except ImportError:
-    raise ImportError(f"{path}: reading Parquet needs pyarrow; run: pip "
-                      f"install {PYARROW_PIN}") from None
-  raw = read_bytes(path, spec)
-  try:
-    table = pq.read_table(pa.BufferReader(raw))
-  except Exception as e:  # ArrowInvalid, OSError: not (valid) Parquet.
-    raise ValueError(f"{path}: not a readable Parquet file ({e}); re-export "
-                     "it.") from None
-  names = table.column_names
-  repeated = sorted({c for c in _wanted_columns(spec) if names.count(c) > 1})
-  if repeated:
-    raise ValueError(f"{path}: columns {repeated} appear more than once; "
-                     "rename the duplicates.")
-
-  def get(c):
-    if c not in names:
-      raise ValueError(f"{path}: no column {c!r} (has {names}); fix the "
-                       f"column names in {spec.path}.")
-    a = table.column(c).to_numpy(zero_copy_only=False)
-    if a.dtype.kind == "O" and c != spec.label_column:
-      raise ValueError(f"{path}: column {c!r} holds text, not numbers; "
-                       "re-export it as a float column.")
-    return a
-  return _columns_from_arrays(path, spec, get)
-
-
-def mvnx_channel_names(sensors, spec: Spec) -> list[str]:
-  axes = {"acc": "xyz", "gyr": "xyz", "quat": "wxyz"}
-  return [f"{mvnx.sensor_placement(s)}_{q}_{a}" for s in sensors
-          for q in spec.mvnx_quantities for a in axes[q]]
-
-
-def read_mvnx_file(path: epath.Path, spec: Spec) -> tuple[Table, list[str]]:
-  _check_regular(path, spec)
-  try:
-    rec = mvnx.read(path, mvnx.IMU_FIELDS,
-                    allow_truncated=spec.allow_truncated_mvnx)
-  except mvnx.MvnxError as e:
-    if "allow_truncated" in str(e):  # Name the spec key, not the argument.
-      raise mvnx.MvnxError(f"{e} (spec key mvnx.allow_truncated = true in "
-                           f"{spec.path})") from None
-    raise
-  imu = mvnx.imu_channels(rec)
-  sensors = spec.mvnx_sensors or rec.sensor_labels
-  unknown = [s for s in sensors if s not in rec.sensor_labels]
-  if unknown:
-    raise ValueError(f"{path}: sensors {unknown} are not in the file "
-                     f"({rec.sensor_labels}); fix mvnx.sensors in {spec.path}.")
-  idx = [rec.sensor_labels.index(s) for s in sensors]
-  parts = {"acc": imu.acc, "gyr": imu.gyr, "quat": imu.quat}
-  values = np.concatenate(
-      [np.concatenate([parts[q][:, i] for q in spec.mvnx_quantities], axis=1)
-       for i in idx], axis=1).astype(np.float64)
-  repairs = dict(rec.repairs)
-  values = to_si(values, 1.0, path, None, repairs)
-  table = Table(rec.timestamps_s, values, None, np.arange(len(rec.index)),
-                repairs)
-  return table, mvnx_channel_names(sensors, spec)
-
-
-def read_label_file(path: epath.Path, spec: Spec, t: np.ndarray,
-                    repairs: dict | None = None) -> np.ndarray:
-  """Segment file `start,end,label` (data clock and unit) -> <int32>[T].
-
-  Raises ValueError naming the file (and line) for start > end, non-finite
-  times, overlapping segments, and when the segments cover less than
-  `labels.min_coverage` of the recording's samples: a label file in seconds
-  for data in ms (or the reverse, or epoch against relative times) would
-  otherwise leave every frame silently -1.
-  """
-  rows = read_text(path, spec).splitlines()
-  header = [h.strip() for h in rows[0].split(",")] if rows else []
-  if header[:3] != ["start", "end", "label"]:
-    raise ValueError(f"{path}:1: expected the header 'start,end,label', found "
-                     f"{rows[0][:80] if rows else 'an empty file'!r}.")
-  out = np.full(t.shape, -1, np.int32)
-  covered = np.zeros(t.shape, bool)
-  unit = spec.time_unit if spec.time_column else 1.0
-  unit_name = next((k for k, v in TIME_UNITS.items() if v == unit), "s")
-  first = last = None
-  outside = 0
-  reader = csv.reader(rows[1:])
-  lineno = 1
-  while True:
-    try:
-      fields = next(reader)
-    except StopIteration:
-      break
-    except csv.Error as e:
-      raise ValueError(f"{path}:{lineno + 1}: the row does not parse ({e}); "
-                       "fix it.") from None
-    lineno = reader.line_num + 1
-    if not fields:
-      continue
-    if len(fields) != 3:
-      raise ValueError(f"{path}:{lineno}: {len(fields)} fields, expected 3 "
-                       "(start,end,label); fix the row.")
-    try:
-      start, end = float(fields[0]), float(fields[1])
-    except ValueError:
-      raise ValueError(f"{path}:{lineno}: start/end {fields[:2]} are not "
-                       "numbers; fix the row.") from None
-    if not (math.isfinite(start) and math.isfinite(end)):
-      raise ValueError(f"{path}:{lineno}: start/end {fields[:2]} are not "
-                       "finite; fix the row.")
-    if start > end:
-      raise ValueError(f"{path}:{lineno}: start {_plain(start)} is after end "
-                       f"{_plain(end)}; swap them or fix the row.")
-    start, end = start * unit, end * unit
-    label = _label_id(spec, fields[2], f"{path}:{lineno}")
-    first = start if first is None else min(first, start)
-    last = end if last is None else max(last, end)
-    inside = (t >= start) & (t < end)
-    if len(t) and (end <= t[0] or start > t[-1]):
-      outside += 1
-    if (inside & covered).any():
-      raise ValueError(f"{path}:{lineno}: segment [{fields[0]}, {fields[1]}) "
-                       "overlaps an earlier one; fix the segments.")
-    covered |= inside
-    out[inside] = label
-  if repairs is not None and outside:
-    repairs["label_segments_outside_recording"] = (
-        repairs.get("label_segments_outside_recording", 0) + outside)
-  if len(t) >= 2 and covered.mean() < spec.min_label_coverage:
-    clock = ("time.unit" if spec.time_column
-             else "seconds from the first sample, with time.rate_hz")
-    span = ("it has no segments" if first is None else
-            f"its segments span {_plain(first / unit)}..{_plain(last / unit)}"
-            f" {unit_name}")
-    raise ValueError(
-        f"{path}: labels {covered.sum()} of {len(t)} samples "
-        f"({100 * covered.mean():.1f}%, less than labels.min_coverage = "
-        f"{_plain(spec.min_label_coverage)}); {span} but the "
-        f"recording spans {_plain(t[0] / unit)}..{_plain(t[-1] / unit)} "
-        f"{unit_name}. Label times must be on the data's clock and in its "
-        f"unit ({clock}); fix the file, or lower "
-        f"labels.min_coverage in {spec.path} if it really labels so little.")
-  return out
-
-
-def label_path(spec: Spec, data_path) -> epath.Path:
-  """The segment file of a data file: `labels.file` with {stem}, {name}.
-
-  A plain substitution (never `str.format`, which would evaluate attribute
-  lookups such as `{stem.__class__}` written in the spec).
-  """
-  data_path = epath.Path(data_path)
-  fields = {"stem": data_path.stem, "name": data_path.name}
-  name = re.sub(r"\{(stem|name)\}", lambda m: fields[m.group(1)],
-                spec.label_file)
-  if ".." in re.split(r"[\\/]", name):
-    raise ValueError(f"{data_path}: labels.file gives {name!r}, outside the "
-                     "data folder; rename the file.")
-  return data_path.parent / name
-
-
 def _add(total: dict, repairs: dict) -> None:
   for k, v in repairs.items():
     total[k] = total.get(k, 0) + int(v)
-
-
-def _too_many(errors: list, what: str) -> str:
-  listed = "\n".join(f"  - {e}" for e in errors[:_MAX_LISTED_ERRORS])
-  more = len(errors) - _MAX_LISTED_ERRORS
-  return (f"{len(errors)} {what}; fix them all, then rebuild:\n{listed}" +
-          (f"\n  ... and {more} more" if more > 0 else ""))
-
-
-def list_files(folder, spec: Spec) -> list[epath.Path]:
-  """The data files of the spec under `folder`, sorted.
-
-  Raises:
-    FileNotFoundError: the folder is missing, or no file matches.
-    ValueError: a matching path is a dangling symlink or not a regular file
-      (all such paths in one message).
-  """
-  folder = pathlib.Path(folder)
-  if not folder.is_dir():
-    raise FileNotFoundError(
-        f"{folder}: the data folder does not exist (the spec's folder, or "
-        f"manual_dir; spec {spec.path}). Point it at the folder holding the "
-        "recordings.")
-  files, bad = [], []
-  # pathlib: epath refuses recursive '**' patterns (costly on cloud storage).
-  for p in sorted(folder.glob(spec.files)):
-    suffix = p.suffix.lower()
-    if not ((spec.format or FORMATS.get(suffix)) and suffix in FORMATS):
-      continue
-    if p.is_symlink() and not p.exists():
-      bad.append(f"{p}: a symlink to {os.readlink(p)!r}, which does not "
-                 "exist; restore the target or delete the link.")
-    elif p.is_dir():
-      continue
-    elif not p.is_file():
-      bad.append(f"{p}: not a regular file (a FIFO, device or socket); "
-                 "imujax reads only regular files. Move it out of the data "
-                 "folder.")
-    else:
-      files.append(epath.Path(p))
-  if bad:
-    raise ValueError(_too_many(bad, f"bad paths in {folder}"))
-  if spec.label_file:
-    label_names = {label_path(spec, p).name for p in files}
-    files = [p for p in files if p.name not in label_names]
-  if not files:
-    raise FileNotFoundError(
-        f"{folder}: no data files match files={spec.files!r} ({spec.path}). "
-        "Point manual_dir (or the spec's folder) at the data.")
-  return files
-
-
-def subject_of(path: epath.Path, folder: epath.Path, spec: Spec) -> str:
-  rel = pathlib.Path(path).relative_to(folder).as_posix()
-  m = re.search(spec.subject_regex, rel)
-  if not m:
-    raise ValueError(f"{path}: subject_regex {spec.subject_regex!r} does not "
-                     f"match {rel!r}; fix the regex in {spec.path}.")
-  subject = m.groupdict().get("subject") or m.group(1 if m.groups() else 0)
-  if not subject:
-    raise ValueError(f"{path}: subject_regex {spec.subject_regex!r} matches "
-                     f"an empty subject in {rel!r}; fix the regex in "
-                     f"{spec.path}.")
-  return subject
-
-
-def read_recording(path: epath.Path, spec: Spec) -> tuple[Table, list[str]]:
-  """Reads one data file (+ its label file) in any supported format."""
-  fmt = spec.format or FORMATS[path.suffix.lower()]
-  names = [n for _, n, _ in spec.channels]
-  if fmt == "csv":
-    table = read_csv(path, spec)
-  elif fmt == "npz":
-    table = read_npz(path, spec)
-  elif fmt == "parquet":
-    table = read_parquet(path, spec)
-  else:
-    table, names = read_mvnx_file(path, spec)
-  if spec.label_file:
-    labels = label_path(spec, path)
-    if os.path.lexists(labels):
-      table.labels = read_label_file(labels, spec, table.timestamps_s,
-                                     table.repairs)
-    elif spec.missing_label_file == "unlabelled":
-      table.labels = np.full(table.timestamps_s.shape, -1, np.int32)
-      table.repairs["label_files_missing_unlabelled"] = 1
-    else:
-      raise FileNotFoundError(
-          f"{labels}: label file for {path} is missing. Add it, or set "
-          f"labels.missing_file = 'unlabelled' in {spec.path} to keep the "
-          "recording with every frame -1.")
-  return table, names
 
 
 def _resample_error(e: resample.ResampleError, spec: Spec, overflow: int):
@@ -716,7 +120,7 @@ def _resample_error(e: resample.ResampleError, spec: Spec, overflow: int):
 
 def make_example(path, spec: Spec, rate_hz, repairs: dict) -> dict | None:
   """One file -> example (signals, labels) on the grid; None if skipped."""
-  table, _ = read_recording(path, spec)
+  table, _ = readers.read_recording(path, spec)
   if len(table.timestamps_s) < 2:
     _add(repairs, table.repairs)
     logging.warning("%s: %d sample(s), fewer than 2: skipped.", path,
@@ -772,10 +176,10 @@ def input_manifest(folder, spec: Spec, files, rate: str) -> dict:
   folder = pathlib.Path(folder)
   entries = {}
   for p in files:
-    paths = [pathlib.Path(p)]
+    inputs = [pathlib.Path(p)]
     if spec.label_file:
-      paths.append(pathlib.Path(label_path(spec, p)))
-    for q in paths:
+      inputs.append(pathlib.Path(paths.label_path(spec, p)))
+    for q in inputs:
       rel = q.relative_to(folder).as_posix()
       try:
         st = os.stat(q)
@@ -877,7 +281,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
       self._folder = pathlib.Path(
           os.path.expanduser(str(manual_dir)) if manual_dir
           else self._spec.folder).absolute()
-      self._files = list_files(self._folder, self._spec)
+      self._files = paths.list_files(self._folder, self._spec)
       self._manifest = input_manifest(self._folder, self._spec, self._files,
                                       rate)
       self._fingerprint = fingerprint(self._manifest)
@@ -970,9 +374,9 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     if sensors is None:
       # Without mvnx.sensors the names come from the first file (read whole,
       # which is fast: see imujax.datasets.mvnx).
-      _check_regular(self._files[0], spec)
+      paths.check_regular(self._files[0], spec)
       sensors = mvnx.read(self._files[0], ("sensorOrientation",)).sensor_labels
-    return mvnx_channel_names(sensors, spec)
+    return readers.mvnx_channel_names(sensors, spec)
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
     del dl_manager  # The folder was fixed (and fingerprinted) in __init__.
@@ -986,7 +390,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     rate = self.builder_config.rate_hz
     files = self._files
     if rate is None:  # native, with no rate in the spec: the first file's.
-      table, _ = read_recording(files[0], spec)
+      table, _ = readers.read_recording(files[0], spec)
       rate = resample.native_rate_hz(table.timestamps_s)
       self.info.metadata["sample_rate_hz"] = rate
     errors, skipped, yielded = [], 0, 0
@@ -996,7 +400,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         if example is None:
           skipped += 1
           continue
-        subject = subject_of(path, folder, spec)
+        subject = paths.subject_of(path, folder, spec)
       except (ValueError, OSError) as e:
         # Keep going: the user gets every bad file in one error.
         errors.append(e)
@@ -1010,7 +414,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     if len(errors) == 1:
       raise errors[0]
     if errors:
-      raise BuildError(_too_many(errors, f"of {len(files)} files in {folder} "
+      raise BuildError(paths.too_many(errors, f"of {len(files)} files in {folder} "
                                  "are bad"), errors)
     if not yielded:
       raise ValueError(

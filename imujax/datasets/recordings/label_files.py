@@ -1,0 +1,122 @@
+"""Labels of a recording: class names to ids, and segment label files.
+
+A label value maps through the spec (`labels.map`, `unlabelled`) to a class
+id or -1; a label file (per recording, `labels.file`) holds segments
+[start, end, label] in the spec's time unit, which must cover at least
+`labels.min_coverage` of the recording's frames.
+"""
+
+import csv
+import math
+
+from etils import epath
+import numpy as np
+
+from imujax.datasets.recordings import paths
+from imujax.datasets.recordings import schema
+
+Spec = schema.Spec
+SpecError = schema.SpecError
+_plain = schema.plain
+
+
+def label_id(spec: Spec, value, where: str) -> int:
+  """Maps one label value (string or int) to a class id, or -1."""
+  if isinstance(value, (bool, np.bool_)):
+    value = int(value)
+  if isinstance(value, bytes):  # A bytes column of an NPZ or Parquet file.
+    value = value.decode("utf-8", "replace")
+  if isinstance(value, (int, np.integer)):
+    if not -1 <= int(value) < len(spec.class_names):
+      raise ValueError(f"{where}: label {int(value)} is outside 0.."
+                       f"{len(spec.class_names) - 1} (labels.class_names).")
+    return int(value)
+  text = str(value).strip()
+  if text in spec.unlabelled:
+    return -1
+  if text in spec.label_map:
+    return spec.label_map[text]
+  raise ValueError(
+      f"{where}: unknown label {text[:80]!r}; the spec {spec.path} maps "
+      f"{sorted(spec.label_map)}. Add it to labels.map (or labels.class_names),"
+      " or list it in labels.unlabelled to mark its frames -1.")
+
+
+def read_label_file(path: epath.Path, spec: Spec, t: np.ndarray,
+                    repairs: dict | None = None) -> np.ndarray:
+  """Segment file `start,end,label` (data clock and unit) -> <int32>[T].
+
+  Raises ValueError naming the file (and line) for start > end, non-finite
+  times, overlapping segments, and when the segments cover less than
+  `labels.min_coverage` of the recording's samples: a label file in seconds
+  for data in ms (or the reverse, or epoch against relative times) would
+  otherwise leave every frame silently -1.
+  """
+  rows = paths.read_text(path, spec).splitlines()
+  header = [h.strip() for h in rows[0].split(",")] if rows else []
+  if header[:3] != ["start", "end", "label"]:
+    raise ValueError(f"{path}:1: expected the header 'start,end,label', found "
+                     f"{rows[0][:80] if rows else 'an empty file'!r}.")
+  out = np.full(t.shape, -1, np.int32)
+  covered = np.zeros(t.shape, bool)
+  unit = spec.time_unit if spec.time_column else 1.0
+  unit_name = next((k for k, v in schema.TIME_UNITS.items() if v == unit), "s")
+  first = last = None
+  outside = 0
+  reader = csv.reader(rows[1:])
+  lineno = 1
+  while True:
+    try:
+      fields = next(reader)
+    except StopIteration:
+      break
+    except csv.Error as e:
+      raise ValueError(f"{path}:{lineno + 1}: the row does not parse ({e}); "
+                       "fix it.") from None
+    lineno = reader.line_num + 1
+    if not fields:
+      continue
+    if len(fields) != 3:
+      raise ValueError(f"{path}:{lineno}: {len(fields)} fields, expected 3 "
+                       "(start,end,label); fix the row.")
+    try:
+      start, end = float(fields[0]), float(fields[1])
+    except ValueError:
+      raise ValueError(f"{path}:{lineno}: start/end {fields[:2]} are not "
+                       "numbers; fix the row.") from None
+    if not (math.isfinite(start) and math.isfinite(end)):
+      raise ValueError(f"{path}:{lineno}: start/end {fields[:2]} are not "
+                       "finite; fix the row.")
+    if start > end:
+      raise ValueError(f"{path}:{lineno}: start {_plain(start)} is after end "
+                       f"{_plain(end)}; swap them or fix the row.")
+    start, end = start * unit, end * unit
+    label = label_id(spec, fields[2], f"{path}:{lineno}")
+    first = start if first is None else min(first, start)
+    last = end if last is None else max(last, end)
+    inside = (t >= start) & (t < end)
+    if len(t) and (end <= t[0] or start > t[-1]):
+      outside += 1
+    if (inside & covered).any():
+      raise ValueError(f"{path}:{lineno}: segment [{fields[0]}, {fields[1]}) "
+                       "overlaps an earlier one; fix the segments.")
+    covered |= inside
+    out[inside] = label
+  if repairs is not None and outside:
+    repairs["label_segments_outside_recording"] = (
+        repairs.get("label_segments_outside_recording", 0) + outside)
+  if len(t) >= 2 and covered.mean() < spec.min_label_coverage:
+    clock = ("time.unit" if spec.time_column
+             else "seconds from the first sample, with time.rate_hz")
+    span = ("it has no segments" if first is None else
+            f"its segments span {_plain(first / unit)}..{_plain(last / unit)}"
+            f" {unit_name}")
+    raise ValueError(
+        f"{path}: labels {covered.sum()} of {len(t)} samples "
+        f"({100 * covered.mean():.1f}%, less than labels.min_coverage = "
+        f"{_plain(spec.min_label_coverage)}); {span} but the "
+        f"recording spans {_plain(t[0] / unit)}..{_plain(t[-1] / unit)} "
+        f"{unit_name}. Label times must be on the data's clock and in its "
+        f"unit ({clock}); fix the file, or lower "
+        f"labels.min_coverage in {spec.path} if it really labels so little.")
+  return out

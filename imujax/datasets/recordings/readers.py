@@ -1,0 +1,357 @@
+"""Readers: one file of a spec's format into a `Table` in SI units.
+
+CSV (with the spec's encoding, delimiter and malformed-row policy), NPZ,
+Parquet and MVNX recordings, and label files (per-frame columns or segment
+tables). Every error names the file (and line) and the fix; every repair is
+counted.
+"""
+
+import csv
+import io
+import os
+
+from absl import logging
+from etils import epath
+import numpy as np
+
+from imujax.datasets import mvnx
+from imujax.datasets.recordings import schema
+
+Spec = schema.Spec
+SpecError = schema.SpecError
+_plain = schema.plain
+
+from imujax.datasets.recordings import label_files
+from imujax.datasets.recordings import paths
+
+F32_MAX = float(np.finfo(np.float32).max)
+PYARROW_PIN = "pyarrow==26.0.1"
+
+
+class Table:
+  """One file's columns as parsed.
+
+  Attributes:
+    timestamps_s: <float64>[T] seconds.
+    values: <float64>[T, C] in SI units.
+    labels: <int32>[T] or None.
+    lines: <int64>[T] file line of each row (row index for binary formats).
+    repairs: repair name -> count.
+  """
+
+  def __init__(self, timestamps_s, values, labels, lines, repairs):
+    self.timestamps_s, self.values, self.labels = timestamps_s, values, labels
+    self.lines, self.repairs = lines, repairs
+
+
+def to_si(values: np.ndarray, scale, path, lines, repairs: dict) -> np.ndarray:
+  """values * scale, with values beyond float32 set NaN and counted.
+
+  Examples are stored as float32: a finite value that does not fit (1e39, or
+  1e38 g once in m/s^2) would silently become +inf. It is treated as missing
+  instead, counted in `values_beyond_float32`, and then follows the NaN rules
+  (short runs interpolated and counted, long runs an error).
+  """
+  values = np.asarray(values, np.float64)
+  with np.errstate(over="ignore", invalid="ignore"):
+    out = values * np.asarray(scale, np.float64)
+  over = np.isfinite(values) & ~(np.abs(out) <= F32_MAX)
+  n = int(over.sum())
+  repairs["values_beyond_float32"] = repairs.get("values_beyond_float32",
+                                                 0) + n
+  if n:
+    row = int(np.flatnonzero(over.any(axis=1))[0])
+    where = (f"{path}:{int(lines[row])}" if lines is not None
+             else f"{path}: row {row}")
+    logging.warning("%s: %d value(s) beyond float32 (first: %s) treated as "
+                    "missing.", where, n, _plain(values[over][0]))
+    out[over] = np.nan
+  return out
+
+
+def _wanted_columns(spec: Spec) -> list[str]:
+  wanted = [c for c, _, _ in spec.channels]
+  if spec.time_column:
+    wanted.append(spec.time_column)
+  if spec.label_column:
+    wanted.append(spec.label_column)
+  return wanted
+
+
+def read_csv(path: epath.Path, spec: Spec) -> Table:
+  """Parses a CSV with a header row naming the spec's columns."""
+  text = paths.read_text(path, spec)
+  rows = text.splitlines()
+  if not rows:
+    raise ValueError(f"{path}: empty file; delete it or restore it.")
+  try:
+    header = next(csv.reader([rows[0]], delimiter=spec.delimiter), [])
+  except csv.Error as e:
+    raise ValueError(f"{path}:1: the header does not parse ({e}).") from None
+  header = [h.strip() for h in header]
+  wanted = _wanted_columns(spec)
+  missing = [c for c in wanted if c not in header]
+  if missing:
+    raise ValueError(
+        f"{path}:1: columns {missing} are not in the header "
+        f"{[h[:40] for h in header[:50]]}; fix the spec's column names "
+        f"({spec.path}), or csv.delimiter if the header is one field.")
+  repeated = sorted({c for c in wanted if header.count(c) > 1})
+  if repeated:
+    raise ValueError(
+        f"{path}:1: the header names {repeated} more than once; which one the "
+        "spec means is ambiguous. Rename the duplicated columns.")
+  col = {h: i for i, h in enumerate(header)}
+  ch_idx = [col[c] for c, _, _ in spec.channels]
+  scale = np.array([s for _, _, s in spec.channels])
+  repairs = {"malformed_rows_dropped": 0, "truncated_rows_dropped": 0}
+  end = len(rows)
+  if len(rows) > 1 and not text.endswith(("\n", "\r")):
+    # A cut-off last row may still parse (a shortened number): never trust it.
+    end -= 1
+    repairs["truncated_rows_dropped"] = 1
+  ts, values, labels, lines, malformed = [], [], [], [], []
+  reader = csv.reader(rows[1:end], delimiter=spec.delimiter)
+  lineno = 1
+  while True:
+    try:
+      fields = next(reader)
+    except StopIteration:
+      break
+    except csv.Error as e:
+      raise ValueError(f"{path}:{lineno + 1}: the row does not parse ({e}); "
+                       "fix or delete it.") from None
+    lineno = reader.line_num + 1
+    if not fields:
+      continue
+    if len(fields) != len(header):
+      raise ValueError(
+          f"{path}:{lineno}: {len(fields)} fields, the header has "
+          f"{len(header)} ({spec.delimiter!r}-separated). The row is damaged: "
+          "fix or delete it.")
+    try:
+      row = [float(fields[i]) for i in ch_idx]
+      t = float(fields[col[spec.time_column]]) if spec.time_column else None
+    except ValueError:
+      malformed.append(lineno)
+      continue
+    if spec.label_column:
+      labels.append(label_files.label_id(spec, fields[col[spec.label_column]],
+                              f"{path}:{lineno}"))
+    ts.append(t)
+    values.append(row)
+    lines.append(lineno)
+  if len(malformed) > spec.max_malformed_rows:
+    raise ValueError(
+        f"{path}:{malformed[0]}: {len(malformed)} rows whose numbers do not "
+        f"parse (first: {rows[malformed[0] - 1][:80]!r}); at most "
+        f"{spec.max_malformed_rows} are dropped (csv.max_malformed_rows). "
+        "Numbers need '.' decimals and no thousands separators: re-export the "
+        "file.")
+  if malformed:
+    logging.warning("%s: dropped %d malformed row(s) at line(s) %s", path,
+                    len(malformed), malformed[:20])
+  repairs["malformed_rows_dropped"] = len(malformed)
+  lines = np.asarray(lines, np.int64)
+  values = to_si(np.asarray(values, np.float64).reshape(-1, len(ch_idx)),
+                 scale, path, lines, repairs)
+  if spec.time_column:
+    t = np.asarray(ts, np.float64) * spec.time_unit
+  else:
+    t = (lines - 2) / spec.rate_hz  # Row position keeps dropped rows' slots.
+  return Table(t, values, np.asarray(labels, np.int32)
+               if spec.label_column else None, lines, repairs)
+
+
+def _numeric(path, name: str, a: np.ndarray, spec: Spec) -> np.ndarray:
+  if a.dtype.kind not in "biuf":
+    raise ValueError(
+        f"{path}: column {name!r} has dtype {a.dtype} (not numbers); store "
+        f"it as a float array, or fix the column names in {spec.path}.")
+  return a
+
+
+def _columns_from_arrays(path, spec: Spec, get) -> Table:
+  """Builds a Table from a `get(column) -> 1-D array` accessor."""
+  cols = [_numeric(path, c, get(c), spec) for c, _, _ in spec.channels]
+  n = len(cols[0])
+  if any(len(c) != n for c in cols):
+    raise ValueError(f"{path}: channel columns differ in length "
+                     f"{[len(c) for c in cols]}; fix the file.")
+  repairs = {}
+  values = to_si(np.stack(cols, axis=1).astype(np.float64),
+                 [s for _, _, s in spec.channels], path, None, repairs)
+  if spec.time_column:
+    t = _numeric(path, spec.time_column, get(spec.time_column), spec)
+    t = np.asarray(t, np.float64) * spec.time_unit
+  else:
+    t = np.arange(n) / spec.rate_hz
+  labels = None
+  if spec.label_column:
+    raw = get(spec.label_column)
+    if raw.dtype.kind not in "biuUSO":
+      raise ValueError(
+          f"{path}: label column {spec.label_column!r} has dtype {raw.dtype};"
+          " labels are integers (class ids) or strings (class names).")
+    labels = np.array([label_files.label_id(spec, v.item() if hasattr(v, "item") else v,
+                                 f"{path}: row {i}")
+                       for i, v in enumerate(raw)], np.int32)
+  return Table(t, values, labels, np.arange(n), repairs)
+
+
+def _npz_column(data, path, spec, column: str):
+  """'key' (1-D array) or 'key:j' (column j of a 2-D array)."""
+  key, _, j = column.partition(":")
+  if key not in data.files:
+    raise ValueError(f"{path}: no array {key!r} (has {sorted(data.files)}); "
+                     f"fix the column names in {spec.path}.")
+  member = f"{key}.npy" if f"{key}.npy" in data.zip.namelist() else key
+  info = data.zip.getinfo(member)
+  if info.file_size > spec.max_file_mb * 2**20:
+    raise ValueError(
+        f"{path}: array {key!r} unpacks to {info.file_size / 2**20:.0f} MiB, "
+        f"more than max_file_mb = {_plain(spec.max_file_mb)}; raise "
+        f"max_file_mb in {spec.path} if that is right.")
+  try:
+    a = data[key]
+  except ValueError as e:
+    if "allow_pickle" in str(e) or "Object arrays" in str(e):
+      raise ValueError(f"{path}: array {key!r} holds Python objects, which "
+                       "imujax never unpickles; save it as a numeric array "
+                       "(np.asarray(x, np.float32)).") from None
+    raise ValueError(f"{path}: array {key!r} is damaged ({e}); re-save the "
+                     "file with numpy.savez.") from None
+  except Exception as e:  # zlib.error, BadZipFile, EOFError: a broken member.
+    raise ValueError(f"{path}: array {key!r} is damaged ({type(e).__name__}: "
+                     f"{e}); re-save the file with numpy.savez.") from None
+  if not isinstance(a, np.ndarray):  # A zip member that is no .npy array.
+    raise ValueError(f"{path}: member {member!r} is not a numpy array; "
+                     "re-save the file with numpy.savez.")
+  if j:
+    if not j.isdigit():
+      raise ValueError(f"{path}: column {column!r}: after ':' comes a column "
+                       f"index (e.g. '{key}:0'); fix it in {spec.path}.")
+    if a.ndim != 2 or int(j) >= a.shape[1]:
+      raise ValueError(
+          f"{path}: column {column!r}: array {key!r} has shape "
+          f"{tuple(int(s) for s in a.shape)}; '{key}:j' needs a 2-D array "
+          f"with more than {j} columns. Fix it in {spec.path}.")
+    return a[:, int(j)]
+  if a.ndim != 1:
+    raise ValueError(f"{path}: array {key!r} has shape "
+                     f"{tuple(int(s) for s in a.shape)}; name one column as "
+                     f"'{key}:<index>' in {spec.path}.")
+  return a
+
+
+def read_npz(path: epath.Path, spec: Spec) -> Table:
+  raw = paths.read_bytes(path, spec)
+  if raw.startswith(b"\x93NUMPY"):
+    raise ValueError(f"{path}: a single .npy array, not an .npz archive; save "
+                     "it with numpy.savez(path, name=array) and name the "
+                     f"columns in {spec.path}.")
+  if not raw.startswith(b"PK"):
+    raise ValueError(f"{path}: not an NPZ (zip) archive"
+                     f"{' (empty file)' if not raw else ''}; re-save it with "
+                     "numpy.savez, or remove it from the data folder.")
+  try:
+    data = np.load(io.BytesIO(raw), allow_pickle=False)
+  except Exception as e:  # BadZipFile, EOFError, ...: a damaged archive.
+    raise ValueError(f"{path}: damaged NPZ archive ({type(e).__name__}: {e}); "
+                     "re-save it with numpy.savez.") from None
+  with data:
+    return _columns_from_arrays(path, spec,
+                                lambda c: _npz_column(data, path, spec, c))
+
+
+def read_parquet(path: epath.Path, spec: Spec) -> Table:
+  try:
+    import pyarrow as pa  # Optional: only Parquet users need it.
+    import pyarrow.parquet as pq
+  except ImportError:
+    raise ImportError(f"{path}: reading Parquet needs pyarrow; run: pip "
+                      f"install {PYARROW_PIN}") from None
+  raw = paths.read_bytes(path, spec)
+  try:
+    table = pq.read_table(pa.BufferReader(raw))
+  except Exception as e:  # ArrowInvalid, OSError: not (valid) Parquet.
+    raise ValueError(f"{path}: not a readable Parquet file ({e}); re-export "
+                     "it.") from None
+  names = table.column_names
+  repeated = sorted({c for c in _wanted_columns(spec) if names.count(c) > 1})
+  if repeated:
+    raise ValueError(f"{path}: columns {repeated} appear more than once; "
+                     "rename the duplicates.")
+
+  def get(c):
+    if c not in names:
+      raise ValueError(f"{path}: no column {c!r} (has {names}); fix the "
+                       f"column names in {spec.path}.")
+    a = table.column(c).to_numpy(zero_copy_only=False)
+    if a.dtype.kind == "O" and c != spec.label_column:
+      raise ValueError(f"{path}: column {c!r} holds text, not numbers; "
+                       "re-export it as a float column.")
+    return a
+  return _columns_from_arrays(path, spec, get)
+
+
+def mvnx_channel_names(sensors, spec: Spec) -> list[str]:
+  axes = {"acc": "xyz", "gyr": "xyz", "quat": "wxyz"}
+  return [f"{mvnx.sensor_placement(s)}_{q}_{a}" for s in sensors
+          for q in spec.mvnx_quantities for a in axes[q]]
+
+
+def read_mvnx_file(path: epath.Path, spec: Spec) -> tuple[Table, list[str]]:
+  paths.check_regular(path, spec)
+  try:
+    rec = mvnx.read(path, mvnx.IMU_FIELDS,
+                    allow_truncated=spec.allow_truncated_mvnx)
+  except mvnx.MvnxError as e:
+    if "allow_truncated" in str(e):  # Name the spec key, not the argument.
+      raise mvnx.MvnxError(f"{e} (spec key mvnx.allow_truncated = true in "
+                           f"{spec.path})") from None
+    raise
+  imu = mvnx.imu_channels(rec)
+  sensors = spec.mvnx_sensors or rec.sensor_labels
+  unknown = [s for s in sensors if s not in rec.sensor_labels]
+  if unknown:
+    raise ValueError(f"{path}: sensors {unknown} are not in the file "
+                     f"({rec.sensor_labels}); fix mvnx.sensors in {spec.path}.")
+  idx = [rec.sensor_labels.index(s) for s in sensors]
+  parts = {"acc": imu.acc, "gyr": imu.gyr, "quat": imu.quat}
+  values = np.concatenate(
+      [np.concatenate([parts[q][:, i] for q in spec.mvnx_quantities], axis=1)
+       for i in idx], axis=1).astype(np.float64)
+  repairs = dict(rec.repairs)
+  values = to_si(values, 1.0, path, None, repairs)
+  table = Table(rec.timestamps_s, values, None, np.arange(len(rec.index)),
+                repairs)
+  return table, mvnx_channel_names(sensors, spec)
+
+
+def read_recording(path: epath.Path, spec: Spec) -> tuple[Table, list[str]]:
+  """Reads one data file (+ its label file) in any supported format."""
+  fmt = spec.format or schema.FORMATS[path.suffix.lower()]
+  names = [n for _, n, _ in spec.channels]
+  if fmt == "csv":
+    table = read_csv(path, spec)
+  elif fmt == "npz":
+    table = read_npz(path, spec)
+  elif fmt == "parquet":
+    table = read_parquet(path, spec)
+  else:
+    table, names = read_mvnx_file(path, spec)
+  if spec.label_file:
+    labels = paths.label_path(spec, path)
+    if os.path.lexists(labels):
+      table.labels = label_files.read_label_file(labels, spec, table.timestamps_s,
+                                     table.repairs)
+    elif spec.missing_label_file == "unlabelled":
+      table.labels = np.full(table.timestamps_s.shape, -1, np.int32)
+      table.repairs["label_files_missing_unlabelled"] = 1
+    else:
+      raise FileNotFoundError(
+          f"{labels}: label file for {path} is missing. Add it, or set "
+          f"labels.missing_file = 'unlabelled' in {spec.path} to keep the "
+          "recording with every frame -1.")
+  return table, names
