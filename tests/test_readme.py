@@ -46,3 +46,15 @@ def test_every_documented_command_is_a_runnable_module(module):
     assert importlib.util.find_spec(f"{module}.__main__"), module
   else:
     assert '__name__ == "__main__"' in open(spec.origin).read(), module
+
+
+def test_the_own_recordings_spec_is_a_valid_spec(tmp_path):
+  from imujax.datasets.recordings import schema  # pylint: disable=g-import-not-at-top
+  blocks = re.findall(r"```toml\n(.*?)```", _section("Your own recordings"),
+                      re.S)
+  assert len(blocks) == 1
+  path = tmp_path / "spec.toml"
+  path.write_text(blocks[0])
+  spec = schema.load_spec(str(path))
+  assert spec.name == "phone_and_watch_lab"
+  assert [name for _, name, _ in spec.channels][:1] == ["wrist_acc_x"]
