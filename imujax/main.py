@@ -105,6 +105,9 @@ def main(argv):
   except _USER_ERRORS as e:
     print(f"imujax: config error: {one_line(e)}", file=sys.stderr)
     sys.exit(2)
+  if not sys.stderr.isatty():  # Bars glued onto log lines in files.
+    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+    tfds.disable_progress_bar()
   malloc = runtime.tune_malloc()  # Before XLA allocates anything.
   distributed.initialize(_DISTRIBUTED.value)  # Before any other JAX call.
   logging.get_absl_handler().addFilter(_QuietLogs())
