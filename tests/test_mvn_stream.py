@@ -113,7 +113,7 @@ def test_loopback_replay_of_a_generated_mvnx(tmp_path, udp_socket):
                            version=4, rate=60.)
   rec = mvnx.read(path, "all")
   asm, samples = _receive(udp_socket, str(path))
-  assert asm.counts["samples"] == 30 and asm.counts["late_dropped"] == 0
+  assert asm.counts["samples"] == 30 and asm.dropped["late"] == 0
   _check_against_file(rec, samples)
 
 
@@ -131,3 +131,77 @@ def test_loopback_replay_of_a_real_mvnx(shared_data, udp_socket):
   if "angularVelocity" not in rec.fields or not rec.sensor_labels:
     pytest.skip(f"{path.name} has no segment angular velocity or sensors")
   _check_against_file(rec, samples)
+
+
+# ------------------------------------------------ what UDP and senders break
+def _sample_grams(counter, segments=(10, 11), *, types=("22", "23"),
+                  tc=None, character=0):
+  """One sample's datagrams: one per type, items for `segments`."""
+  grams = {}
+  for mt in types:
+    items = np.zeros(len(segments), mvn_stream.ITEM_TYPES[mt])
+    items["segment_id"] = segments
+    grams[mt] = mvn_stream.encode_items(
+        mt, counter, 10 * counter if tc is None else tc, items,
+        character_id=character)[0]
+  return grams
+
+
+def _feed(asm, grams):
+  out = []
+  for g in grams:
+    out += asm.feed(g)
+  return out
+
+
+def test_assembler_counts_and_drops_bad_datagrams_without_raising():
+  asm = mvn_stream.MvnAssembler()
+  good = _sample_grams(0)
+  assert len(_feed(asm, [good["22"], good["23"]])) == 1
+  junk = [b"", b"MXTP23", b"XXXX01" + bytes(18), good["23"][:-4],
+          mvn_stream.encode(mvn_stream.Header("23", 1, 0, True, 3, 0),
+                            bytes(44))]
+  assert _feed(asm, junk) == []
+  assert {k: asm.dropped[k] for k in mvn_stream.PROTOCOL_ERRORS} == {
+      "short_datagram": 2, "not_mxtp": 1, "payload_size": 1, "item_size": 1}
+  # A straggler of sample 0 after it was finished: late, not a new sample.
+  assert _feed(asm, [good["22"]]) == [] and asm.dropped["late"] == 1
+  # Segment -1 and 99: those items dropped, the sample kept.
+  s = _sample_grams(1, segments=(10, -1, 99))
+  (sample,) = _feed(asm, [s["22"], s["23"]])
+  assert asm.dropped["bad_segment_id"] == 4
+  assert all("segment" not in c for c in sample.channels)
+  assert sample.channels[0] == "right_fore_arm_acc_x"
+  # A segment twice in one type: the whole sample dropped.
+  s = _sample_grams(2, segments=(10, 10))
+  assert _feed(asm, [s["22"], s["23"]]) == []
+  assert asm.dropped["duplicate_segment"] == 1
+  # A datagram received twice (the 23 is kept waiting for its 22).
+  s = _sample_grams(3)
+  assert _feed(asm, [s["23"], s["23"]]) == []
+  assert asm.dropped["duplicate_datagram"] == 1
+  (sample,) = _feed(asm, [s["22"]])
+  assert sample.sample_counter == 3
+  # An empty type-23 datagram: the sample has no tracker channels.
+  s = _sample_grams(4, segments=(), types=("23",))
+  g = _sample_grams(4, types=("22",))
+  (sample,) = _feed(asm, [s["23"], g["22"]])
+  assert sample.channels == [f"{p}_gyr_{a}" for p in ("right_fore_arm",
+                                                       "right_hand")
+                             for a in "xyz"]
+  # A lost type-22 datagram: sample 5 completes incomplete on sample 6.
+  s5, s6 = _sample_grams(5), _sample_grams(6)
+  assert _feed(asm, [s5["23"]]) == []
+  first, = _feed(asm, [s6["22"]])
+  assert first.sample_counter == 5 and asm.counts["incomplete_samples"] == 1
+  assert all("gyr" not in c for c in first.channels)
+  (second,) = _feed(asm, [s6["23"]])
+  assert second.sample_counter == 6
+  # A sender that restarts its counter is followed, not dropped as late.
+  assert len(_feed(asm, list(_sample_grams(5000).values()))) == 1
+  (again,) = _feed(asm, list(_sample_grams(0, tc=0).values()))
+  assert again.sample_counter == 0 and asm.counts["counter_restarts"] == 1
+  assert asm.dropped["late"] == 1
+  # Another character: counted, ignored.
+  assert _feed(asm, list(_sample_grams(9, character=2).values())) == []
+  assert asm.counts["other_character"] == 2

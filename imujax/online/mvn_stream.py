@@ -102,7 +102,14 @@ assert [ITEM_TYPES[k].itemsize for k in ("01", "02", "03", "20", "21", "22",
 
 
 class MvnProtocolError(ValueError):
-  """A datagram that does not follow the MVN streaming protocol."""
+  """A datagram off the MVN protocol; `kind`: one of `PROTOCOL_ERRORS`."""
+
+  def __init__(self, message: str, kind: str = "malformed"):
+    super().__init__(message)
+    self.kind = kind
+
+
+PROTOCOL_ERRORS = ("short_datagram", "not_mxtp", "payload_size", "item_size")
 
 
 class Header(NamedTuple):
@@ -150,17 +157,18 @@ def decode(data: bytes) -> Datagram:
   """Parses one datagram; raises `MvnProtocolError` naming the defect."""
   if len(data) < HEADER.size:
     raise MvnProtocolError(f"{len(data)}-byte datagram; an MVN datagram has a "
-                           f"{HEADER.size}-byte header.")
+                           f"{HEADER.size}-byte header.", "short_datagram")
   (ident, sample, counter, n, tc, char, segs, props, fingers,
    size) = HEADER.unpack_from(data)
   if ident[:4] != b"MXTP":
     raise MvnProtocolError(f"ID string {ident!r} does not start with b'MXTP': "
-                           "not an MVN network stream datagram.")
+                           "not an MVN network stream datagram.", "not_mxtp")
   mtype = ident[4:].decode("ascii", "replace")
   payload = bytes(data[HEADER.size:])
   if size != len(payload):
     raise MvnProtocolError(f"MXTP{mtype}: header says {size} payload bytes, "
-                           f"the datagram has {len(payload)} (truncated?).")
+                           f"the datagram has {len(payload)} (truncated?).",
+                           "payload_size")
   header = Header(mtype, sample, counter & 0x7F, bool(counter & 0x80), n, tc,
                   char, segs, props, fingers, size)
   dtype = ITEM_TYPES.get(mtype)
@@ -169,7 +177,7 @@ def decode(data: bytes) -> Datagram:
   if n * dtype.itemsize != len(payload):
     raise MvnProtocolError(
         f"MXTP{mtype}: {n} items of {dtype.itemsize} bytes expected, payload "
-        f"is {len(payload)} bytes.")
+        f"is {len(payload)} bytes.", "item_size")
   return Datagram(header, np.frombuffer(payload, dtype, n), payload)
 
 
@@ -198,29 +206,57 @@ class Sample(NamedTuple):
   values: np.ndarray       # <float64>[len(channels)]
 
 
+LATE_WINDOW = 1000  # Samples; a counter further back: a restarted sender.
+ASSEMBLER_DROPS = PROTOCOL_ERRORS + ("late", "duplicate_datagram",
+                                     "bad_segment_id", "duplicate_segment")
+
+
 class MvnAssembler:
   """Collects a character's datagrams into one sample per sampling instant.
 
   A sample is complete when every type in `expected` has delivered its last
   datagram (bit 7 of the datagram counter), or, failing that, when a later
-  sample counter arrives (what arrived of the earlier one is used).
+  sample counter arrives (what arrived of the earlier one is used, counted in
+  `counts["incomplete_samples"]`: a datagram was lost).
+
+  What UDP and senders do wrong is counted in `dropped` (kind -> n, all of
+  `ASSEMBLER_DROPS`) and never raised: a malformed datagram (the
+  `PROTOCOL_ERRORS`); a datagram of a sample already finished or older than
+  the one being collected ("late"); a datagram received twice
+  ("duplicate_datagram"); items whose segment ID is not one of the header's
+  segments, props or finger segments ("bad_segment_id": those items); a
+  segment twice in one sample's type ("duplicate_segment": the whole sample).
+  A sample counter more than `LATE_WINDOW` back is a restarted sender
+  (`counts["counter_restarts"]`). `last_problem` describes the last drop.
   """
 
   def __init__(self, expected=("22", "23"), character_id: int = 0):
     self.expected = frozenset(expected)
     self.character_id = character_id
-    self._sample = None
+    self._sample, self._last_done = None, None  # Collecting; last finished.
     self._parts: dict[str, list[np.ndarray]] = {}
+    self._seen: set[tuple[str, int]] = set()
     self._done: set[str] = set()
     self._tc = 0
-    self.counts = {"datagrams": 0, "samples": 0, "late_dropped": 0,
-                   "other_character": 0, "undecoded": 0}
-    self._channels = {}  # Tuple of segment ids per type -> channel names.
+    self.counts = {"datagrams": 0, "samples": 0, "other_character": 0,
+                   "undecoded": 0, "incomplete_samples": 0,
+                   "counter_restarts": 0}
+    self.dropped, self.last_problem = dict.fromkeys(ASSEMBLER_DROPS, 0), ""
+    placement(1)  # Imports the naming now, not on the first sample (~1 s).
+
+  def _drop(self, kind: str, message: str, n: int = 1) -> list:
+    self.dropped[kind] += n
+    self.last_problem = message
+    return []
 
   def feed(self, data: bytes) -> list[Sample]:
-    d = decode(data)
-    h = d.header
+    """One datagram -> the samples it completes (0, 1 or 2)."""
     self.counts["datagrams"] += 1
+    try:
+      d = decode(data)
+    except MvnProtocolError as e:
+      return self._drop(e.kind, str(e))
+    h = d.header
     if h.character_id != self.character_id:
       self.counts["other_character"] += 1
       return []
@@ -228,13 +264,35 @@ class MvnAssembler:
       self.counts["undecoded"] += 1
       return []
     out = []
-    if self._sample is not None and h.sample_counter != self._sample:
-      if h.sample_counter < self._sample:
-        self.counts["late_dropped"] += 1
-        return []
+    # How far behind what is being collected (or was last finished) it is.
+    behind = (self._sample - h.sample_counter if self._sample is not None
+              else self._last_done - h.sample_counter + 1
+              if self._last_done is not None else 0)
+    if behind > 0:
+      if behind <= LATE_WINDOW:
+        return self._drop("late", f"MXTP{h.message_type} of sample "
+                          f"{h.sample_counter} arrived late.")
+      self.counts["counter_restarts"] += 1
       out += self._finish()
+      self._last_done = None
+    elif self._sample is not None and h.sample_counter != self._sample:
+      out += self._finish()
+    key = (h.message_type, h.datagram_index)
+    if self._sample is not None and key in self._seen:
+      return out + self._drop("duplicate_datagram", f"MXTP{h.message_type} "
+                              f"datagram {h.datagram_index} of sample "
+                              f"{h.sample_counter} arrived twice.")
     self._sample, self._tc = h.sample_counter, h.time_code_ms
-    self._parts.setdefault(h.message_type, []).append(d.items)
+    self._seen.add(key)
+    items = d.items
+    limit = (h.body_segments + h.props + h.finger_segments) or len(SEGMENTS)
+    ok = (items["segment_id"] >= 1) & (items["segment_id"] <= limit)
+    if not ok.all():
+      self._drop("bad_segment_id", f"MXTP{h.message_type}: segment IDs "
+                 f"{items['segment_id'][~ok][:5].tolist()} outside 1..{limit}"
+                 " dropped.", int((~ok).sum()))
+      items = items[ok]
+    self._parts.setdefault(h.message_type, []).append(items)
     if h.last:
       self._done.add(h.message_type)
     if self._done >= self.expected:
@@ -243,10 +301,17 @@ class MvnAssembler:
 
   def _finish(self) -> list[Sample]:
     parts = {k: np.concatenate(v) for k, v in self._parts.items()}
-    sample, tc = self._sample, self._tc
-    self._sample, self._parts, self._done = None, {}, set()
-    if not parts:
+    sample, tc, done = self._sample, self._tc, self._done
+    self._sample, self._parts, self._done, self._seen = None, {}, set(), set()
+    if sample is None:
       return []
+    self._last_done = sample
+    if not done >= self.expected:
+      self.counts["incomplete_samples"] += 1
+    for k, p in parts.items():
+      if len(np.unique(p["segment_id"])) != len(p):
+        return self._drop("duplicate_segment", f"MXTP{k} of sample {sample} "
+                          "names a segment twice; sample dropped.")
     names, values = [], []
     if "23" in parts:
       p = parts["23"]
@@ -262,6 +327,8 @@ class MvnAssembler:
       for i, sid in enumerate(p["segment_id"]):
         names += [f"{placement(int(sid))}_gyr_{a}" for a in "xyz"]
         values.append(p["angular_velocity"][i])
+    if not values:
+      return []
     self.counts["samples"] += 1
     return [Sample(tc / 1e3, sample, names,
                    np.concatenate(values).astype(np.float64))]

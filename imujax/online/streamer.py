@@ -7,13 +7,18 @@ steps the model (any object with the `model.Model` interface: the jitted
 `model.Model`, `numpy_model.NumpyModel` or an exported `export.Artifact`;
 the model applies the run's saved normaliser), resets the state when the
 resampler restarts the stream, and smooths the probabilities causally
-(`Smoother`) for a stable displayed label.
+(`Smoother`) for a stable displayed label. A clock that jumps back by more
+than `max_gap_s` (a new clock, or the end of one spurious timestamp far in the
+future) restarts the stream there, like a long gap forward does, instead of
+dropping every later sample as out of order; `restart()` starts afresh on
+request (the next recording of a replay).
 
   streamer = Streamer(model, source_channel_names, gap_policy="interpolate")
   outs = streamer.push(t, x)    # one raw sample -> the frames it completes
 """
 
-from typing import NamedTuple, Sequence
+import math
+from typing import NamedTuple, Optional, Sequence
 
 import numpy as np
 
@@ -103,12 +108,19 @@ def smooth_labels(probs: np.ndarray, ema: float = 0.,
   return np.asarray([s(p)[1] for p in probs], np.int32)
 
 
+# Most frames per `model.steps` call (shapes 2..STEPS_CHUNK get compiled).
+STEPS_CHUNK = 4
+
+
 class Output(NamedTuple):
   t: float            # Grid time of the frame, seconds (source clock).
   probs: np.ndarray   # <float32>[K] the model's probabilities.
   smoothed: np.ndarray  # [K] after EMA (probs itself without smoothing).
   label: int          # After smoothing / hysteresis.
   reset: bool         # The state was zeroed before this frame.
+  # <float32>[C] the frame the model saw, the run's channels in the run's
+  # order, raw units (after resampling, before the normaliser).
+  frame: Optional[np.ndarray] = None
 
 
 class Streamer:
@@ -123,32 +135,60 @@ class Streamer:
     self.index = check_channels(model.channel_names, input_channels,
                                 source=source, reorder=reorder)
     self._select = list(self.index) != list(range(len(input_channels)))
+    self._resampler_args = dict(gap_policy=gap_policy, gap_factor=gap_factor,
+                                max_gap_s=max_gap_s)
+    self.max_gap_s = max_gap_s
     self.resampler = resampler.OnlineResampler(
-        model.sample_rate_hz, len(self.index), gap_policy=gap_policy,
-        gap_factor=gap_factor, max_gap_s=max_gap_s)
+        model.sample_rate_hz, len(self.index), **self._resampler_args)
     self.smoother = Smoother(ema, hysteresis)
     self.state = model.init_state(1)
+    # Restarts besides the resampler's own (its repairs["resets"]).
+    self.discontinuities = {"clock_jumps_back": 0, "restarts": 0}
+    self._last_t: Optional[float] = None
+    self._restarted = False
+
+  def restart(self, why: str = "restarts"):
+    """Starts afresh: the next sample begins a new grid, state and smoother
+    reset (its first frame has `reset` set); counted in `discontinuities`."""
+    repairs = self.resampler.repairs
+    self.resampler = resampler.OnlineResampler(
+        self.model.sample_rate_hz, len(self.index), **self._resampler_args)
+    self.resampler.repairs = repairs
+    self.discontinuities[why] += 1
+    self._last_t = None
+    self._restarted = True
 
   def push(self, t: float, x) -> list[Output]:
     """One sample (in the source's channel order) -> the frames it completes."""
     if self._select:  # The resampler converts to float64 itself.
       x = np.asarray(x, np.float64)[self.index]
+    t = float(t)
+    if math.isfinite(t):
+      if self._last_t is not None and t < self._last_t - self.max_gap_s:
+        self.restart("clock_jumps_back")  # A new clock (the module doc).
+      self._last_t = t if self._last_t is None else max(self._last_t, t)
     times, frames, reset = self.resampler.push(t, x)
     if not len(frames):
       return []
-    if reset:
+    if reset or self._restarted:
+      reset, self._restarted = True, False
       self.state = self.model.init_state(1)
       self.smoother.reset()
-    if len(frames) > 1 and getattr(self.model, "steps", None):
-      self.state, probs_all = self.model.steps(self.state, frames)
-      probs_all = np.asarray(probs_all)
-    else:
-      probs_all = []
-      for frame in frames:
-        self.state, probs = self.model.step(self.state, frame[None])
+    probs_all = []
+    many = getattr(self.model, "steps", None)
+    # At most STEPS_CHUNK frames per call: `steps` compiles once per number
+    # of frames, and a gap's many frames must not compile (and stall) anew.
+    for i in range(0, len(frames), STEPS_CHUNK if many else 1):
+      chunk = frames[i:i + STEPS_CHUNK] if many else frames[i:i + 1]
+      if len(chunk) > 1:
+        self.state, probs = self.model.steps(self.state, chunk)
+        probs_all.extend(np.asarray(probs))
+      else:
+        self.state, probs = self.model.step(self.state, chunk)
         probs_all.append(np.asarray(probs)[0])
     outs = []
     for i, (tf, probs) in enumerate(zip(times, probs_all)):
       smoothed, label = self.smoother(probs)
-      outs.append(Output(float(tf), probs, smoothed, label, reset and i == 0))
+      outs.append(Output(float(tf), probs, smoothed, label, reset and i == 0,
+                         frames[i]))
     return outs

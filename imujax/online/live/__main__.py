@@ -1,74 +1,14 @@
 """`python -m imujax.online.live`: see `imujax/online/live/__init__.py`."""
 
 import argparse
-import collections
-import http.server
-import json
+import ipaddress
 import os
-import pathlib
 import signal
 import sys
 import threading
 import time
-import urllib.parse
 
 import numpy as np
-
-PAGE = pathlib.Path(__file__).with_name("page.html")
-
-
-class State:
-  """What the page shows; written by the pipeline, read by the server."""
-
-  def __init__(self, class_names, source: str, keep: int = 600):
-    self.lock = threading.Lock()
-    self.class_names = list(class_names)
-    self.source = source
-    self.frames = collections.deque(maxlen=keep)
-    self.frame = -1
-    self.label = ""
-
-  def add(self, out):
-    with self.lock:
-      self.frame += 1
-      self.label = self.class_names[out.label]
-      self.frames.append({"frame": self.frame, "t": out.t,
-                          "probs": [round(float(p), 4) for p in out.smoothed],
-                          "label": out.label})
-
-  def since(self, frame: int) -> dict:
-    with self.lock:
-      return {"classes": self.class_names, "source": self.source,
-              "label": self.label, "frame": self.frame,
-              "frames": [f for f in self.frames if f["frame"] > frame]}
-
-
-def make_handler(state: State):
-  page = PAGE.read_bytes()
-
-  class Handler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):  # noqa: N802  (http.server's name)
-      url = urllib.parse.urlparse(self.path)
-      if url.path == "/":
-        body, kind = page, "text/html; charset=utf-8"
-      elif url.path == "/state":
-        q = urllib.parse.parse_qs(url.query)
-        since = int(q.get("since", ["-1"])[0])
-        body, kind = json.dumps(state.since(since)).encode(), "application/json"
-      else:
-        self.send_error(404)
-        return
-      self.send_response(200)
-      self.send_header("Content-Type", kind)
-      self.send_header("Cache-Control", "no-store")
-      self.send_header("Content-Length", str(len(body)))
-      self.end_headers()
-      self.wfile.write(body)
-
-    def log_message(self, *args):  # Quiet: one line per poll otherwise.
-      pass
-
-  return Handler
 
 
 def load_model(path: str, backend: str = "jax"):
@@ -77,134 +17,178 @@ def load_model(path: str, backend: str = "jax"):
   A workdir's params run in the jitted step (`model.Model`, the fastest) or
   in NumPy (`numpy_model.NumpyModel`, no XLA), both shaped by the workdir's
   run record; an artifact runs its serialised `jax.export` step and has no
-  record (None).
+  record (None). Either is compiled here, before the first sample arrives.
   """
   if os.path.isfile(path):
     from imujax.online import export
-    return export.Artifact.load(path), None
-  from imujax.online import model as model_lib
-  from imujax.online import numpy_model
-  ckpt = model_lib.load(path)
-  model = (numpy_model.NumpyModel(ckpt) if backend == "numpy"
-           else model_lib.Model(ckpt))
-  # Compile before the first sample arrives, not on it.
-  zeros = np.zeros((2, len(model.channel_names)), np.float32)
-  model.step(model.init_state(1), zeros[:1])
+    model, record = export.Artifact.load(path), None
+  else:
+    from imujax.online import model as model_lib
+    from imujax.online import numpy_model
+    ckpt = model_lib.load(path)
+    model = (numpy_model.NumpyModel(ckpt) if backend == "numpy"
+             else model_lib.Model(ckpt))
+    record = ckpt.record
+  warm_up(model)
+  return model, record
+
+
+def warm_up(model):
+  """Compiles the model's step (and `steps`) on zeros, so that the first
+  samples do not wait for XLA (an artifact's first step took ~1 s).
+
+  Twice each: from a fresh state and from a step's output, which need not
+  hit the same compiled executable (an artifact's second step compiled
+  again: 0.7 s).
+  """
+  from imujax.online import streamer
+  zeros = np.zeros((streamer.STEPS_CHUNK, len(model.channel_names)),
+                   np.float32)
+  state = model.init_state(1)
+  for _ in range(2):
+    state, _ = model.step(state, zeros[:1])
   if getattr(model, "steps", None):
-    model.steps(model.init_state(1), zeros)
-  return model, ckpt.record
+    for n in range(2, streamer.STEPS_CHUNK + 1):  # What `Streamer` calls.
+      state = model.init_state(1)
+      for _ in range(2):
+        state, _ = model.steps(state, zeros[:n])
 
 
-def latency_report(latencies_s, frames: int, samples: int, counts: dict,
-                   repairs: dict) -> str:
-  lat = np.asarray(latencies_s) * 1e6
-  lines = [f"Samples {samples}, frames {frames}; source counts {counts}; "
-           f"resampler repairs {repairs}."]
+def latency_report(session) -> str:
+  h = session.health()
+  lines = [f"Stream {session.id} ({session.source.description}): samples "
+           f"{h['samples']}, frames {h['frames']}; source counts "
+           f"{h['counts']}; dropped {h['dropped']}; repairs {h['repairs']}."]
+  lat = np.asarray(session.latencies) * 1e6
   if lat.size:
     lines.append(
         f"Latency per sample, arrival to probabilities (us): median "
         f"{np.median(lat):.0f}, p90 {np.percentile(lat, 90):.0f}, p99 "
         f"{np.percentile(lat, 99):.0f}, max {lat.max():.0f} (n={lat.size}).")
+  s = session.scores()
+  if s["frames"]:
+    lines.append(f"Truth vs prediction: accuracy {s['accuracy']}, macro-F1 "
+                 f"{s['macro_f1']} over {s['frames']} frames; median "
+                 f"detection delay {s['median_delay_s']} s.")
   return "\n".join(lines)
 
 
-def run_pipeline(source, model, state: State, args, stop: threading.Event,
-                 stats: dict):
-  from imujax.online import streamer as streamer_lib
-
-  streamer, names = None, None
-  for sample in source:
-    if stop.is_set():
-      break
-    if sample.channels != names:
-      names = sample.channels
-      streamer = streamer_lib.Streamer(
-          model, names, source=source.description,
-          reorder=source.description.startswith("mvn"),
-          gap_policy=args.gap_policy, max_gap_s=args.max_gap_s,
-          ema=args.ema, hysteresis=args.hysteresis)
-      stats["streamer"] = streamer
-    outs = streamer.push(sample.t, sample.values)
-    for o in outs:
-      state.add(o)
-    stats["samples"] += 1
-    if outs:
-      stats["latency"].append(time.perf_counter() - sample.arrival)
-
-
-def main(argv=None):
+def _parser():
   p = argparse.ArgumentParser(prog="python -m imujax.online.live",
                               description="Live per-frame classification "
                               "in a local web page (see imujax/online/live).")
   p.add_argument("--model", required=True,
                  help="A fine-tuned run's workdir or an exported artifact.")
-  p.add_argument("--source", required=True,
-                 help="replay:PATH[,speed=N] | udp:PORT | mvn:PORT[,map=..]")
+  p.add_argument("--source", required=True, action="append",
+                 help="replay:PATH[,speed=N] | udp:PORT | mvn:PORT[,map=..]; "
+                 "repeat for several streams (a page each, and an overview).")
   p.add_argument("--backend", default="jax", choices=("jax", "numpy"),
                  help="For a workdir: the jitted step (fastest) or the same "
                  "maths in NumPy (no XLA); the outputs agree to 1e-5.")
+  p.add_argument("--http_host", default="127.0.0.1",
+                 help="Address to serve on (loopback by default).")
   p.add_argument("--http_port", type=int, default=8765, help="0 = any free.")
   p.add_argument("--ema", type=float, default=0.)
   p.add_argument("--hysteresis", type=float, default=0.)
   p.add_argument("--gap_policy", default="interpolate",
                  choices=("interpolate", "hold", "reset"))
   p.add_argument("--max_gap_s", type=float, default=1.0)
+  p.add_argument("--keep_s", type=float, default=60.,
+                 help="Seconds of frames the server keeps for the page.")
+  p.add_argument("--record", default="",
+                 help="Save the session (inputs, outputs, timing) to this "
+                 ".npz on exit; replay it with --source=replay:FILE.")
   p.add_argument("--duration", type=float, default=0.,
                  help="Stop after this many seconds (0 = never).")
   p.add_argument("--linger", type=float, default=0.,
-                 help="Keep serving this long after a replay ends.")
-  args = p.parse_args(argv)
+                 help="Keep serving this long after every replay ended.")
+  return p
 
+
+def main(argv=None):
+  args = _parser().parse_args(argv)
+  try:
+    loopback = ipaddress.ip_address(args.http_host).is_loopback
+  except ValueError:
+    loopback = args.http_host == "localhost"
+  if not loopback:
+    print(f"Warning: --http_host={args.http_host} serves the page beyond "
+          "this machine (no authentication).", file=sys.stderr)
+
+  from imujax.online.live import card as card_lib
+  from imujax.online.live import pipeline as pipeline_lib
+  from imujax.online.live import record as record_lib
+  from imujax.online.live import server as server_lib
+  from imujax.online.live import session as session_lib
   from imujax.online.live import sources
-
   from imujax.training import runtime
+
   print(runtime.synchronous_cpu_dispatch(), file=sys.stderr)  # Per frame.
   model, record = load_model(args.model, args.backend)
-  source = sources.open_source(args.source, model, record)
-  state = State(model.class_names, source.description)
-  server = http.server.ThreadingHTTPServer(("127.0.0.1", args.http_port),
-                                           make_handler(state))
-  server.daemon_threads = True
+  card = card_lib.model_card(args.model, model, record)
+  if record is None:
+    record = card_lib.record_of_artifact(model)
+  settings = {k: getattr(args, k) for k in ("gap_policy", "max_gap_s", "ema",
+                                            "hysteresis")}
+  srcs = [sources.open_source(spec, model, record) for spec in args.source]
+  for src in srcs:
+    was = (getattr(getattr(src, "r", None), "meta", None) or {}).get(
+        "settings")
+    if was and was != settings:
+      print(f"Note: {src.description} was recorded with {was}; replayed "
+            f"with {settings}, its frames may differ (pass the same flags to "
+            "replay it exactly).", file=sys.stderr)
+  sessions, pipes = [], []
+  for i, src in enumerate(srcs):
+    s = session_lib.Session(i, model, src, card, keep_s=args.keep_s)
+    rec = (record_lib.Recorder(
+        record_lib.record_path(args.record, i, len(srcs)), model,
+        src.description, settings) if args.record else None)
+    sessions.append(s)
+    pipes.append(pipeline_lib.Pipeline(src, model, s, settings, rec))
+  server = server_lib.serve(sessions, args.http_host, args.http_port)
   threading.Thread(target=server.serve_forever, daemon=True).start()
   stop = threading.Event()
-  stats = {"samples": 0, "latency": [], "error": None}
-
-  def work():
-    try:
-      run_pipeline(source, model, state, args, stop, stats)
-    except Exception as e:  # Reported by the main thread.
-      stats["error"] = e
-    stats["ended"] = time.perf_counter()
-
-  worker = threading.Thread(target=work, daemon=True)
-  print(f"Serving http://127.0.0.1:{server.server_address[1]}/ ; source "
-        f"{source.description} ; Ctrl-C to stop.", flush=True)
+  print(f"Serving http://{args.http_host}:{server.server_address[1]}/ ; "
+        + " ; ".join(f"stream {i}: {s.description}"
+                     for i, s in enumerate(srcs)) + " ; Ctrl-C to stop.",
+        flush=True)
   signal.signal(signal.SIGTERM, lambda *a: stop.set())
-  worker.start()
-  t0 = time.perf_counter()
+  for p in pipes:
+    p.start()
+  t0, ended_at, said = time.perf_counter(), None, set()
   try:
     while not stop.is_set():
       time.sleep(0.05)
-      if args.duration and time.perf_counter() - t0 > args.duration:
+      now = time.perf_counter()
+      if args.duration and now - t0 > args.duration:
         break
-      ended = stats.get("ended")
-      if ended is not None and time.perf_counter() - ended >= args.linger:
-        break
+      for i, p in enumerate(pipes):
+        if p.ended and i not in said:
+          said.add(i)
+          print(f"Stream {i} ended ({p.source.description}): "
+                f"{p.session.frame + 1} frames.", flush=True)
+      if len(said) == len(pipes):
+        ended_at = ended_at or now
+        if now - ended_at >= args.linger:
+          break
   except KeyboardInterrupt:
     pass
-  stop.set()
-  source.close()
+  for p in pipes:
+    p.stop()
+  for p in pipes:
+    p.join(timeout=2)
   server.shutdown()
-  worker.join(timeout=2)
-  streamer = stats.get("streamer")
-  print(latency_report(stats["latency"], state.frame + 1, stats["samples"],
-                       source.counts,
-                       streamer.resampler.repairs if streamer else {}),
-        flush=True)
-  if stats["error"] is not None:
-    print(f"Stopped by an error: {stats['error']}", file=sys.stderr)
-    return 1
-  return 0
+  for p, s in zip(pipes, sessions):
+    print(latency_report(s), flush=True)
+    if p.recorder is not None:
+      print(p.recorder.save({"counts": dict(s.source.counts),
+                             "dropped": dict(s.source.dropped, **s.dropped)}),
+            flush=True)
+  fatal = [p.fatal for p in pipes if p.fatal is not None]
+  for e in fatal:
+    print(f"Stopped by an error: {e}", file=sys.stderr)
+  return 1 if fatal else 0
 
 
 if __name__ == "__main__":
