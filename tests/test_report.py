@@ -118,3 +118,20 @@ def test_best_arm_per_budget(sweep_dir):
   runs, _ = report.read_runs(sweep_dir)
   best = plots.best_arms(report.summarise(runs), "toy")
   assert [(r["budget"], r["arm"]) for r in best] == [(1, "cpc"), (0, "cpc")]
+
+
+def test_other_targets_are_listed_with_their_headline_metric(tmp_path):
+  workdir = tmp_path / "sweep" / "finetune" / "speed"
+  workdir.mkdir(parents=True)
+  (workdir / "run.json").write_text(json.dumps({
+      "phase": "finetune", "objective": "regression", "dataset": "toy",
+      "config": {"seed": 0, "data": {"labeled_subjects": 1},
+                 "finetune": {"steps": 10, "target": "regression"}},
+      "splits": {"train": ["a"], "val": ["v"], "test": ["t"]},
+      "class_names": [], "source": {}}))
+  (workdir / "summary.json").write_text(json.dumps(
+      {"test": {"mae": 0.1875, "rmse": 0.25}}))
+  runs, _ = report.read_runs(tmp_path / "sweep")
+  assert runs == []  # Not mixed into the macro-F1 tables.
+  table = report.other_targets_table(tmp_path / "sweep")
+  assert "| regression | mae (lower is better) | 0.1875 |" in table

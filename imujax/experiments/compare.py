@@ -84,7 +84,7 @@ def compare(config: ml_collections.ConfigDict, workdir: str) -> list[dict]:
   path = report.write_report(workdir)
   runs, _ = report.read_runs(workdir)
   rows = report.summarise(runs)
-  table = report.arms_table(rows)
+  table = report.arms_table(rows) + report.other_targets_table(workdir)
   (epath.Path(workdir) / "results.md").write_text(table)
   logging.info("Results written to %s and %s", epath.Path(workdir) /
                "results.md", path)

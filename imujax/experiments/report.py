@@ -31,6 +31,7 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
+from imujax import metrics as metrics_lib
 from imujax.experiments import claims
 from imujax.experiments import plots
 from imujax.experiments import stats
@@ -62,8 +63,17 @@ def _read_jsonl(path: pathlib.Path) -> list:
   return [json.loads(line) for line in path.read_text().splitlines() if line]
 
 
+# Fine-tunes of targets other than classification, per sweep dir read.
+OTHER_TARGETS = {}
+
+
 def read_runs(sweep_dir) -> tuple[list, list]:
-  """(fine-tune runs, pre-training runs) under `sweep_dir`, sorted by path."""
+  """(fine-tune runs, pre-training runs) under `sweep_dir`, sorted by path.
+
+  Only classification fine-tunes are returned as FinetuneRun; the others are
+  collected in OTHER_TARGETS[sweep_dir] (see `other_targets_table`).
+  """
+  OTHER_TARGETS[str(sweep_dir)] = []
   finetunes, pretrains = [], []
   for run_json in sorted(pathlib.Path(sweep_dir).rglob("run.json")):
     workdir = run_json.parent
@@ -73,6 +83,15 @@ def read_runs(sweep_dir) -> tuple[list, list]:
                if summary_path.exists() else None)
     metrics = _read_jsonl(workdir / "metrics.jsonl")
     config = info["config"]
+    target = config.get("finetune", {}).get("target", "classification")
+    if info["phase"] == "finetune" and target != "classification":
+      # Tables and claims here are per-frame classification's (macro-F1);
+      # other targets are listed with their own headline metric.
+      OTHER_TARGETS.setdefault(str(sweep_dir), []).append(
+          {"path": str(workdir), "dataset": info["dataset"],
+           "target": target,
+           "test": summary["test"] if summary else None})
+      continue
     if info["phase"] != "finetune":
       val = [m for m in metrics if m["split"] == "val"]
       pretrains.append({
@@ -101,7 +120,7 @@ def read_runs(sweep_dir) -> tuple[list, list]:
         class_names=info["class_names"],
         fold=(int(config["data"].get("fold", 0))
               if config["data"].get("num_folds") else -1),
-        learning_rate=float(config["finetune"]["learning_rate"]),
+        learning_rate=float(config["finetune"].get("learning_rate", 0.)),
         pretrain_steps=pretrain_steps))
   return finetunes, pretrains
 
@@ -271,11 +290,29 @@ def markdown(rows: list, runs: list, pretrains: list, images: dict,
                    f"{p['steps']} | {_fmt(p['val_loss'], 4)} | "
                    f"{'yes' if p['done'] else 'no'} |")
     lines.append("")
+  lines.append(other_targets_table(sweep_dir))
   unfinished = [r.path for r in runs if r.test is None]
   if unfinished:
     lines += ["## Unfinished fine-tune runs (not in the tables)", "",
               *(f"- `{p}`" for p in unfinished), ""]
   return "\n".join(lines)
+
+
+def other_targets_table(sweep_dir) -> str:
+  """Fine-tunes of regression / events / prediction, with their headline."""
+  others = OTHER_TARGETS.get(str(sweep_dir), [])
+  if not others:
+    return ""
+  lines = ["## Fine-tunes of other targets", "",
+           "| run | dataset | target | headline metric | test |", "|---" * 5
+           + "|"]
+  for o in others:
+    key = metrics_lib.HEADLINE.get(o["target"], "loss")
+    value = (o["test"] or {}).get(key)
+    lines.append(f"| `{o['path']}` | {o['dataset']} | {o['target']} | {key} "
+                 f"({'higher' if metrics_lib.higher_is_better(key) else 'lower'}"
+                 f" is better) | {_fmt(value, 4)} |")
+  return "\n".join(lines) + "\n"
 
 
 def _write_csv(path: pathlib.Path, rows: list) -> None:
