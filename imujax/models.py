@@ -142,8 +142,11 @@ def encode(params: Params, cfg: ModelConfig, x: jax.Array,
       keep = jax.random.bernoulli(jax.random.fold_in(dropout_rng, i),
                                   1. - cfg.dropout, h.shape)
       h = jnp.where(keep, h / (1. - cfg.dropout), 0.)
-    h, carry = cells.scan(cell.step, layer["cell"], state[i], h,
-                          unroll=cfg.unroll)
+    if cell.scan is not None:  # Parallel over time (minGRU, LRU, ...).
+      h, carry = cell.scan(layer["cell"], state[i], h)
+    else:
+      h, carry = cells.scan(cell.step, layer["cell"], state[i], h,
+                            unroll=cfg.unroll)
     if cfg.layer_norm:
       h = _layer_norm(layer["norm"], h)
     final.append(carry)

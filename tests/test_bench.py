@@ -111,3 +111,18 @@ def test_bench_stream_command_runs(tmp_path_factory, tfds_dir, watch_data,
   passed = [r["streams"] for r in pool["rows"] if r["within_budget"]]
   assert pool["streams_per_core"] == (max(passed) if passed else 0)
   assert "Streams per core at 30 Hz" in proc.stdout
+
+
+def test_parallel_cells_rows_compare_with_the_lstm_rows():
+  rows = bench.run(["lstm", "mingru"], ["imujax", "flax"], batch=2, time_=4,
+                   channels=C, hidden=H, classes=K, steps=2, warmup=1,
+                   scan_kwargs={"method": "associative"})
+  # No flax twin of minGRU: its row is imujax's only.
+  assert [(r["cell"], r["impl"]) for r in rows] == [
+      ("lstm", "imujax"), ("lstm", "flax"), ("mingru", "imujax")]
+  lstm, _, mingru = rows
+  assert mingru["speedup_vs_imujax_lstm"] == pytest.approx(
+      lstm["ms"] / mingru["ms"])
+  assert lstm["speedup_vs_imujax_lstm"] == pytest.approx(1.)
+  assert "speedup_vs_flax" not in mingru and mingru["peak_bytes"] > 0
+  assert "| vs imujax LSTM |" in bench.markdown(rows)

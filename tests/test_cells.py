@@ -207,6 +207,17 @@ def test_remat_chunk_must_be_positive():
                cell.initial_carry(2, 4), jnp.ones((2, 5, 3)), remat_chunk=-2)
 
 
+def test_cell_scan_is_optional():
+  # The sequential cells have no parallel scan; a Cell built from three
+  # functions (a registered cell's usual form) still works.
+  for kind in CELL_KINDS:
+    assert cells.get(kind).scan is None
+  cell = cells.get("gru")
+  assert cells.Cell(cell.init, cell.initial_carry, cell.step).scan is None
+  assert callable(cells.get("mingru").scan)
+  assert {"mingru", "minlstm", "lru"} <= set(cells.names())
+
+
 def test_unknown_cell_names_the_choices():
   with pytest.raises(ValueError, match="model.cell"):
     cells.get("transformer")

@@ -4,10 +4,14 @@ Times one jitted training step (forward + per-frame softmax cross-entropy +
 backward + Adam update, state donated) of a 1-layer recurrent encoder with a
 linear per-frame head, for imujax's cells and, in the same process, for
 flax.linen's `nn.RNN(nn.OptimizedLSTMCell)` / `nn.RNN(nn.GRUCell)` and
-PyTorch's `nn.LSTM` / `nn.GRU` (when torch is importable).
+PyTorch's `nn.LSTM` / `nn.GRU` (when torch is importable). The parallel cells
+(mingru, minlstm, lru: `Cell.scan`) have no flax or PyTorch twin; each
+imujax row is also compared with the imujax and PyTorch LSTM rows of the
+same run (`vs imujax LSTM`, `vs torch LSTM`).
 
   python -m imujax.bench                          # workload W: B64 T128 C102 H128
   python -m imujax.bench --long                   # the same with T=1024
+  python -m imujax.bench --times=128,1024,8192 --cells=lstm,mingru
   python -m imujax.bench --cells=lstm --time=8192 --remat_chunk=256 --impls=imujax
   python -m imujax.bench --json=/tmp/b.json --markdown=/tmp/b.md
 
@@ -32,21 +36,30 @@ import optax
 from imujax import cells
 from imujax.training import runtime
 
-_CELLS = flags.DEFINE_list("cells", ["lstm", "gru"], "Cells to time.")
+_CELLS = flags.DEFINE_list("cells", ["lstm", "gru", "mingru", "minlstm", "lru"],
+                           "Cells to time.")
 _IMPLS = flags.DEFINE_list("impls", ["imujax", "flax", "torch"],
                            "Implementations to time (imujax, flax, torch).")
 _BATCH = flags.DEFINE_integer("batch", 64, "Batch size.")
 _TIME = flags.DEFINE_integer("time", 128, "Frames per sequence.")
+_TIMES = flags.DEFINE_list(
+    "times", None, "Several sequence lengths, one after another in the same "
+    "process (overrides --time and --long); ratios compare rows of one T.")
 _CHANNELS = flags.DEFINE_integer("channels", 102, "Input channels.")
 _HIDDEN = flags.DEFINE_integer("hidden", 128, "Hidden units.")
 _CLASSES = flags.DEFINE_integer("classes", 10, "Per-frame classes.")
-_STEPS = flags.DEFINE_integer("steps", None,
-                              "Timed steps (default 30, or 8 with --long).")
+_STEPS = flags.DEFINE_integer(
+    "steps", None, "Timed steps (default 30; 8 from T=1024, 3 from T=8192).")
 _WARMUP = flags.DEFINE_integer("warmup", 3, "Untimed steps after compiling.")
 _LONG = flags.DEFINE_bool("long", False, "Long variant: --time=1024.")
 _UNROLL = flags.DEFINE_integer("unroll", 1, "imujax scan unroll.")
 _REMAT_CHUNK = flags.DEFINE_integer(
-    "remat_chunk", None, "imujax: rematerialise the scan in chunks of frames.")
+    "remat_chunk", None, "imujax: rematerialise the scan in chunks of frames "
+    "(parallel cells: chunks run in parallel, one after another).")
+_RECURRENCE = flags.DEFINE_enum(
+    "recurrence", None, ["associative", "sequential"],
+    "Parallel cells: how the element-wise recurrence runs "
+    "(cells/parallel.py; default: the backend's faster one).")
 _MEMORY_ONLY = flags.DEFINE_bool(
     "memory_only", False,
     "JAX rows: compile and report XLA's memory figures without running.")
@@ -55,6 +68,8 @@ _MARKDOWN = flags.DEFINE_string("markdown", None,
                                 "Write the results here as a markdown table.")
 
 LEARNING_RATE = 1e-3
+# Cells with a flax.linen and a PyTorch twin (the others skip those rows).
+BASELINE_CELLS = ("lstm", "gru", "rnn")
 
 
 # ------------------------------------------------------------------- JAX models
@@ -66,6 +81,15 @@ def imujax_model(kind: str, channels: int, hidden: int, classes: int,
   <float32>[batch, time, classes].
   """
   cell = cells.get(kind)
+  scan_kwargs = dict(scan_kwargs)
+  method = scan_kwargs.pop("method", None)
+  if cell.scan is not None:  # Parallel over time: unroll does not apply.
+    chunk = scan_kwargs.get("remat_chunk")
+    scan = lambda params, carry, xs: cell.scan(params, carry, xs, chunk=chunk,
+                                               method=method)
+  else:
+    scan = lambda params, carry, xs: cells.scan(cell.step, params, carry, xs,
+                                                **scan_kwargs)
 
   def init(key):
     k_cell, k_head = jax.random.split(key)
@@ -75,7 +99,7 @@ def imujax_model(kind: str, channels: int, hidden: int, classes: int,
 
   def apply(params, xs):
     carry = cell.initial_carry(xs.shape[0], hidden)
-    hs, _ = cells.scan(cell.step, params["cell"], carry, xs, **scan_kwargs)
+    hs, _ = scan(params["cell"], carry, xs)
     return hs @ params["head"]["w"] + params["head"]["b"]
 
   return init, apply
@@ -210,6 +234,10 @@ def run(cell_kinds, impls, batch, time_, channels, hidden, classes, steps,
   rows = []
   for kind in cell_kinds:
     for impl in impls:
+      if impl in ("flax", "torch") and kind not in BASELINE_CELLS:
+        print(f"[{kind}] {impl}: skipped (no {impl} twin of this cell; see "
+              "the vs LSTM columns).")
+        continue
       if impl == "imujax":
         init, apply = imujax_model(kind, channels, hidden, classes,
                                    **(scan_kwargs or {}))
@@ -237,11 +265,13 @@ def run(cell_kinds, impls, batch, time_, channels, hidden, classes, steps,
       rows.append(result)
       print(_format_row(result), flush=True)
   for row in rows:
-    if row["impl"] == "imujax":
+    if row["impl"] == "imujax" and row["ms"] == row["ms"]:  # NaN: memory_only.
       for base in rows:
-        if (base["cell"] == row["cell"] and base["impl"] != "imujax" and
-            row["ms"] == row["ms"]):  # NaN under --memory_only.
+        if base["cell"] == row["cell"] and base["impl"] != "imujax":
           row[f"speedup_vs_{base['impl']}"] = base["ms"] / row["ms"]
+        # Every cell against the LSTM rows: the speed a new cell must beat.
+        if base["cell"] == "lstm" and base["impl"] in ("imujax", "torch"):
+          row[f"speedup_vs_{base['impl']}_lstm"] = base["ms"] / row["ms"]
   return rows
 
 
@@ -255,34 +285,41 @@ def _format_row(row: dict) -> str:
 
 def markdown(rows: list[dict]) -> str:
   lines = ["| cell | impl | B | T | ms/step (median) | frames/s | peak MiB "
-           "| imujax speedup vs flax | vs torch |",
-           "|---|---|---|---|---|---|---|---|---|"]
+           "| imujax speedup vs flax | vs torch | vs imujax LSTM "
+           "| vs torch LSTM |",
+           "|---|---|---|---|---|---|---|---|---|---|---|"]
   for r in rows:
     peak = f"{r['peak_bytes'] / 2**20:.1f}" if r.get("peak_bytes") else "n/a"
     vs = [f"{r[k]:.2f}x" if k in r else "" for k in
-          ("speedup_vs_flax", "speedup_vs_torch")]
+          ("speedup_vs_flax", "speedup_vs_torch", "speedup_vs_imujax_lstm",
+           "speedup_vs_torch_lstm")]
     lines.append(f"| {r['cell']} | {r['impl']} | {r['batch']} | {r['time']} "
                  f"| {r['ms']:.2f} | {r['frames_per_s']:.0f} | {peak} "
-                 f"| {vs[0]} | {vs[1]} |")
+                 f"| {' | '.join(vs)} |")
   return "\n".join(lines) + "\n"
 
 
 def main(argv):
   del argv
-  time_ = 1024 if _LONG.value else _TIME.value
-  steps = _STEPS.value or (8 if time_ >= 1024 else 30)
+  times = ([int(t) for t in _TIMES.value] if _TIMES.value else
+           [1024 if _LONG.value else _TIME.value])
   scan_kwargs = {"unroll": _UNROLL.value}
   if _REMAT_CHUNK.value:
     scan_kwargs["remat_chunk"] = _REMAT_CHUNK.value
+  if _RECURRENCE.value:
+    scan_kwargs["method"] = _RECURRENCE.value
   malloc = runtime.tune_malloc()  # As imujax.main does; before any step.
   load_before = os.getloadavg()[0]
   print(f"{malloc}; IMUJAX_MALLOC_TUNING=0 to compare without.")
-  print(f"jax {jax.__version__} on {jax.devices()[0].platform}; B={_BATCH.value}"
-        f" T={time_} C={_CHANNELS.value} H={_HIDDEN.value} "
-        f"classes={_CLASSES.value}; {steps} timed steps, scan {scan_kwargs}")
-  rows = run(_CELLS.value, _IMPLS.value, _BATCH.value, time_, _CHANNELS.value,
-             _HIDDEN.value, _CLASSES.value, steps, _WARMUP.value, scan_kwargs,
-             _MEMORY_ONLY.value)
+  rows = []
+  for time_ in times:
+    steps = _STEPS.value or (30 if time_ < 1024 else 8 if time_ < 8192 else 3)
+    print(f"jax {jax.__version__} on {jax.devices()[0].platform}; "
+          f"B={_BATCH.value} T={time_} C={_CHANNELS.value} H={_HIDDEN.value} "
+          f"classes={_CLASSES.value}; {steps} timed steps, scan {scan_kwargs}")
+    rows += run(_CELLS.value, _IMPLS.value, _BATCH.value, time_,
+                _CHANNELS.value, _HIDDEN.value, _CLASSES.value, steps,
+                _WARMUP.value, scan_kwargs, _MEMORY_ONLY.value)
   # Linux reports ru_maxrss in KiB: the whole process, every row together.
   max_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
   load_after = os.getloadavg()[0]

@@ -1,4 +1,4 @@
-"""Framework-free recurrent cells: Elman RNN, LSTM and GRU as pure functions.
+"""Framework-free recurrent cells (Elman RNN, LSTM, GRU, minGRU, minLSTM, LRU).
 
 Every cell is three pure functions over an explicit parameter pytree (a dict of
 arrays) and a float32 carry:
@@ -8,14 +8,18 @@ arrays) and a float32 carry:
   step(params, carry, x_t) -> (carry, h_t)     x_t: <float>[batch, in_dim]
 
 and `scan` drives any of them over `<float>[batch, time, in_dim]` with
-`jax.lax.scan`. Nothing here imports Flax: this package is what other research
-code imports.
+`jax.lax.scan`. A cell whose gates depend on the input only may add its own
+`Cell.scan(params, carry, xs) -> (hs, carry)` over the whole sequence at once
+(`parallel.py`); the encoder then trains with it and streams with `step`.
+Nothing here imports Flax: this package is what other research code imports.
 
-Cells are registered by name: the built-in "rnn", "lstm" and "gru" live in a
-file each (`rnn.py`, ...) defining `CELL`, listed in `_BUILT_IN`, and imported
-when first asked for (`get`). Adding a cell: a new file and one line in
-`_BUILT_IN`, or `register(name, Cell(...))` from your own code; the encoder,
-every objective, streaming and export then use it by `model.cell=<name>`.
+Cells are registered by name: the built-in "rnn", "lstm", "gru" and the
+parallel-in-time "mingru", "minlstm" and "lru" (whose `Cell.scan` runs the
+whole sequence at once, `parallel.py`) live in a file each (`rnn.py`, ...)
+defining `CELL`, listed in `_BUILT_IN`, and imported when first asked for
+(`get`). Adding a cell: a new file and one line in `_BUILT_IN`, or
+`register(name, Cell(...))` from your own code; the encoder, every objective,
+streaming and export then use it by `model.cell=<name>`.
 
 Gate layouts follow PyTorch's `nn.LSTM` / `nn.GRU` (so weights can be compared
 or ported): LSTM gates are [input, forget, cell, output] along the last axis,
@@ -34,10 +38,17 @@ Carry = Any  # A pytree of float32 arrays, each <float32>[batch, hidden].
 
 
 class Cell(NamedTuple):
-  """The three pure functions that define one recurrent cell."""
+  """The pure functions that define one recurrent cell.
+
+  `scan` is optional: a cell whose recurrence is parallel over time gives
+  `scan(params, carry, xs) -> (hs, final_carry)` over <float>[batch, time,
+  in_dim], equal (to float rounding) to `scan(step, params, carry, xs)` of
+  this module; the encoder uses it when present, and `step` online.
+  """
   init: Callable[..., Params]
   initial_carry: Callable[[int, int], Carry]
   step: Callable[[Params, Carry, jax.Array], tuple[Carry, jax.Array]]
+  scan: Callable[..., tuple[jax.Array, Carry]] | None = None
 
 
 def dense_init(key, in_dim: int, hidden: int, gates: int) -> Params:
@@ -52,7 +63,9 @@ def dense_init(key, in_dim: int, hidden: int, gates: int) -> Params:
 
 
 # Built-in cells: name -> module of this package that defines CELL.
-_BUILT_IN = {"rnn": "rnn", "lstm": "lstm", "gru": "gru"}
+_BUILT_IN = {"rnn": "rnn", "lstm": "lstm", "gru": "gru",
+             # Parallel over time (Cell.scan): gates from the input only.
+             "mingru": "mingru", "minlstm": "minlstm", "lru": "lru"}
 _REGISTERED: dict[str, Cell] = {}
 
 

@@ -1,11 +1,12 @@
 r"""The jitted `model.Model`'s maths in NumPy: a run stepped without XLA.
 
-Owns `NumpyModel` and the NumPy twins of the built-in cells (rnn, lstm, gru).
-For a demonstrator that should compile nothing, and an independent check of
-the jitted step (tests/test_stream.py: within 1e-5 of the training-time
-scan). It is not the fast path (README, "Online inference"), and it covers
-the built-in cells only: a cell added with `cells.register` runs in the
-jitted `model.Model`, whose step comes from the cell itself.
+Owns `NumpyModel` and the NumPy twins of the built-in cells (rnn, lstm, gru,
+mingru, minlstm, lru). For a demonstrator that should compile nothing, and an
+independent check of the jitted step (tests/test_stream.py and
+tests/test_parallel_cells.py: within 1e-5 of the training-time scan). It
+is not the fast path (README, "Online inference"), and it covers the built-in
+cells only: a cell added with `cells.register` runs in the jitted
+`model.Model`, whose step comes from the cell itself.
 """
 
 import numpy as np
@@ -44,8 +45,12 @@ class NumpyModel:
     for i in range(cfg.layers):
       layer = enc[f"layer_{i}"]
       p = {k: f32(v) for k, v in layer["cell"].items()}
-      if cfg.cell != "gru":  # One matmul over [x, h] instead of two.
+      if cfg.cell in ("rnn", "lstm"):  # One matmul over [x, h], not two.
         p["w"] = np.concatenate([p["w_ih"], p["w_hh"]], axis=0)
+      if cfg.cell == "lru":  # Constant per run: computed once.
+        p["decay"] = np.exp(-np.exp(p["nu_log"]) +
+                            1j * np.exp(p["theta_log"])).astype(np.complex64)
+        p["gamma"] = np.exp(p["gamma_log"])
       norm = ((f32(layer["norm"]["scale"]), f32(layer["norm"]["bias"]))
               if cfg.layer_norm else None)
       self._layers.append((p, norm))
@@ -53,9 +58,10 @@ class NumpyModel:
                   f32(ckpt.params["classifier"]["b"]))
 
   def init_state(self, batch_size: int = 1) -> list:
-    """Per-layer carries: (c, h) for an LSTM, h otherwise; [batch, H] each."""
+    """Per-layer carries, [batch, H] each: (c, h) LSTM, (re, im) LRU, else h."""
     zeros = lambda: np.zeros((batch_size, self._cfg.hidden), np.float32)
-    return [(zeros(), zeros()) if self._cfg.cell == "lstm" else zeros()
+    pair = self._cfg.cell in ("lstm", "lru")
+    return [(zeros(), zeros()) if pair else zeros()
             for _ in range(self._cfg.layers)]
 
   def step(self, state, x_raw: np.ndarray):
@@ -79,6 +85,14 @@ class NumpyModel:
 def _np_sigmoid(z):
   # tanh form: no overflow warning for large |z|, same value as 1/(1+e^-z).
   return np.float32(0.5) * (np.tanh(np.float32(0.5) * z) + np.float32(1.))
+
+
+def _np_softplus(z):
+  # log(1 + e^z) = max(z, 0) + log1p(e^-|z|); past |z| = 80 that term is
+  # under 2e-35, which changes no gate, and the clip keeps e^-|z| from
+  # underflowing (a FloatingPointError under np.errstate(all="raise")).
+  return np.maximum(z, np.float32(0.)) + np.log1p(
+      np.exp(-np.minimum(np.abs(z), np.float32(80.))))
 
 
 def _np_rnn(p, h, x):
@@ -107,4 +121,35 @@ def _np_gru(p, h, x):
   return h, h
 
 
-_NUMPY_STEPS = {"rnn": _np_rnn, "lstm": _np_lstm, "gru": _np_gru}
+def _np_mingru(p, h, x):
+  k = x @ p["w"] + p["b"]
+  n = h.shape[-1]
+  h = _np_sigmoid(-k[:, :n]) * h + _np_sigmoid(k[:, :n]) * k[:, n:]
+  return h, h
+
+
+def _np_minlstm(p, h, x):
+  k = x @ p["w"] + p["b"]
+  n = h.shape[-1]
+  # log f - log i from the log-gates, as cells/minlstm.py.
+  log_ratio = _np_softplus(-k[:, :n]) - _np_softplus(-k[:, n:2 * n])
+  h = _np_sigmoid(log_ratio) * h + _np_sigmoid(-log_ratio) * k[:, 2 * n:]
+  return h, h
+
+
+def _np_lru(p, carry, x):
+  s = p["decay"] * (carry[0] + 1j * carry[1]) + (
+      p["gamma"] * (x @ p["w_in_re"]) + 1j * p["gamma"] * (x @ p["w_in_im"]))
+  re, im = s.real.astype(np.float32), s.imag.astype(np.float32)
+  y = re @ p["w_out_re"] - im @ p["w_out_im"] + x @ p["w_skip"] + p["b"]
+  # The tanh form of GELU, as jax.nn.gelu(approximate=True). The tanh is
+  # +-1 in float32 beyond |y| = 10: clipping there changes no value and
+  # keeps y**3 from overflowing on frames far outside the training range.
+  u = np.clip(y, np.float32(-10.), np.float32(10.))
+  y = np.float32(0.5) * y * (np.float32(1.) + np.tanh(
+      np.float32(np.sqrt(2. / np.pi)) * (u + np.float32(0.044715) * u**3)))
+  return (re, im), y
+
+
+_NUMPY_STEPS = {"rnn": _np_rnn, "lstm": _np_lstm, "gru": _np_gru,
+                "mingru": _np_mingru, "minlstm": _np_minlstm, "lru": _np_lru}
