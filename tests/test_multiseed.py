@@ -21,7 +21,8 @@ import test as test_config  # noqa: E402  configs/test.py
 
 def _configs(tfds_dir, seeds):
   config = test_config.get_config(
-      "finetune.steps=4,eval_every=2,checkpoint_every=2,log_every=2")
+      "finetune.steps=4,finetune.batch_size=4,data.window=16,model.hidden=8,"
+      "eval_every=2,checkpoint_every=2,log_every=2")
   config.data.data_dir = tfds_dir
   return multiseed.member_configs(config, [{"seed": s} for s in seeds])
 
@@ -73,19 +74,21 @@ def test_member_equals_its_single_run_for_every_objective(tmp_path, tfds_dir,
   """The acceptance test of the one loop: no objective falls back to runs
   one after another, and member k computes what its own run computes, even
   where the loss uses the member's own normaliser (simclr, transforms)."""
+  # Classification is what fine-tuning trains (supervised pre-training runs
+  # the same objective on another dataset's labels).
+  phase = "finetune" if objective == "classification" else "pretrain"
   config = test_config.get_config(
-      "pretrain.steps=2,eval_every=2,checkpoint_every=2,log_every=2")
+      f"{phase}.steps=2,{phase}.batch_size=4,data.window=16,model.hidden=8,"
+      "eval_every=2,checkpoint_every=2,log_every=2")
   config.data.data_dir = tfds_dir
-  if objective == "classification":  # Supervised pre-training elsewhere.
-    config.pretrain.dataset = "seglearn_watch"
   config.pretrain.objective = objective
   config.pretrain.transform_prediction.transforms = "rotation,negation"
   configs = multiseed.member_configs(config, [{"seed": 0}, {"seed": 1}])
   members = [tmp_path / f"m{k}" for k in range(2)]
-  summaries = loop.train_members(configs, members, "pretrain")
+  summaries = loop.train_members(configs, members, phase)
   assert all(s["multiseed_members"] == 2 for s in summaries)
   single = tmp_path / "single1"
-  loop.train_and_evaluate(configs[1], str(single), "pretrain")
+  loop.train_and_evaluate(configs[1], str(single), phase)
   params, step = checkpoints.restore_params(members[1])
   reference, _ = checkpoints.restore_params(single)
   assert step == 2
@@ -122,8 +125,9 @@ def test_members_split_over_two_cpu_devices_equal_single_run(tmp_path,
   members = [{"seed": s, "workdir": str(tmp_path / f"m{s}")} for s in (0, 1)]
   result = subprocess.run(
       [sys.executable, "-m", "imujax.training.multiseed",
-       "--config=configs/test.py:finetune.steps=4,eval_every=2,"
-       "checkpoint_every=2,log_every=2",
+       "--config=configs/test.py:finetune.steps=4,finetune.batch_size=4,"
+       "data.window=16,model.hidden=8,eval_every=2,checkpoint_every=2,"
+       "log_every=2",
        f"--config.data.data_dir={tfds_dir}", "--phase=finetune",
        f"--members={json.dumps(members)}", "--cpu_devices=2"],
       cwd=REPO, capture_output=True, text=True,
