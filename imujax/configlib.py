@@ -67,6 +67,20 @@ def base() -> ml_collections.ConfigDict:
   c.pretrain.objective = "masked_reconstruction"
   c.pretrain.dataset = ""          # "" = data.name; else e.g. "sp_sw_har/watch_50hz".
   c.pretrain.manual_dir = ""       # Raw files of pretrain.dataset, if manual.
+  # A pooled pre-training corpus (imujax/data/corpus.py, CORPUS.md): datasets
+  # separated by commas, each "name" or "name@manual_dir", e.g.
+  # "uci_hapt/50hz@../shared/data/uci_hapt,seglearn_watch". All built at
+  # data.name's rate. Members of data.name's cohort give only its training
+  # subjects; a study leaves the target's dataset out. "" = no corpus.
+  c.pretrain.corpus = ""
+  # Mixing weights, one per member ("3,1,1"); "" = proportional to hours.
+  c.pretrain.corpus_weights = ""
+  # Input space: "canonical" (one imu_acc_x..imu_gyr_z unit per placement)
+  # or "union" (every member's channel names, absent ones zero).
+  c.pretrain.corpus_channels = "canonical"
+  # "member": each member (and placement) standardised on its own frames;
+  # "pooled": one normaliser over the whole corpus.
+  c.pretrain.corpus_normalizer = "member"
   for kind, options in pretext_options.DEFAULTS.items():
     c.pretrain[kind] = ml_collections.ConfigDict(dict(options))
 
@@ -82,6 +96,18 @@ def base() -> ml_collections.ConfigDict:
   # How another dataset's channels reach a pre-trained encoder:
   # "auto" (select by name when all exist, else adapter) | "adapter".
   c.finetune.channels = "auto"
+  # What the fine-tune learns per frame (imujax.objectives): "classification"
+  # of `labels` (or of the one label track in finetune.tracks),
+  # "regression" of float targets, "events" of an integer track's instants,
+  # or "prediction" of the input channels ahead. Options: finetune.<target>.
+  c.finetune.target = "classification"
+  # Tracks of data.name, separated by "," or "+" (without the "labels_" /
+  # "targets_" prefix): regression's targets ("walking_speed+stride_length"),
+  # events' integer tracks ("initial_contact"), classification's label track
+  # ("": `labels`); prediction takes none.
+  c.finetune.tracks = ""
+  for kind, options in pretext_options.TARGET_DEFAULTS.items():
+    c.finetune[kind] = ml_collections.ConfigDict(dict(options))
 
   # Comma-separated config keys allowed to differ from the workdir's run.json
   # when a run resumes (e.g. "finetune.learning_rate"); recorded there.
@@ -258,18 +284,23 @@ def check(config: ml_collections.ConfigDict) -> None:
              "pretrain.objective": objectives.names(),
              "finetune.protocol": ("full", "linear_probe", "freeze_lower"),
              "finetune.channels": ("auto", "adapter"),
-             "finetune.augment": ("", "simclr")}
+             "finetune.augment": ("", "simclr"),
+             "finetune.target": objectives.targets(),
+             "pretrain.corpus_channels": ("canonical", "union"),
+             "pretrain.corpus_normalizer": ("member", "pooled")}
   for key, allowed in choices.items():
     value = _get(config, key)
     if value not in allowed:
       raise ValueError(f"Config key {key}={value!r}; choose one of {allowed}.")
   pretext_options.validate(config.pretrain.objective,
                            config.pretrain.get(config.pretrain.objective))
+  _check_target(config.finetune)
   for key, (ok, what) in _RANGES.items():
     value = _get(config, key)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or (
         not ok(value)):
       raise ValueError(f"Config key {key}={value!r} must be {what}.")
+  _check_corpus(config)
   if config.pretrain.objective == "classification" and (
       not config.pretrain.dataset):
     raise ValueError(
@@ -280,6 +311,94 @@ def check(config: ml_collections.ConfigDict) -> None:
   if config.mode == "compare" and config.init_from:
     raise ValueError("init_from is set but mode='compare' pre-trains its own "
                      "encoder; use mode='finetune' to start from init_from.")
+
+
+def corpus_members(text: str) -> list[tuple[str, str]]:
+  """(TFDS name, manual_dir) of each member of `pretrain.corpus`.
+
+  Raises:
+    ValueError: naming the key, for an empty name or a repeated member.
+  """
+  members = []
+  for item in text.split(","):
+    if not item.strip():
+      continue
+    name, _, manual_dir = (part.strip() for part in item.partition("@"))
+    if not name:
+      raise ValueError(f"Config key pretrain.corpus: item {item.strip()!r} "
+                       "has no dataset name; write name or name@manual_dir.")
+    members.append((name, manual_dir))
+  names = [n for n, _ in members]
+  repeated = sorted({n for n in names if names.count(n) > 1})
+  if repeated:
+    raise ValueError(f"Config key pretrain.corpus names {repeated} more than "
+                     "once; list each dataset once (corpus_weights weighs).")
+  return members
+
+
+def corpus_weights(text: str, count: int) -> list[float] | None:
+  """`pretrain.corpus_weights` as numbers, one per member; None = by hours.
+
+  Raises:
+    ValueError: naming the key, for a count or value it cannot use.
+  """
+  if not text.strip():
+    return None
+  try:
+    weights = [float(w) for w in text.split(",")]
+  except ValueError:
+    raise ValueError(f"Config key pretrain.corpus_weights={text!r} is not "
+                     "comma-separated numbers, e.g. '3,1,1'.") from None
+  if len(weights) != count:
+    raise ValueError(f"Config key pretrain.corpus_weights has {len(weights)} "
+                     f"weights for {count} pretrain.corpus members; give one "
+                     "each, or '' for weights by hours.")
+  if not all(0 <= w < float("inf") for w in weights) or not sum(weights):
+    raise ValueError(f"Config key pretrain.corpus_weights={text!r}: weights "
+                     "must be finite, >= 0, and not all 0.")
+  return weights
+
+
+def _check_corpus(config: ml_collections.ConfigDict) -> None:
+  """pretrain.corpus parses, and goes with what a corpus can train."""
+  members = corpus_members(config.pretrain.corpus)
+  if not members:
+    if config.pretrain.corpus_weights.strip():
+      raise ValueError("Config key pretrain.corpus_weights is set but "
+                       "pretrain.corpus is empty; set both or neither.")
+    return
+  corpus_weights(config.pretrain.corpus_weights, len(members))
+  if config.pretrain.dataset:
+    raise ValueError("Set pretrain.corpus or pretrain.dataset, not both "
+                     "(a corpus of one dataset is pretrain.corpus=<name>).")
+  if config.pretrain.objective == "classification" or (
+      config.pretrain.objective not in objectives.self_supervised()):
+    raise ValueError(
+        f"pretrain.objective={config.pretrain.objective!r} with "
+        "pretrain.corpus: a corpus mixes datasets whose labels do not share "
+        "classes, so it trains self-supervised objectives only "
+        f"{objectives.self_supervised()}.")
+
+
+def _check_target(finetune: ml_collections.ConfigDict) -> None:
+  """finetune.target's options, and as many finetune.tracks as it takes."""
+  target = finetune.target
+  if target in pretext_options.TARGET_DEFAULTS:
+    pretext_options.validate(target, finetune.get(target))
+  tracks = pretext_options.split_list(finetune.tracks)
+  bounds = {"classification": (0, 1), "regression": (1, 99),
+            "events": (1, 99), "prediction": (0, 0)}.get(target, (0, 99))
+  if not bounds[0] <= len(tracks) <= bounds[1]:
+    what = {"classification": "at most one label track ('' = labels)",
+            "regression": "one or more float targets, e.g. walking_speed",
+            "events": "one or more integer event tracks, e.g. "
+                      "initial_contact",
+            "prediction": "none (it predicts the input channels)"}[target]
+    raise ValueError(f"finetune.tracks={finetune.tracks!r} with "
+                     f"finetune.target={target!r}: it takes {what}.")
+  if finetune.augment and target != "classification":
+    raise ValueError(f"finetune.augment={finetune.augment!r} is for "
+                     "finetune.target='classification'; set it to ''.")
 
 
 def _check_keys(config, reference, prefix: str) -> None:

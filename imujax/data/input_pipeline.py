@@ -12,17 +12,36 @@ the training subjects, nested across budgets for a given seed.
 """
 
 import json
-from typing import Iterator, NamedTuple, Optional, Sequence
+import types
+from typing import Iterator, Mapping, NamedTuple, Optional, Sequence
 
 from etils import epath
 import numpy as np
 
 
+# An empty, read-only mapping: the default of the per-frame track fields.
+_NO_TRACKS = types.MappingProxyType({})
+LABEL_PREFIX, TARGET_PREFIX = "labels_", "targets_"
+
+
 class Recording(NamedTuple):
+  """One recording in memory.
+
+  `tracks` and `targets` hold the extra per-frame tracks a run asked for
+  (`select_tracks`), by short name (the TFDS feature without its "labels_" /
+  "targets_" prefix), in the run's order; `load` leaves them empty (it keeps
+  every track in `Dataset.per_frame`). Batches carry them only when they are
+  not empty, so a run that asks for none draws exactly the batches it drew
+  before they existed.
+  """
   signals: np.ndarray  # <float32>[time, channels]
   labels: np.ndarray   # <int32>[time], -1 = unlabelled frame
   subject: str
   recording: str
+  # Integer tracks (`labels_<name>`): <int32>[time] each, -1 = unknown.
+  tracks: Mapping[str, np.ndarray] = _NO_TRACKS
+  # Float targets (`targets_<name>`): <float32>[time] each, NaN = no value.
+  targets: Mapping[str, np.ndarray] = _NO_TRACKS
 
 
 class Dataset(NamedTuple):
@@ -39,6 +58,14 @@ class Dataset(NamedTuple):
   class_names: list[str]
   sample_rate_hz: float
   fingerprint: str = ""
+  # Short name -> class names of each extra integer track (metadata
+  # "label_tracks"), and short name -> unit of each float target (metadata
+  # "regression_targets"); see `Recording`.
+  track_classes: Mapping[str, list] = _NO_TRACKS
+  target_units: Mapping[str, str] = _NO_TRACKS
+  # Recording name -> {feature name ("labels_<x>", "targets_<y>"): array}:
+  # every extra per-frame track, for `select_tracks` to attach.
+  per_frame: Mapping[str, Mapping[str, np.ndarray]] = _NO_TRACKS
 
 
 def decode_text(value) -> str:
@@ -57,16 +84,92 @@ def load(name: str, data_dir: str = "", manual_dir: str = "",
   """
   builder = prepare(name, data_dir, manual_dir, spec)
   source = builder.as_data_source()["train"]
-  recordings = [
-      Recording(np.asarray(ex["signals"], np.float32),
-                np.asarray(ex["labels"], np.int32),
-                decode_text(ex["subject"]), decode_text(ex["recording"]))
-      for ex in (source[i] for i in range(len(source)))]
+  recordings, per_frame = [], {}
+  for ex in (source[i] for i in range(len(source))):
+    recordings.append(Recording(
+        np.asarray(ex["signals"], np.float32),
+        np.asarray(ex["labels"], np.int32), decode_text(ex["subject"]),
+        decode_text(ex["recording"])))
+    per_frame[recordings[-1].recording] = {
+        k: np.asarray(v, np.float32 if k.startswith(TARGET_PREFIX)
+                      else np.int32)
+        for k, v in ex.items()
+        if k.startswith(LABEL_PREFIX) or k.startswith(TARGET_PREFIX)}
   recordings.sort(key=lambda r: r.recording)  # Storage order is shuffled.
   meta = builder.info.metadata
+  track_classes = {short_name(k, LABEL_PREFIX): list(v) for k, v in
+                   dict(meta.get("label_tracks") or {}).items()
+                   if k.startswith(LABEL_PREFIX)}
+  target_units = {short_name(k, TARGET_PREFIX): str(v) for k, v in
+                  dict(meta.get("regression_targets") or {}).items()}
   return Dataset(name, recordings, list(meta["channel_names"]),
                  list(meta["class_names"]), float(meta["sample_rate_hz"]),
-                 fingerprint_of(builder))
+                 fingerprint_of(builder), track_classes, target_units,
+                 per_frame)
+
+
+def short_name(name: str, prefix: str) -> str:
+  """A track's name without its feature prefix ("labels_", "targets_")."""
+  name = name.strip()
+  return name[len(prefix):] if name.startswith(prefix) else name
+
+
+def select_tracks(data: Dataset, tracks: Sequence[str] = (),
+                  targets: Sequence[str] = (), labels_from: str = "",
+                  key: str = "finetune.tracks") -> Dataset:
+  """`data` whose recordings carry only the named tracks, in that order.
+
+  Args:
+    data: as `load` returns it (every track in `data.per_frame`).
+    tracks: integer tracks, by short name ("initial_contact") or feature
+      name ("labels_initial_contact").
+    targets: float targets, likewise ("walking_speed" or
+      "targets_walking_speed").
+    labels_from: an integer track that replaces `labels` (and
+      `class_names`): classification of another label track.
+    key: the config key the names came from, for messages.
+
+  Returns:
+    The dataset with `Recording.tracks` / `.targets` set (both empty when
+    nothing is asked: batches are then exactly as without tracks).
+
+  Raises:
+    ValueError: a name the dataset lacks, naming `key` and the choices.
+  """
+  if not (tracks or targets or labels_from):
+    return data._replace(recordings=[
+        r._replace(tracks=_NO_TRACKS, targets=_NO_TRACKS)
+        for r in data.recordings])
+  tracks = [short_name(t, LABEL_PREFIX) for t in tracks]
+  targets = [short_name(t, TARGET_PREFIX) for t in targets]
+  labels_from = short_name(labels_from, LABEL_PREFIX) if labels_from else ""
+  stored = set().union(*map(set, data.per_frame.values()))
+  for names, prefix in ((tracks + [labels_from] * bool(labels_from),
+                         LABEL_PREFIX), (targets, TARGET_PREFIX)):
+    have = sorted(k[len(prefix):] for k in stored if k.startswith(prefix))
+    what = f"{prefix}* tracks"
+    missing = [n for n in names if n not in have]
+    if missing:
+      raise ValueError(
+          f"{key}={','.join(missing)!r}: dataset {data.name!r} has no such "
+          f"track among its {what}: {have or 'none'}. Set {key} to one of "
+          "them (or pick another finetune.target).")
+  recordings = []
+  for r in data.recordings:
+    own = data.per_frame.get(r.recording, {})
+    rec = r._replace(tracks={t: own[LABEL_PREFIX + t] for t in tracks},
+                     targets={t: own[TARGET_PREFIX + t] for t in targets})
+    if labels_from:
+      rec = rec._replace(labels=own[LABEL_PREFIX + labels_from])
+    recordings.append(rec)
+  class_names = data.class_names
+  if labels_from:
+    class_names = list(data.track_classes.get(labels_from) or [])
+    if not class_names:
+      raise ValueError(f"{key}={labels_from!r}: {data.name!r} names no "
+                       "classes for it (metadata label_tracks); classify "
+                       "`labels` (finetune.tracks='') or fix the builder.")
+  return data._replace(recordings=recordings, class_names=class_names)
 
 
 def fingerprint_of(builder) -> str:
@@ -248,7 +351,10 @@ def sample_windows(recordings: Sequence[Recording], normalizer: Normalizer,
 
   Returns:
     {"signals": <float32>[batch, window, C], "labels": <int32>[batch, window],
-     "valid": <bool>[batch, window]}
+     "valid": <bool>[batch, window]}, and when the recordings carry them
+    (`select_tracks`) "tracks": <int32>[batch, window, E] (-1 on padding) and
+    "targets": <float32>[batch, window, R] (NaN on padding), in the order of
+    `Recording.tracks` / `.targets`.
   """
   rng = np.random.default_rng([seed, stream, step])
   lengths = np.array([len(r.labels) for r in recordings])
@@ -259,6 +365,7 @@ def sample_windows(recordings: Sequence[Recording], normalizer: Normalizer,
   signals = np.zeros((batch_size, window, channels), np.float32)
   labels = np.full((batch_size, window), -1, np.int32)
   valid = np.zeros((batch_size, window), bool)
+  extra = _Extra(recordings, batch_size, window)
   for b, i in enumerate(which):
     start = rng.integers(starts_per_rec[i])
     rec = recordings[i]
@@ -267,7 +374,37 @@ def sample_windows(recordings: Sequence[Recording], normalizer: Normalizer,
     signals[b, :n] = normalizer(rec.signals[piece])
     labels[b, :n] = rec.labels[piece]
     valid[b, :n] = True
-  return {"signals": signals, "labels": labels, "valid": valid}
+    extra.fill(b, rec, piece, n)
+  return {"signals": signals, "labels": labels, "valid": valid,
+          **extra.arrays()}
+
+
+class _Extra:
+  """The "tracks" / "targets" arrays of one batch, when the run has any."""
+
+  def __init__(self, recordings: Sequence[Recording], batch: int,
+               length: int):
+    # select_tracks gives every recording the same names in the same order.
+    self.tracks = tuple(recordings[0].tracks)
+    self.targets = tuple(recordings[0].targets)
+    self.track_array = np.full((batch, length, len(self.tracks)), -1,
+                               np.int32)
+    self.target_array = np.full((batch, length, len(self.targets)), np.nan,
+                                np.float32)
+
+  def fill(self, b: int, rec: Recording, piece: slice, n: int) -> None:
+    for j, name in enumerate(self.tracks):
+      self.track_array[b, :n, j] = rec.tracks[name][piece]
+    for j, name in enumerate(self.targets):
+      self.target_array[b, :n, j] = rec.targets[name][piece]
+
+  def arrays(self) -> dict:
+    out = {}
+    if self.tracks:
+      out["tracks"] = self.track_array
+    if self.targets:
+      out["targets"] = self.target_array
+    return out
 
 
 def padded_length(recordings: Sequence[Recording], multiple: int = 256) -> int:
@@ -282,7 +419,8 @@ def whole_recordings(recordings: Sequence[Recording], normalizer: Normalizer,
   """Yields fixed-shape batches of whole recordings for causal evaluation.
 
   Every batch is [batch_size, length]; padding frames and padding recordings
-  are marked invalid, so metrics count each real frame exactly once.
+  are marked invalid, so metrics count each real frame exactly once. Tracks
+  and targets come as in `sample_windows`.
   """
   length = length or padded_length(recordings)
   channels = recordings[0].signals.shape[1]
@@ -291,9 +429,12 @@ def whole_recordings(recordings: Sequence[Recording], normalizer: Normalizer,
     signals = np.zeros((batch_size, length, channels), np.float32)
     labels = np.full((batch_size, length), -1, np.int32)
     valid = np.zeros((batch_size, length), bool)
+    extra = _Extra(recordings, batch_size, length)
     for b, rec in enumerate(chunk):
       n = min(len(rec.labels), length)
       signals[b, :n] = normalizer(rec.signals[:n])
       labels[b, :n] = rec.labels[:n]
       valid[b, :n] = True
-    yield {"signals": signals, "labels": labels, "valid": valid}
+      extra.fill(b, rec, slice(0, n), n)
+    yield {"signals": signals, "labels": labels, "valid": valid,
+           **extra.arrays()}

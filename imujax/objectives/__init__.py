@@ -23,9 +23,15 @@ static `channel_names`) are bound with `functools.partial` before jit.
 and augmentations. Every loss returns (scalar loss, dict of scalar metrics).
 
 Built in: "classification" (per-frame labels: the fine-tune target, and
-supervised pre-training on another dataset) and the self-supervised
+supervised pre-training on another dataset), the self-supervised
 "masked_reconstruction", "forecast", "autoencoder", "cpc", "simclr",
-"transform_prediction". Options and their defaults: `options.DEFAULTS`.
+"transform_prediction", and the fine-tune target kinds (`finetune.target`)
+"regression" (float `targets_*` tracks), "events" (instants of an integer
+track) and "prediction" (the inputs `h` ms ahead), whose batches also hold
+  tracks:  <int32>[batch, time, E], -1 where unknown or padding;
+  targets: <float32>[batch, time, R], NaN where no value or padding,
+in the order of `finetune.tracks`. Options and their defaults:
+`options.DEFAULTS` (pretext) and `options.TARGET_DEFAULTS` (target kinds).
 Adding an objective: a new file defining `OBJECTIVE`, one line in `_BUILT_IN`
 (and its options, if any, in `options.DEFAULTS`); or `register(...)` from
 your own code.
@@ -35,7 +41,7 @@ an objective's module is imported when it is first asked for.
 """
 
 import importlib
-from typing import Callable, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 from imujax.objectives import options
 
@@ -49,8 +55,21 @@ class Objective(NamedTuple):
   loss: Callable[..., tuple]
   # True: trains a per-frame classifier on the labels (the model gets
   # `num_classes` outputs; scored by macro-F1). False: self-supervised
-  # (scored by its own loss on fixed validation windows).
+  # (scored by its own loss on fixed validation windows), or a target kind.
   uses_labels: bool = False
+  # A fine-tune target kind (`finetune.target`) sets the three below; the
+  # evaluator then scores it with its own metrics over whole recordings.
+  # (params, batch, stats, *, cfg, opts) -> <float32>[batch, time, D]:
+  # per-frame outputs of the causal model, dropout off.
+  predict: Callable[..., Any] | None = None
+  # (outputs, recordings, stats, opts) -> dict of metrics, with outputs[i]
+  # <float32>[T_i, D] and recordings[i] the batch arrays of recording i cut
+  # to its T_i frames (NumPy; stats as NumPy too).
+  score: Callable[..., dict] | None = None
+  # (training recordings, opts) -> {name: <float32> array}: statistics of
+  # the targets, fitted on the labelled training recordings, added to the
+  # loss's `stats` (passed as data, never closed over).
+  fit_stats: Callable[..., dict] | None = None
 
 
 # Built-in objectives: name -> module of this package that defines OBJECTIVE.
@@ -62,7 +81,14 @@ _BUILT_IN = {
     "cpc": "cpc",
     "simclr": "simclr",
     "transform_prediction": "transform_prediction",
+    "regression": "regression",
+    "events": "events",
+    "prediction": "prediction",
 }
+# Built-in fine-tune target kinds besides classification (`finetune.target`):
+# supervised by the extra per-frame tracks (or, prediction, by the inputs
+# ahead), never pretext objectives.
+TARGET_KINDS = ("regression", "events", "prediction")
 _REGISTERED: dict[str, Objective] = {}
 
 
@@ -74,7 +100,15 @@ def names() -> tuple[str, ...]:
 def self_supervised() -> tuple[str, ...]:
   """Names of the objectives that need no labels (pretext objectives)."""
   return tuple(n for n in names() if n != "classification"
-               and (n in _BUILT_IN or not _REGISTERED[n].uses_labels))
+               and n not in TARGET_KINDS
+               and (n in _BUILT_IN or not (_REGISTERED[n].uses_labels
+                                           or _REGISTERED[n].score)))
+
+
+def targets() -> tuple[str, ...]:
+  """What `finetune.target` may name: classification and the target kinds."""
+  return ("classification", *TARGET_KINDS,
+          *(n for n, o in _REGISTERED.items() if o.score is not None))
 
 
 def register(objective: Objective, defaults: dict | None = None) -> None:

@@ -1,10 +1,11 @@
-"""Default options of every self-supervised pretext objective, and their checks.
+"""Default options of every objective and target kind, and their checks.
 
 Plain Python only (no jax, no numpy): config files import this module to build
 `config.pretrain.<kind>` from `DEFAULTS`, so every value is an int, float, str
 or bool. `validate(kind, opts)` fills missing keys with the defaults and
 rejects unknown keys, wrong types and out-of-range values, naming the config
-key (`pretrain.<kind>.<key>`).
+key (`pretrain.<kind>.<key>`, or `finetune.<kind>.<key>` for the fine-tune
+target kinds of `TARGET_DEFAULTS`, which config files read the same way).
 
 Besides these options, objectives that augment in physical units (`simclr`,
 `transform_prediction`) read the dataset's `channel_names`, which the trainer
@@ -68,9 +69,42 @@ DEFAULTS = {
     },
 }
 
+# Options of the fine-tune target kinds: `finetune.<kind>` (with
+# `finetune.target=<kind>` and `finetune.tracks` naming the tracks).
+TARGET_DEFAULTS = {
+    # Float per-frame targets (targets_<name>); frames without a value (NaN)
+    # are masked. Each target is standardised with its mean and sd over the
+    # labelled training recordings; metrics are in its physical units.
+    "regression": {
+        "loss": "mse",            # "mse" | "huber" (on standardised values).
+        "huber_delta": 1.0,       # Huber's switch point, in target sds.
+    },
+    # Instants (frames where an integer track is > 0, e.g. initial contacts)
+    # as a per-frame event probability. Target: a Gaussian of sd sigma_ms
+    # around each event (peak 1, cut at 3 sd; overlapping ones take the
+    # max); loss: per-frame Bernoulli KL divergence (cross-entropy minus the
+    # target's entropy: 0 at a perfect prediction), frames weighted
+    # 1 + (pos_weight - 1) * target. Decoded causally (metrics.decode_events).
+    "events": {
+        "sigma_ms": 25.0,
+        "pos_weight": 5.0,        # Weight of frames at an event (>= 1).
+        "threshold": 0.5,         # Decoder: probability that makes a peak.
+        "delay_ms": 100.0,        # Decoder: fires at most this after a peak.
+        "tolerance_ms": 50.0,     # Scoring: a detection within ± of an event.
+    },
+    # Predict the input channels horizons_ms ahead (normalised units); scored
+    # by RMSE per horizon beside the last-value and constant-velocity
+    # baselines on the same frames.
+    "prediction": {
+        "horizons_ms": "200",     # Several: "100,200,400" (or "100+200").
+        "residual": True,         # Predict x[t+h] - x[t] instead of x[t+h].
+    },
+}
+
 # Data-dependent keys that the trainer adds to the options of any objective
-# (ignored where unused).
-DATA_KEYS = ("channel_names",)
+# (ignored where unused): the channel names; for the target kinds the tracks
+# (`finetune.tracks`, short names, in order), the rate and their units.
+DATA_KEYS = ("channel_names", "tracks", "sample_rate_hz", "units")
 
 TRANSFORMS = ("noise", "scaling", "rotation", "negation", "flip",
               "permutation", "time_warp", "channel_shuffle")
@@ -82,6 +116,7 @@ _CHOICES = {
     ("simclr", "pool"): ("last", "mean"),
     ("transform_prediction", "head"): ("binary", "multiclass"),
     ("transform_prediction", "pool"): ("last", "mean"),
+    ("regression", "loss"): ("mse", "huber"),
 }
 
 
@@ -120,6 +155,12 @@ _RANGES = {
     "original_fraction": (_open_unit, "in (0, 1)"),
     "noise_std": (_positive, "> 0"),
     "segments": (lambda v: v >= 2, ">= 2"),
+    "huber_delta": (_positive, "> 0"),
+    "sigma_ms": (_positive, "> 0"),
+    "pos_weight": (lambda v: v >= 1, ">= 1"),
+    "threshold": (_open_unit, "in (0, 1)"),
+    "delay_ms": (_non_negative, ">= 0"),
+    "tolerance_ms": (_non_negative, ">= 0"),
 }
 
 
@@ -153,16 +194,17 @@ def validate(kind: str, opts=None) -> dict:
                      f"pretrain.objective); choose one of "
                      f"{list(objectives.names())}.")
   given = dict(opts or {})
-  defaults = DEFAULTS.get(kind, {})
+  phase = "finetune" if kind in TARGET_DEFAULTS else "pretrain"
+  defaults = TARGET_DEFAULTS.get(kind) or DEFAULTS.get(kind, {})
   unknown = sorted(set(given) - set(defaults) - set(DATA_KEYS))
   if unknown:
-    keys = ", ".join(f"pretrain.{kind}.{k}" for k in unknown)
+    keys = ", ".join(f"{phase}.{kind}.{k}" for k in unknown)
     raise ValueError(f"Unknown option(s) {keys}; {kind} takes "
                      f"{sorted(defaults)}.")
   out = {}
   for key, default in defaults.items():
     value = given.get(key, default)
-    name = f"pretrain.{kind}.{key}"
+    name = f"{phase}.{kind}.{key}"
     if not _type_ok(value, default):
       raise ValueError(f"{name}={value!r} must be a {type(default).__name__} "
                        f"(default {default!r}).")
@@ -191,7 +233,29 @@ def validate(kind: str, opts=None) -> dict:
           f"separated list of distinct names from {list(TRANSFORMS)}"
           + (f"; unknown: {bad}" if bad else "") + ".")
     out["transforms"] = ",".join(names)
+  if kind == "prediction":
+    out["horizons_ms"] = _horizons(out["horizons_ms"])
   for key in DATA_KEYS:
     if key in given:
       out[key] = given[key]
   return out
+
+
+def split_list(text: str) -> list[str]:
+  """The items of a list-valued option: "a,b" or "a+b" (`:arg` overrides
+  split on commas, so "walking_speed+stride_length" passes through them)."""
+  return [t.strip() for t in text.replace("+", ",").split(",") if t.strip()]
+
+
+def _horizons(text: str) -> str:
+  """finetune.prediction.horizons_ms, checked: distinct positive numbers."""
+  items = split_list(text)
+  try:
+    values = [float(t) for t in items]
+  except ValueError:
+    values = []
+  if not values or min(values) <= 0 or len(set(values)) != len(values):
+    raise ValueError(
+        f"finetune.prediction.horizons_ms={text!r} must be a comma-separated "
+        "list of distinct positive milliseconds, e.g. '100,200'.")
+  return ",".join(items)

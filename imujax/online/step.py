@@ -13,6 +13,17 @@ streams with no change here.
   state, out = step(params, cfg, state, x_t)   x_t: <float32>[batch, C]
   out["logits"], out["probs"]: <float32>[batch, K] (cfg.num_classes > 0);
   out["reconstruction"]: <float32>[batch, C] (cfg.reconstruct)
+
+and, when the params hold a fine-tune target kind's head
+(imujax/objectives/{regression,events,prediction}.py):
+
+  out["regression"]: <float32>[batch, R] standardised targets ("regressor";
+    `regression.to_physical` with the run record's normalizer
+    target_mean / target_std gives physical units);
+  out["event_probs"]: <float32>[batch, E] ("event_detector"; decode them
+    with `metrics.decode_events`);
+  out["prediction"]: <float32>[batch, H * C] ("predictor": the head's raw
+    output, x[t + h] − x[t] with the prediction.residual option).
 """
 
 import functools
@@ -54,6 +65,15 @@ def step(params: models.Params, cfg: models.ModelConfig, state: list,
     out["probs"] = jax.nn.softmax(logits, axis=-1)
   if cfg.reconstruct:
     out["reconstruction"] = models.reconstruct(params, h)
+  # Target heads, by their params' names: the run's shape does not list
+  # them (its cfg.num_classes is 0 for these kinds).
+  if "regressor" in params:
+    out["regression"] = models.linear(params["regressor"], h)
+  if "event_detector" in params:
+    out["event_probs"] = jax.nn.sigmoid(
+        models.linear(params["event_detector"], h))
+  if "predictor" in params:
+    out["prediction"] = models.linear(params["predictor"], h)
   return state, out
 
 

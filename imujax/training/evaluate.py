@@ -2,7 +2,9 @@
 
 The classifier runs the same causal scan as in training over each whole
 held-out recording from a zero state, so the prediction at frame t uses frames
-0..t only: what an online system would have output at that moment.
+0..t only: what an online system would have output at that moment. The
+fine-tune target kinds (regression, events, prediction) run the same way
+through their objective's `predict` and are scored by its `score`.
 """
 
 import functools
@@ -66,11 +68,16 @@ class Evaluator:
     self.length = input_pipeline.padded_length(run.data.recordings)
     # Built once: a new partial per evaluation would recompile each time.
     self.eval_loss_fn = functools.partial(run.loss_fn, dropout=False)
+    if run.objective.predict is not None:
+      self.predict = jax.jit(functools.partial(
+          run.objective.predict, cfg=run.cfg, opts=run.opts))
 
   def __call__(self, params, split: str) -> dict:
     run, config = self.run, self.config
     if run.objective.uses_labels:
       return self._per_subject(params, run.by_split[split])
+    if run.objective.score is not None:
+      return self._target_scores(params, run.by_split[split])
     batches = [input_pipeline.sample_windows(
         run.by_split[split], run.normalizer, config.data.window,
         self.batch_size, config.seed, i, stream=1)
@@ -103,3 +110,40 @@ class Evaluator:
                               ("macro_f1", "accuracy", "frames")}
     return {**metrics.scores(pooled), "confusion": pooled.tolist(),
             "per_subject": per_subject}
+
+  def _target_scores(self, params, recordings) -> dict:
+    """A target kind's own metrics over whole recordings, run causally.
+
+    Every recording runs from a zero state through the objective's
+    `predict`; its outputs and batch arrays, cut to its length, go to the
+    objective's `score`: pooled over the split, and per subject (the
+    subject's headline numbers, the floats at the top of its scores).
+    """
+    run = self.run
+    outputs, cut = [], []
+    stats = {k: np.asarray(v) for k, v in run.stats.items()}
+    batches = input_pipeline.whole_recordings(
+        recordings, run.normalizer, self.config.data.eval_batch_size,
+        self.length)
+    for first, batch in zip(range(0, len(recordings),
+                                  self.config.data.eval_batch_size), batches):
+      signals = batch["signals"]
+      if self.sharding is not None:
+        signals = jax.device_put(signals, self.sharding)
+      # Only the signals go in (`predict` reads nothing else): the
+      # recordings' tracks stay on the host, for `score`.
+      out = distributed.to_host(self.predict(params, {"signals": signals},
+                                             run.stats))
+      for b, rec in enumerate(recordings[first:first + len(out)]):
+        n = min(len(rec.labels), self.length)
+        outputs.append(np.asarray(out[b, :n]))
+        cut.append({k: v[b, :n] for k, v in batch.items()})
+    scores = run.objective.score(outputs, cut, stats, run.opts)
+    per_subject = {}
+    for subject in sorted({r.subject for r in recordings}):
+      mine = [i for i, r in enumerate(recordings) if r.subject == subject]
+      own = run.objective.score([outputs[i] for i in mine],
+                                [cut[i] for i in mine], stats, run.opts)
+      per_subject[subject] = {k: v for k, v in own.items()
+                              if isinstance(v, (int, float))}
+    return {**scores, "per_subject": per_subject}

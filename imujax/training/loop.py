@@ -27,7 +27,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from imujax.data import input_pipeline
 from imujax.training import checkpoints
 from imujax.training import distributed
 from imujax.training import evaluate
@@ -75,9 +74,8 @@ class _OneRun:
 
   def batch(self, step):
     run, c = self.runs[0], self.configs[0]
-    batch = input_pipeline.sample_windows(
-        run.train_recordings, run.normalizer, c.data.window,
-        c[self.phase].batch_size, c.seed, step)
+    batch = run.train_batch(c.data.window, c[self.phase].batch_size, c.seed,
+                            step)
     return distributed.to_global(
         distributed.local_part(batch, self.batch_sharding),
         self.batch_sharding)

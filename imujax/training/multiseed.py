@@ -49,7 +49,6 @@ from ml_collections import config_flags
 import numpy as np
 
 from imujax import configlib
-from imujax.data import input_pipeline
 from imujax.training import runtime
 
 MEMBER_HPARAMS = configlib.MEMBER_HPARAMS
@@ -95,9 +94,8 @@ def member_hparams(configs: list, phase: str) -> dict:
 
 def host_batch(runs: list, configs: list, phase: str, step: int) -> dict:
   """<[K, batch, ...]> the batch each member's single run would draw."""
-  batches = [input_pipeline.sample_windows(
-      r.train_recordings, r.normalizer, c.data.window, c[phase].batch_size,
-      c.seed, step) for r, c in zip(runs, configs)]
+  batches = [r.train_batch(c.data.window, c[phase].batch_size, c.seed, step)
+             for r, c in zip(runs, configs)]
   return {k: np.stack([b[k] for b in batches]) for k in batches[0]}
 
 

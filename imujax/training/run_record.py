@@ -46,6 +46,10 @@ class RunRecord:
   # What the data was: input_pipeline.Dataset.fingerprint (a recordings
   # build's hash of its spec and files; TFDS name/config/version otherwise).
   data_fingerprint: str = ""
+  # A corpus pre-training's members (imujax/data/corpus.py): name, cohort,
+  # fingerprint, hours, weight, recordings, subjects, views; [] otherwise.
+  # Its identity on resume is data_fingerprint (the corpus's hash).
+  corpus: list = dataclasses.field(default_factory=list)
   # Config keys changed on resume (config.resume_changes), oldest first:
   # [{"step": resumed at, "changes": {key: [before, after]}}].
   history: list = dataclasses.field(default_factory=list)
@@ -60,7 +64,7 @@ class RunRecord:
   @classmethod
   def from_json(cls, data: dict, where: str = "run.json") -> "RunRecord":
     names = [f.name for f in dataclasses.fields(cls)]
-    optional = {"history", "data_fingerprint"}
+    optional = {"history", "data_fingerprint", "corpus"}
     missing = [n for n in names if n not in data and n not in optional]
     if missing:
       raise IncompatibleRunError(

@@ -17,8 +17,10 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from imujax import configlib
 from imujax import models
 from imujax import objectives
+from imujax.data import corpus as corpus_lib
 from imujax.data import input_pipeline
 from imujax.objectives import losses
 from imujax.objectives import options
@@ -40,11 +42,69 @@ class Run(NamedTuple):
   params: dict
   loss_fn: Any              # (params, batch, rng, stats) -> (loss, metrics).
   record: run_record.RunRecord
+  # (window, batch_size, seed, step) -> training batch; None: windows of
+  # train_recordings. A corpus pre-training sets it (`_prepare_corpus`).
+  sampler: Any = None
+
+  def train_batch(self, window: int, batch_size: int, seed: int,
+                  step: int) -> dict:
+    """The batch of `step`, a pure function of (seed, step) (see loop.py)."""
+    if self.sampler is not None:
+      return self.sampler(window, batch_size, seed, step)
+    return input_pipeline.sample_windows(self.train_recordings,
+                                         self.normalizer, window, batch_size,
+                                         seed, step)
 
 
 def objective_name(config: ml_collections.ConfigDict, phase: str) -> str:
-  """What `phase` trains: the fine-tune target, or pretrain.objective."""
-  return "classification" if phase == "finetune" else config.pretrain.objective
+  """What `phase` trains: finetune.target, or pretrain.objective."""
+  if phase == "finetune":
+    return config.finetune.target
+  if config.pretrain.objective in objectives.TARGET_KINDS:
+    raise ValueError(
+        f"pretrain.objective={config.pretrain.objective!r} is a fine-tune "
+        f"target kind: set finetune.target={config.pretrain.objective!r} "
+        "(and finetune.tracks), and pre-train with a pretext objective.")
+  return config.pretrain.objective
+
+
+# -------------------------------------- per-frame targets (finetune.target)
+def _track_names(config, phase: str) -> list[str]:
+  """finetune.tracks as short names; none outside the fine-tune."""
+  if phase != "finetune":
+    return []
+  return [input_pipeline.short_name(input_pipeline.short_name(
+      t, input_pipeline.LABEL_PREFIX), input_pipeline.TARGET_PREFIX)
+          for t in options.split_list(config.finetune.tracks)]
+
+
+def _select_tracks(data, config, phase: str):
+  """The data carrying the tracks finetune.target reads, and no others."""
+  target = config.finetune.target if phase == "finetune" else ""
+  names = _track_names(config, phase)
+  return input_pipeline.select_tracks(
+      data, tracks=names if target == "events" else (),
+      targets=names if target == "regression" else (),
+      labels_from=names[0] if target == "classification" and names else "")
+
+
+def _target_options(config, phase: str, data) -> dict:
+  """The static data options of a target kind: tracks, rate, units."""
+  if phase != "finetune" or config.finetune.target == "classification":
+    return {}
+  names = tuple(_track_names(config, phase))
+  return {"tracks": names, "sample_rate_hz": float(data.sample_rate_hz),
+          "units": tuple(data.target_units.get(n, "") for n in names)}
+
+
+def _loss_stats(objective, normalizer, train_recs, opts):
+  """(stats, what the run record adds to its normalizer) of the loss."""
+  stats = losses.stats_of(normalizer.mean, normalizer.std)
+  if objective.fit_stats is None:
+    return stats, {}
+  fitted = objective.fit_stats(train_recs, opts)
+  stats.update({k: jnp.asarray(v, jnp.float32) for k, v in fitted.items()})
+  return stats, {k: [float(x) for x in v] for k, v in fitted.items()}
 
 
 def _dataset(config, phase: str) -> tuple[str, input_pipeline.Dataset]:
@@ -63,6 +123,9 @@ def _carry_channels(data, source, how: str):
   if source is None:
     return data, transfer.ChannelPlan(None, False, "")
   plan = transfer.plan(source.channel_names, data.channel_names, how)
+  if plan.adapter and list(source.channel_names) == list(corpus_lib.CANONICAL):
+    plan = plan._replace(note=f"input adapter {len(data.channel_names)}->6 "
+                         "by sensor type (canonical corpus encoder)")
   if plan.select is not None:
     data = data._replace(
         channel_names=[data.channel_names[i] for i in plan.select],
@@ -151,6 +214,91 @@ def _load_encoder(init_from: str, source, cfg: models.ModelConfig):
   return encoder, step
 
 
+def _split(config, data: input_pipeline.Dataset) -> dict:
+  """The run's subject split of `data` (seed, folds)."""
+  return input_pipeline.split_subjects(
+      [r.subject for r in data.recordings], config.seed,
+      config.data.val_subjects, config.data.test_subjects,
+      config.data.num_folds, config.data.fold, config.data.fold_seed)
+
+
+# ------------------------------------------------ pooled corpora (CORPUS.md)
+def _prepare_corpus(config, objective) -> Run:
+  """The pretrain phase on `pretrain.corpus` (imujax/data/corpus.py).
+
+  Batches come from the corpus mixer (`Run.sampler`); validation and test
+  are the pretext loss on the target's (`data.name`) held-out subjects,
+  whose split (the run's seed and folds) also keeps them out of the corpus.
+  """
+  target = input_pipeline.load(config.data.name, config.data.data_dir,
+                               config.data.manual_dir, config.data.spec)
+  splits = _split(config, target)
+  members = configlib.corpus_members(config.pretrain.corpus)
+  pool = corpus_lib.build(
+      members, target, splits, data_dir=config.data.data_dir,
+      channels=config.pretrain.corpus_channels,
+      normalize=config.pretrain.corpus_normalizer,
+      weights=configlib.corpus_weights(config.pretrain.corpus_weights,
+                                       len(members)))
+  held = pool.held_out(target, splits)
+  data = input_pipeline.Dataset(
+      target.name, held["val"] + held["test"], pool.channel_names, [],
+      target.sample_rate_hz, pool.fingerprint)
+  cfg = _model_config(config, data, objective, None,
+                      transfer.ChannelPlan(None, False, ""))
+  given = config.pretrain.get(objective.name)
+  opts = options.validate(objective.name,
+                          given.to_dict() if given is not None else {})
+  opts.update(losses.data_options(data.channel_names))
+  params = _init_params(config.seed, cfg, objective, opts)
+  # splits["train"]: the target cohort's subjects the encoder saw, which
+  # _check_no_leak compares with a fine-tune's held-out subjects.
+  cohort = input_pipeline.cohort_of(target.name)
+  seen = sorted({s for m in pool.members if m.cohort == cohort
+                 for s in m.subjects})
+  normalizer = pool.normalizer
+  record = run_record.RunRecord(
+      phase="pretrain", objective=objective.name, dataset=target.name,
+      config=config.to_dict(), model_config=dataclasses.asdict(cfg),
+      splits={"train": seen, "val": splits["val"], "test": splits["test"]},
+      labeled_recordings=[f"{m.name}:{r}" for m in pool.members
+                          for r in m.recordings],
+      channel_names=list(data.channel_names), class_names=[],
+      sample_rate_hz=data.sample_rate_hz,
+      normalizer={"mean": normalizer.mean.tolist(),
+                  "std": normalizer.std.tolist()},
+      source={}, data_fingerprint=pool.fingerprint, corpus=pool.describe())
+  logging.info("Corpus for %s: %s", target.name, "; ".join(
+      f"{m['name']} {m['hours']:.2f} h w={m['weight']:.3f}"
+      for m in record.corpus))
+  loss_fn = functools.partial(objective.loss, cfg=cfg, opts=opts)
+  return Run(objective, data, {"train": [], **held}, [], normalizer,
+             losses.stats_of(normalizer.mean, normalizer.std), cfg, opts,
+             params, loss_fn, record, sampler=pool.batch)
+
+
+def _check_no_corpus_leak(source, init_from: str, dataset: str,
+                          splits: dict) -> None:
+  """Refuses an encoder whose corpus held this run's val or test subjects."""
+  if source is not None and source.corpus:
+    try:
+      corpus_lib.check_no_leak({m["name"]: m["subjects"]
+                                for m in source.corpus}, dataset, splits)
+    except corpus_lib.LeakError as e:
+      raise ValueError(f"init_from={init_from!r}: {e}") from None
+
+
+def _adapter_init(source, channel_names) -> dict:
+  """A new input adapter's params for `source`'s encoder.
+
+  By sensor type for a canonical corpus encoder (`corpus.adapter_init`: no
+  hand mapping from any placement), else by name (`transfer.adapter_init`).
+  """
+  if list(source.channel_names) == list(corpus_lib.CANONICAL):
+    return jax.tree.map(jnp.asarray, corpus_lib.adapter_init(channel_names))
+  return transfer.adapter_init(source.channel_names, channel_names)
+
+
 def prepare(config: ml_collections.ConfigDict, phase: str) -> Run:
   """Data, splits, normaliser, model, params and loss of one phase.
 
@@ -159,8 +307,11 @@ def prepare(config: ml_collections.ConfigDict, phase: str) -> Run:
   `data.name`. Subjects are split with the same seed in both phases.
   """
   objective = objectives.get(objective_name(config, phase))
+  if phase == "pretrain" and config.pretrain.corpus:
+    return _prepare_corpus(config, objective)
   _check_supervised_source(objective, config, phase)
   name, data = _dataset(config, phase)
+  data = _select_tracks(data, config, phase)
   init_from = config.init_from if phase == "finetune" else ""
   source = None
   if init_from:
@@ -169,11 +320,9 @@ def prepare(config: ml_collections.ConfigDict, phase: str) -> Run:
   data, plan = _carry_channels(data, source, config[phase].get(
       "channels", "auto"))
 
-  splits = input_pipeline.split_subjects(
-      [r.subject for r in data.recordings], config.seed,
-      config.data.val_subjects, config.data.test_subjects,
-      config.data.num_folds, config.data.fold, config.data.fold_seed)
+  splits = _split(config, data)
   _check_no_leak(source, init_from, name, splits)
+  _check_no_corpus_leak(source, init_from, name, splits)
   by_split = {k: input_pipeline.select(data.recordings, v)
               for k, v in splits.items()}
   normalizer = input_pipeline.Normalizer.fit(by_split["train"],
@@ -189,6 +338,7 @@ def prepare(config: ml_collections.ConfigDict, phase: str) -> Run:
   opts = options.validate(objective.name,
                           given.to_dict() if given is not None else {})
   opts.update(losses.data_options(data.channel_names))
+  opts.update(_target_options(config, phase, data))
   if phase == "finetune" and config.finetune.augment:
     opts["augment"] = config.finetune.augment
     opts["augment_opts"] = {
@@ -199,8 +349,7 @@ def prepare(config: ml_collections.ConfigDict, phase: str) -> Run:
   if source is not None:
     encoder, src_step = _load_encoder(init_from, source, cfg)
     if plan.adapter:
-      encoder["adapter"] = transfer.adapter_init(source.channel_names,
-                                                 data.channel_names)
+      encoder["adapter"] = _adapter_init(source, data.channel_names)
     params["encoder"] = encoder
     source_info = {"init_from": init_from, "step": src_step,
                    "dataset": source.dataset, "objective": source.objective,
@@ -208,6 +357,7 @@ def prepare(config: ml_collections.ConfigDict, phase: str) -> Run:
     logging.info("Encoder from %s (step %d; %s).", init_from, src_step,
                  plan.note)
 
+  stats, target_stats = _loss_stats(objective, normalizer, train_recs, opts)
   record = run_record.RunRecord(
       phase=phase, objective=objective.name, dataset=name,
       config=config.to_dict(), model_config=dataclasses.asdict(cfg),
@@ -217,9 +367,8 @@ def prepare(config: ml_collections.ConfigDict, phase: str) -> Run:
       class_names=list(data.class_names),
       sample_rate_hz=data.sample_rate_hz,
       normalizer={"mean": normalizer.mean.tolist(),
-                  "std": normalizer.std.tolist()},
+                  "std": normalizer.std.tolist(), **target_stats},
       source=source_info, data_fingerprint=data.fingerprint)
   loss_fn = functools.partial(objective.loss, cfg=cfg, opts=opts)
-  return Run(objective, data, by_split, train_recs, normalizer,
-             losses.stats_of(normalizer.mean, normalizer.std), cfg, opts,
-             params, loss_fn, record)
+  return Run(objective, data, by_split, train_recs, normalizer, stats, cfg,
+             opts, params, loss_fn, record)

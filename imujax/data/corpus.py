@@ -1,0 +1,432 @@
+"""Pooled pre-training corpora: several datasets, one input space, mixed.
+
+`pretrain.corpus` names the members; `build` reads each one recording at a
+time, keeps what fits in `memory_budget` in memory and reads the rest from
+its TFDS data source on demand (with a small cache), and `Corpus.batch` mixes
+training windows from the members by their weights. Design and measurements:
+`imujax/data/CORPUS.md`.
+
+* Rate: members are TFDS builds at the rate of the run's target
+  (`data.name`); a member at another rate is refused, naming both (choose
+  the member's build at that rate, e.g. `ipol_gait/50hz`).
+* Channels (`channels`): "canonical" maps every placement of every member
+  to one placement-agnostic unit `CANONICAL` (imu_acc_x..imu_gyr_z) by
+  sensor type and axis; a member with three IMUs gives three views of each
+  recording. A sensor a view lacks is 0 after normalisation (its mean).
+  "union" keeps the names: the input is the union of the members' channels,
+  each member's absent ones 0.
+* Normalisation (`normalize`): "member" standardises each view (member and
+  placement) on its own frames, as a fine-tune standardises its target;
+  "pooled" uses one normaliser over the corpus. Either way the run's
+  normaliser (`Corpus.normalizer`, the pooled moments) is the frame in which
+  losses see "physical" values (`stats`), and the target's held-out windows
+  (`Corpus.held_out`) are expressed in that frame.
+* Mixing: a batch is a pure function of (seed, step): each window's member
+  is drawn by the weights (`choose_members`), then the member's window
+  uniformly over its valid starts, as `input_pipeline.sample_windows` does.
+  Labels are -1: datasets do not share classes, and self-supervised
+  objectives read `valid`, which marks every real frame, labelled or not.
+* Leakage: members of the target's cohort (`input_pipeline.cohort_of`)
+  contribute only the target's training subjects; `check_no_leak` refuses a
+  corpus that holds a target validation or test subject.
+"""
+
+import collections
+import hashlib
+import json
+import re
+from typing import Callable, NamedTuple, Optional, Sequence
+
+import numpy as np
+
+from imujax.data import input_pipeline
+
+CANONICAL = ("imu_acc_x", "imu_acc_y", "imu_acc_z",
+             "imu_gyr_x", "imu_gyr_y", "imu_gyr_z")
+CHANNELS = ("canonical", "union")
+NORMALIZERS = ("member", "pooled")
+MEMORY_BUDGET_BYTES = 2 << 30  # Members beyond it are read on demand.
+CACHE_BYTES = 256 << 20        # Recordings cached per member read on demand.
+_STREAM = 16  # sample_windows uses streams 0 (training) and 1 (validation).
+_SENSOR = re.compile(r"^(.+)_(acc|gyr)_([xyz])$")
+
+
+class LeakError(ValueError):
+  """The corpus holds a validation or test subject of the target."""
+
+
+class _Source(NamedTuple):
+  """A member's recordings, readable one at a time."""
+  name: str
+  fingerprint: str
+  channel_names: list
+  sample_rate_hz: float
+  size: int
+  read: Callable[[int], input_pipeline.Recording]
+
+
+def _tfds_source(name: str, manual_dir: str, data_dir: str) -> _Source:
+  builder = input_pipeline.prepare(name, data_dir, manual_dir)
+  data = builder.as_data_source()["train"]
+  meta = builder.info.metadata
+
+  def read(i):
+    ex = data[i]
+    return input_pipeline.Recording(
+        np.asarray(ex["signals"], np.float32),
+        np.asarray(ex["labels"], np.int32),
+        input_pipeline.decode_text(ex["subject"]),
+        input_pipeline.decode_text(ex["recording"]))
+  return _Source(name, input_pipeline.fingerprint_of(builder),
+                 list(meta["channel_names"]), float(meta["sample_rate_hz"]),
+                 len(data), read)
+
+
+def _memory_source(data: input_pipeline.Dataset) -> _Source:
+  return _Source(data.name, data.fingerprint, list(data.channel_names),
+                 data.sample_rate_hz, len(data.recordings),
+                 data.recordings.__getitem__)
+
+
+def views(channel_names: Sequence[str], how: str,
+          union: Sequence[str] = ()) -> list[tuple[str, np.ndarray]]:
+  """How a dataset's channels fill the corpus channels.
+
+  Returns:
+    [(view name, <int64>[corpus channels]: the dataset's column feeding each
+    corpus channel, -1 where it has none)]: one view per placement with an
+    accelerometer or gyroscope ("canonical"), or one view ("union").
+  """
+  names = list(channel_names)
+  if how == "union":
+    return [("all", np.array([names.index(n) if n in names else -1
+                              for n in union]))]
+  if how != "canonical":
+    raise ValueError(f"pretrain.corpus_channels={how!r}; choose one of "
+                     f"{CHANNELS}.")
+  by_placement = {}
+  for i, name in enumerate(names):
+    m = _SENSOR.match(name)
+    if m:
+      by_placement.setdefault(m[1], {})[f"imu_{m[2]}_{m[3]}"] = i
+  return [(p, np.array([cols.get(c, -1) for c in CANONICAL]))
+          for p, cols in by_placement.items()]
+
+
+def adapter_init(target_channels: Sequence[str]) -> dict:
+  """Input adapter {"w": [C, 6], "b": [6]} from a dataset to `CANONICAL`.
+
+  Each channel feeds its canonical sensor axis with weight 1 / (number of
+  placements that have that axis): one IMU is passed through unchanged,
+  several are averaged. The fine-tune of a canonical corpus encoder starts
+  here (setup.py), with no hand mapping.
+  """
+  w = np.zeros((len(target_channels), len(CANONICAL)), np.float32)
+  for _, index in views(target_channels, "canonical"):
+    for j, i in enumerate(index):
+      if i >= 0:
+        w[i, j] = 1.
+  w /= np.maximum(w.sum(0, keepdims=True), 1.)
+  return {"w": w, "b": np.zeros((len(CANONICAL),), np.float32)}
+
+
+def leave_one_out(corpus: str, target: str) -> str:
+  """`pretrain.corpus` without the members of `target`'s cohort.
+
+  The default corpus of a study's target: leave-one-dataset-out, so that
+  no view or rate of the target's people is pre-trained on (e.g. target
+  "sp_sw_har/watch_50hz" drops "sp_sw_har/phone_50hz@..." too).
+  """
+  cohort = input_pipeline.cohort_of(target)
+  return ",".join(item.strip() for item in corpus.split(",") if item.strip()
+                  and input_pipeline.cohort_of(item.strip().partition("@")[0])
+                  != cohort)
+
+
+def choose_members(weights: np.ndarray, batch_size: int, seed: int,
+                   step: int) -> np.ndarray:
+  """<int64>[batch]: the member of each window; pure in (seed, step)."""
+  rng = np.random.default_rng([seed, _STREAM, step])
+  return rng.choice(len(weights), size=batch_size, p=weights)
+
+
+def check_no_leak(contents: dict, target: str, splits: dict) -> None:
+  """Refuses a corpus holding a validation or test subject of `target`.
+
+  Args:
+    contents: member TFDS name -> the subjects it contributes.
+    target: the fine-tune target's TFDS name (`data.name`).
+    splits: the target's split ("val", "test" -> subjects), from the run's
+      seed and folds. Subjects are compared by cohort, so another view or
+      rate of the target's dataset counts as the target.
+  """
+  cohort = input_pipeline.cohort_of(target)
+  held = set(splits["val"]) | set(splits["test"])
+  for name, subjects in contents.items():
+    leaked = sorted(set(subjects) & held)
+    if input_pipeline.cohort_of(name) == cohort and leaked:
+      raise LeakError(
+          f"pretrain.corpus member {name!r} holds subjects {leaked}, which "
+          f"are validation or test subjects of the fine-tune target "
+          f"data.name={target!r} (cohort {cohort!r}: the same people). "
+          f"Leave {name} out of pretrain.corpus (leave-one-dataset-out, the "
+          "default for studies), or build the corpus for this run's seed "
+          "and folds so that only the target's training subjects enter.")
+
+
+class _Moments:
+  """Per-channel sums over frames, for means and standard deviations."""
+
+  def __init__(self, channels: int):
+    self.n = np.zeros(channels)
+    self.s = np.zeros(channels)
+    self.ss = np.zeros(channels)
+
+  def add(self, x: np.ndarray, present: np.ndarray) -> None:
+    x = x.astype(np.float64)
+    self.n[present] += len(x)
+    self.s[present] += x.sum(0)
+    self.ss[present] += np.square(x).sum(0)
+
+  def merge(self, other: "_Moments") -> None:
+    self.n += other.n
+    self.s += other.s
+    self.ss += other.ss
+
+  def mean_std(self) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, std) <float32>[C]; 0 and 1 where no frame, 1 if constant."""
+    n = np.maximum(self.n, 1)
+    mean = self.s / n
+    std = np.sqrt(np.maximum(self.ss / n - mean ** 2, 0.))
+    std = np.where((std > 1e-8) & (self.n > 0), std, 1.)
+    return mean.astype(np.float32), std.astype(np.float32)
+
+
+class Member:
+  """One dataset of a corpus: its recordings' names, lengths and views."""
+
+  def __init__(self, source: _Source, keep: Optional[set], union, how: str,
+               budget: int, cache_bytes: int = CACHE_BYTES):
+    self.name, self.fingerprint = source.name, source.fingerprint
+    self.cohort = input_pipeline.cohort_of(source.name)
+    self.views = views(source.channel_names, how, union)
+    if not self.views:
+      raise ValueError(
+          f"pretrain.corpus member {source.name!r} has no accelerometer or "
+          f"gyroscope channel named <placement>_<acc|gyr>_<x|y|z> "
+          f"({source.channel_names}); leave it out of pretrain.corpus.")
+    self._read, self.held, held_bytes = source.read, [], 0
+    moments = [_Moments(len(v[1])) for v in self.views]
+    rows = []  # (recording name, source index, subject, length).
+    for i in range(source.size):
+      rec = source.read(i)
+      if keep is not None and rec.subject not in keep:
+        continue
+      rows.append((rec.recording, i, rec.subject, len(rec.labels)))
+      for (_, index), m in zip(self.views, moments):
+        present = index >= 0
+        m.add(rec.signals[:, index[present]], present)
+      if self.held is not None:
+        held_bytes += rec.signals.nbytes
+        self.held.append((rec.recording, rec.signals))
+        if held_bytes > budget:  # Read on demand instead.
+          self.held = None
+    if not rows:
+      raise ValueError(f"pretrain.corpus member {source.name!r} has no "
+                       "recording left for pre-training (its subjects are "
+                       "the target's validation or test subjects?).")
+    rows.sort()  # Storage order is shuffled; recording names are not.
+    self.recordings = [r[0] for r in rows]
+    self.subjects = sorted({r[2] for r in rows})
+    self.lengths = np.array([r[3] for r in rows])
+    self._index = [r[1] for r in rows]
+    if self.held is not None:
+      by_name = dict(self.held)
+      self.held = [by_name[name] for name in self.recordings]
+    self.moments = moments
+    self.frames = int(self.lengths.sum())
+    self.hours = self.frames / source.sample_rate_hz / 3600
+    self.normalizers = [m.mean_std() for m in moments]  # Per view.
+    self._cache, self._cache_bytes = collections.OrderedDict(), 0
+    self._cache_limit = cache_bytes
+
+  def signals(self, r: int) -> np.ndarray:
+    """<float32>[time, channels] of recording r (in `recordings` order)."""
+    if self.held is not None:
+      return self.held[r]
+    if r in self._cache:
+      self._cache.move_to_end(r)
+      return self._cache[r]
+    x = self._read(self._index[r]).signals
+    self._cache[r], self._cache_bytes = x, self._cache_bytes + x.nbytes
+    while self._cache_bytes > self._cache_limit and self._cache:
+      self._cache_bytes -= self._cache.popitem(last=False)[1].nbytes
+    return x
+
+  def windows(self, out: np.ndarray, valid: np.ndarray, rows: np.ndarray,
+              rng: np.random.Generator) -> None:
+    """Fills out[rows] <float32>[n, window, C] with normalised windows."""
+    window, n_views = out.shape[1], len(self.views)
+    starts = np.maximum(self.lengths - window + 1, 1)
+    p = np.repeat(starts / starts.sum() / n_views, n_views)
+    for b, j in zip(rows, rng.choice(len(p), size=len(rows), p=p)):
+      r, v = divmod(int(j), n_views)
+      start = rng.integers(starts[r])
+      raw = self.signals(r)[start:start + window]
+      index, (mean, std) = self.views[v][1], self.normalizers[v]
+      present = np.flatnonzero(index >= 0)
+      out[b, :len(raw)][:, present] = ((raw[:, index[present]] - mean[present])
+                                       / std[present])
+      valid[b, :len(raw)] = True
+
+
+class Corpus:
+  """Members in one input space, their weights, and the mixed batches."""
+
+  def __init__(self, members: list, channel_names: list, weights,
+               channels: str, normalize: str, sample_rate_hz: float):
+    self.members, self.channel_names = members, channel_names
+    self.channels = channels
+    self.normalize, self.sample_rate_hz = normalize, sample_rate_hz
+    w = np.array([m.hours for m in members] if weights is None else weights,
+                 np.float64)
+    self.weights = w / w.sum()
+    pooled = _Moments(len(channel_names))
+    for m in members:
+      for moments in m.moments:
+        pooled.merge(moments)
+    mean, std = pooled.mean_std()
+    self.normalizer = input_pipeline.Normalizer(mean, std, channel_names)
+    if normalize == "pooled":
+      for m in members:
+        m.normalizers = [(mean, std)] * len(m.views)
+
+  def batch(self, window: int, batch_size: int, seed: int,
+            step: int) -> dict[str, np.ndarray]:
+    """Mixed training windows, a pure function of (seed, step).
+
+    Returns:
+      {"signals": <float32>[batch, window, C] (normalised as the member's
+       view is), "labels": <int32>[batch, window] (all -1),
+       "valid": <bool>[batch, window] (False on padding)}
+    """
+    which = choose_members(self.weights, batch_size, seed, step)
+    signals = np.zeros((batch_size, window, len(self.channel_names)),
+                       np.float32)
+    valid = np.zeros((batch_size, window), bool)
+    for k in np.unique(which):
+      rng = np.random.default_rng([seed, _STREAM, step, int(k) + 1])
+      self.members[k].windows(signals, valid, np.flatnonzero(which == k),
+                              rng)
+    return {"signals": signals, "labels": np.full(valid.shape, -1, np.int32),
+            "valid": valid}
+
+  def held_out(self, target: input_pipeline.Dataset,
+               splits: dict) -> dict[str, list]:
+    """The target's "val" and "test" recordings in the corpus's frame.
+
+    Each view of a recording becomes one recording whose values, normalised
+    by `normalizer`, are what `batch` gives a member: the view standardised
+    on the target's training subjects ("member"), or the pooled normaliser
+    ("pooled"). For pretext validation of the corpus run.
+    """
+    target_views = views(target.channel_names, self.channels,
+                         self.channel_names)
+    if not any((index >= 0).any() for _, index in target_views):
+      raise ValueError(
+          f"No channel of data.name={target.name!r} "
+          f"({target.channel_names}) is a corpus channel "
+          f"(pretrain.corpus_channels={self.channels!r}), so the encoder "
+          "could not feed on it. With 'union' add a member with the "
+          "target's placement, or set pretrain.corpus_channels=canonical "
+          "(matched by sensor type).")
+    train = input_pipeline.select(target.recordings, splits["train"])
+    norms = []
+    for _, index in target_views:
+      present = index >= 0
+      m = _Moments(len(index))
+      for rec in train:
+        m.add(rec.signals[:, index[present]], present)
+      norms.append(m.mean_std() if self.normalize == "member" else
+                   (self.normalizer.mean, self.normalizer.std))
+    out = {}
+    for split in ("val", "test"):
+      out[split] = []
+      for rec in input_pipeline.select(target.recordings, splits[split]):
+        for (view, index), (mean, std) in zip(target_views, norms):
+          x = np.tile(self.normalizer.mean, (len(rec.labels), 1))
+          present = np.flatnonzero(index >= 0)
+          x[:, present] = ((rec.signals[:, index[present]] - mean[present])
+                           / std[present] * self.normalizer.std[present]
+                           + self.normalizer.mean[present])
+          name = (rec.recording if len(target_views) == 1 else
+                  f"{rec.recording}#{view}")
+          out[split].append(rec._replace(signals=x.astype(np.float32),
+                                         recording=name))
+    return out
+
+  def describe(self) -> list[dict]:
+    """The run record's `corpus`: one entry per member."""
+    return [{"name": m.name, "cohort": m.cohort, "fingerprint": m.fingerprint,
+             "hours": round(m.hours, 4), "weight": round(float(w), 6),
+             "recordings": len(m.recordings), "subjects": m.subjects,
+             "views": [v for v, _ in m.views],
+             "in_memory": m.held is not None}
+            for m, w in zip(self.members, self.weights)]
+
+  @property
+  def fingerprint(self) -> str:
+    """sha256 of what the batches depend on: members, subjects, weights."""
+    what = [[m.name, m.fingerprint, m.subjects, m.recordings,
+             round(float(w), 9)] for m, w in zip(self.members, self.weights)]
+    what += [self.channel_names, self.channels, self.normalize]
+    return hashlib.sha256(json.dumps(what).encode()).hexdigest()
+
+
+def build(members: Sequence, target: input_pipeline.Dataset, splits: dict, *,
+          data_dir: str = "", channels: str = "canonical",
+          normalize: str = "member", weights=None,
+          memory_budget: int = MEMORY_BUDGET_BYTES,
+          cache_bytes: int = CACHE_BYTES) -> Corpus:
+  """Reads the members and assembles the corpus for `target`'s run.
+
+  Args:
+    members: (TFDS name, manual_dir) pairs (`configlib.corpus_members`), or
+      `input_pipeline.Dataset`s already in memory.
+    target: the fine-tune target (`data.name`), whose rate the run has.
+    splits: the target's subject split (train / val / test) for the run's
+      seed and folds; members of its cohort give its training subjects only.
+    data_dir: TFDS data_dir of the members.
+    channels, normalize: see the module docstring (`CHANNELS`,
+      `NORMALIZERS`).
+    weights: one mixing weight per member; None = proportional to hours.
+    memory_budget: bytes of raw signals held in memory over all members;
+      a member that does not fit is read from its data source on demand.
+    cache_bytes: recordings kept per member read on demand (LRU).
+  """
+  if normalize not in NORMALIZERS:
+    raise ValueError(f"pretrain.corpus_normalizer={normalize!r}; choose one "
+                     f"of {NORMALIZERS}.")
+  sources = [m if isinstance(m, _Source) else
+             _memory_source(m) if isinstance(m, input_pipeline.Dataset) else
+             _tfds_source(m[0], m[1], data_dir) for m in members]
+  for s in sources:
+    if s.sample_rate_hz != target.sample_rate_hz:
+      raise ValueError(
+          f"pretrain.corpus member {s.name!r} is at {s.sample_rate_hz:g} Hz "
+          f"but the run's data.name={target.name!r} is at "
+          f"{target.sample_rate_hz:g} Hz; use that member's build at "
+          f"{target.sample_rate_hz:g} Hz (e.g. <dataset>/50hz).")
+  union = list(dict.fromkeys(n for s in sources for n in s.channel_names))
+  out, left = [], memory_budget
+  for s in sources:
+    same = input_pipeline.cohort_of(s.name) == input_pipeline.cohort_of(
+        target.name)
+    member = Member(s, set(splits["train"]) if same else None, union,
+                    channels, left, cache_bytes)
+    left -= sum(x.nbytes for x in member.held or [])
+    out.append(member)
+  check_no_leak({m.name: m.subjects for m in out}, target.name, splits)
+  names = list(CANONICAL) if channels == "canonical" else union
+  return Corpus(out, names, weights, channels, normalize,
+                target.sample_rate_hz)
