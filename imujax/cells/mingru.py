@@ -53,32 +53,9 @@ def _decay_and_input(params: cells.Params, x: jax.Array):
   return jax.nn.sigmoid(-k_z), jax.nn.sigmoid(k_z) * candidate
 
 
-def mingru_step(params: cells.Params, h: jax.Array, x: jax.Array):
-  """One frame.  x: <float>[batch, in_dim], h: <float32>[batch, hidden]."""
-  a, b = _decay_and_input(params, x)
-  h = a * h + b
-  return h, h
-
-
-def mingru_scan(params: cells.Params, h: jax.Array, xs: jax.Array, *,
-                chunk: int | None = None, method: str | None = None):
-  """All frames at once: (hs <float32>[batch, time, hidden], h_last).
-
-  Args:
-    params: the cell's parameters.
-    h: <float32>[batch, hidden] the initial carry.
-    xs: <float>[batch, time, in_dim].
-    chunk: None (the whole sequence at once) or frames per chunk, chunks
-      one after another and rematerialised (`parallel.chunked`).
-    method: the recurrence's evaluation (`parallel.linear_recurrence`):
-      "associative", "sequential", or None for the backend's faster one.
-  """
-  if chunk:
-    return parallel.chunked(functools.partial(mingru_scan, method=method),
-                            params, h, xs, chunk)
-  a, b = _decay_and_input(params, xs)
-  hs = parallel.linear_recurrence(a, b, h, method=method)
-  return hs, hs[:, -1]
+# The update is the min-RNNs' shared form; only the gates differ.
+mingru_step = functools.partial(parallel.gated_step, _decay_and_input)
+mingru_scan = functools.partial(parallel.gated_scan, _decay_and_input)
 
 
 CELL = cells.Cell(mingru_init, mingru_initial_carry, mingru_step, mingru_scan)

@@ -30,6 +30,7 @@ sequences: chunks of frames one after another, carry passed between them,
 each chunk rematerialised in the backward pass.
 """
 
+import functools
 from typing import Callable
 
 import jax
@@ -145,3 +146,38 @@ def chunked(parallel_scan: Callable, params, carry, xs: jax.Array,
     hs_tail, carry = parallel_scan(params, carry, xs[:, n_chunks * chunk:])
     hs = jnp.concatenate([hs, hs_tail], axis=1)
   return hs, carry
+
+
+def gated_step(decay_and_input: Callable, params, h: jax.Array,
+               x: jax.Array):
+  """One frame of h' = a(x) * h + b(x), the min-RNNs' update.
+
+  x: <float>[batch, in_dim], h: <float32>[batch, hidden] -> (h', h').
+  `decay_and_input(params, x)` gives (a, b), each [batch, hidden].
+  """
+  a, b = decay_and_input(params, x)
+  h = a * h + b
+  return h, h
+
+
+def gated_scan(decay_and_input: Callable, params, h: jax.Array,
+               xs: jax.Array, *, chunk: int | None = None,
+               method: str | None = None):
+  """All frames at once: (hs <float32>[batch, time, hidden], h_last).
+
+  Args:
+    decay_and_input: (params, xs) -> (a, b), each [batch, time, hidden].
+    params: the cell's parameters.
+    h: <float32>[batch, hidden] the initial carry.
+    xs: <float>[batch, time, in_dim].
+    chunk: None (the whole sequence at once) or frames per chunk, chunks
+      one after another and rematerialised (`chunked`).
+    method: the recurrence's evaluation (`linear_recurrence`):
+      "associative", "sequential", or None for the backend's faster one.
+  """
+  if chunk:
+    return chunked(functools.partial(gated_scan, decay_and_input,
+                                     method=method), params, h, xs, chunk)
+  a, b = decay_and_input(params, xs)
+  hs = linear_recurrence(a, b, h, method=method)
+  return hs, hs[:, -1]
