@@ -75,8 +75,9 @@ def base() -> ml_collections.ConfigDict:
   c.pretrain.corpus = ""
   # Mixing weights, one per member ("3,1,1"); "" = proportional to hours.
   c.pretrain.corpus_weights = ""
-  # Input space: "canonical" (one imu_acc_x..imu_gyr_z unit per placement)
-  # or "union" (every member's channel names, absent ones zero).
+  # Input space: "canonical" (each placement as one imu_acc_x..imu_gyr_z
+  # unit; any target) or "union" (every member's channel names, absent ones
+  # zero; the target's placement must be among them). CORPUS.md.
   c.pretrain.corpus_channels = "canonical"
   # "member": each member (and placement) standardised on its own frames;
   # "pooled": one normaliser over the whole corpus.

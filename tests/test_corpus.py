@@ -93,13 +93,21 @@ def test_batches_are_a_pure_function_of_seed_and_step():
   assert a.fingerprint == b.fingerprint
 
 
-def test_streamed_members_give_the_batches_held_ones_give():
-  held, streamed = _corpus(), _corpus(memory_budget=0, cache_bytes=0)
+def test_streamed_members_give_the_batches_held_ones_give(monkeypatch):
+  monkeypatch.setattr(corpus, "ACTIVE", 3)  # Of WRIST's 8 recordings.
+  held, streamed = _corpus(), _corpus(memory_budget=0)
   assert [m.held is not None for m in streamed.members] == [False, False]
   assert [d["in_memory"] for d in held.describe()] == [True, True]
-  for step in range(3):
+  reads = []
+  member = streamed.members[0]
+  member._read = lambda i, read=member._read: reads.append(i) or read(i)
+  for step in (0, 1, corpus.BLOCK_STEPS, 2, corpus.BLOCK_STEPS + 1):
     np.testing.assert_array_equal(held.batch(32, 8, 0, step)["signals"],
                                   streamed.batch(32, 8, 0, step)["signals"])
+  # At most ACTIVE recordings per visit of a block (0, 1, 0, 1 here), each
+  # read once while the block lasts.
+  assert len(reads) <= 4 * 3 and len(set(
+      streamed.members[0].active(np.ones(8), 0, 0, 0))) == 3
 
 
 # ------------------------------------------------------------ channels

@@ -8,10 +8,10 @@ Builds the pre-training run of `--corpus` for target `--target` exactly as
 frames, masked reconstruction), then times, in this process:
 
 1. the mixer (`Corpus.batch`): members in memory (the default when they fit
-   `corpus.MEMORY_BUDGET_BYTES`), read on demand from their TFDS data
-   sources with the LRU cache, and read on demand with no cache (every
-   window decodes its recording: the worst case of a corpus far larger than
-   memory);
+   `corpus.MEMORY_BUDGET_BYTES`), and read on demand from their TFDS data
+   sources from a cold start (`memory_budget=0`: at most `corpus.ACTIVE`
+   recordings of a member held, each read once per block of
+   `corpus.BLOCK_STEPS` steps; --batches spans several blocks);
 2. the jitted training step on a fixed batch (what the step consumes);
 3. the loop as it runs: a fresh mixed batch per step, then the step.
 
@@ -82,12 +82,9 @@ def main(argv):
   target = input_pipeline.load(_TARGET.value, _DATA_DIR.value)
   splits = setup._split(config, target)  # pylint: disable=protected-access
   members = configlib.corpus_members(_CORPUS.value)
-  for label, cache in (("read on demand, LRU cache", corpus.CACHE_BYTES),
-                       ("read on demand, no cache", 0)):
-    pool = corpus.build(members, target, splits, data_dir=_DATA_DIR.value,
-                        channels=_CHANNELS.value, memory_budget=0,
-                        cache_bytes=cache)
-    rows[f"mixer, {label}"] = _rate(mixer(pool), _BATCHES.value, frames)
+  pool = corpus.build(members, target, splits, data_dir=_DATA_DIR.value,
+                      channels=_CHANNELS.value, memory_budget=0)
+  rows["mixer, read on demand"] = _rate(mixer(pool), _BATCHES.value, frames)
 
   mesh = program.make_mesh()
   optimizer = optim.phase_optimizer(config, "pretrain", run.params)

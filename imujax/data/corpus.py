@@ -1,37 +1,30 @@
 """Pooled pre-training corpora: several datasets, one input space, mixed.
 
-`pretrain.corpus` names the members; `build` reads each one recording at a
-time, keeps what fits in `memory_budget` in memory and reads the rest from
-its TFDS data source on demand (with a small cache), and `Corpus.batch` mixes
-training windows from the members by their weights. Design and measurements:
-`imujax/data/CORPUS.md`.
+`build` reads each member of `pretrain.corpus` one recording at a time,
+holds what fits in `memory_budget` and reads the rest from its TFDS data
+source on demand; `Corpus.batch` mixes training windows from the members by
+their weights. Design and measurements: `imujax/data/CORPUS.md`.
 
-* Rate: members are TFDS builds at the rate of the run's target
-  (`data.name`); a member at another rate is refused, naming both (choose
-  the member's build at that rate, e.g. `ipol_gait/50hz`).
-* Channels (`channels`): "canonical" maps every placement of every member
-  to one placement-agnostic unit `CANONICAL` (imu_acc_x..imu_gyr_z) by
-  sensor type and axis; a member with three IMUs gives three views of each
-  recording. A sensor a view lacks is 0 after normalisation (its mean).
-  "union" keeps the names: the input is the union of the members' channels,
-  each member's absent ones 0.
-* Normalisation (`normalize`): "member" standardises each view (member and
-  placement) on its own frames, as a fine-tune standardises its target;
-  "pooled" uses one normaliser over the corpus. Either way the run's
-  normaliser (`Corpus.normalizer`, the pooled moments) is the frame in which
-  losses see "physical" values (`stats`), and the target's held-out windows
-  (`Corpus.held_out`) are expressed in that frame.
-* Mixing: a batch is a pure function of (seed, step): each window's member
-  is drawn by the weights (`choose_members`), then the member's window
-  uniformly over its valid starts, as `input_pipeline.sample_windows` does.
-  Labels are -1: datasets do not share classes, and self-supervised
-  objectives read `valid`, which marks every real frame, labelled or not.
-* Leakage: members of the target's cohort (`input_pipeline.cohort_of`)
-  contribute only the target's training subjects; `check_no_leak` refuses a
-  corpus that holds a target validation or test subject.
+* Rate: members are built at the rate of the run's target (`data.name`);
+  another rate is refused, naming both.
+* Channels: "canonical" (the default) maps each placement of a member to
+  one placement-agnostic unit `CANONICAL` by sensor type and axis (a
+  member with three IMUs gives three views of each recording; a sensor a
+  view lacks is 0 after normalisation); "union" keeps the names (the input
+  is every member's channels, a member's absent ones 0).
+* Normalisation: "member" standardises each view (member and placement) on
+  its own frames, as a fine-tune standardises its target; "pooled" uses one
+  normaliser. Losses see the pooled moments (`Corpus.normalizer`) as the
+  physical frame (`stats`); `Corpus.held_out` puts the target there too.
+* Mixing, a pure function of (seed, step): each window's member is drawn
+  by the weights (`choose_members`), then its window uniformly over the
+  valid starts of the member's ACTIVE recordings of the current block of
+  BLOCK_STEPS steps. Labels are -1 (datasets do not share classes);
+  self-supervised objectives read `valid`, which marks every real frame.
+* Leakage: members of the target's cohort give only the target's training
+  subjects; `check_no_leak` refuses a target validation or test subject.
 """
 
-import collections
 import hashlib
 import json
 import re
@@ -46,8 +39,13 @@ CANONICAL = ("imu_acc_x", "imu_acc_y", "imu_acc_z",
 CHANNELS = ("canonical", "union")
 NORMALIZERS = ("member", "pooled")
 MEMORY_BUDGET_BYTES = 2 << 30  # Members beyond it are read on demand.
-CACHE_BYTES = 256 << 20        # Recordings cached per member read on demand.
+# A member's windows during a block of BLOCK_STEPS steps come from at most
+# ACTIVE recordings of it (a deterministic shuffle buffer): a member read on
+# demand reads each of them once per block, whatever its size.
+BLOCK_STEPS = 50
+ACTIVE = 64
 _STREAM = 16  # sample_windows uses streams 0 (training) and 1 (validation).
+_BLOCK_STREAM = 17
 _SENSOR = re.compile(r"^(.+)_(acc|gyr)_([xyz])$")
 
 
@@ -178,9 +176,7 @@ class _Moments:
   """Per-channel sums over frames, for means and standard deviations."""
 
   def __init__(self, channels: int):
-    self.n = np.zeros(channels)
-    self.s = np.zeros(channels)
-    self.ss = np.zeros(channels)
+    self.n, self.s, self.ss = (np.zeros(channels) for _ in range(3))
 
   def add(self, x: np.ndarray, present: np.ndarray) -> None:
     x = x.astype(np.float64)
@@ -189,9 +185,8 @@ class _Moments:
     self.ss[present] += np.square(x).sum(0)
 
   def merge(self, other: "_Moments") -> None:
-    self.n += other.n
-    self.s += other.s
-    self.ss += other.ss
+    self.n, self.s, self.ss = (self.n + other.n, self.s + other.s,
+                               self.ss + other.ss)
 
   def mean_std(self) -> tuple[np.ndarray, np.ndarray]:
     """(mean, std) <float32>[C]; 0 and 1 where no frame, 1 if constant."""
@@ -206,7 +201,7 @@ class Member:
   """One dataset of a corpus: its recordings' names, lengths and views."""
 
   def __init__(self, source: _Source, keep: Optional[set], union, how: str,
-               budget: int, cache_bytes: int = CACHE_BYTES):
+               budget: int):
     self.name, self.fingerprint = source.name, source.fingerprint
     self.cohort = input_pipeline.cohort_of(source.name)
     self.views = views(source.channel_names, how, union)
@@ -247,32 +242,55 @@ class Member:
     self.frames = int(self.lengths.sum())
     self.hours = self.frames / source.sample_rate_hz / 3600
     self.normalizers = [m.mean_std() for m in moments]  # Per view.
-    self._cache, self._cache_bytes = collections.OrderedDict(), 0
-    self._cache_limit = cache_bytes
+    self._block, self._cache = None, {}
 
-  def signals(self, r: int) -> np.ndarray:
-    """<float32>[time, channels] of recording r (in `recordings` order)."""
+  def signals(self, r: int, block) -> np.ndarray:
+    """<float32>[time, channels] of recording r (in `recordings` order).
+
+    A member read on demand caches the recordings of the current block
+    (`block`: (seed, block index)) and drops them when the block changes.
+    """
     if self.held is not None:
       return self.held[r]
-    if r in self._cache:
-      self._cache.move_to_end(r)
-      return self._cache[r]
-    x = self._read(self._index[r]).signals
-    self._cache[r], self._cache_bytes = x, self._cache_bytes + x.nbytes
-    while self._cache_bytes > self._cache_limit and self._cache:
-      self._cache_bytes -= self._cache.popitem(last=False)[1].nbytes
-    return x
+    if block != self._block:
+      self._block, self._cache = block, {}
+    if r not in self._cache:
+      self._cache[r] = self._read(self._index[r]).signals
+    return self._cache[r]
+
+  def active(self, starts: np.ndarray, seed: int, block: int,
+             k: int) -> np.ndarray:
+    """<int64>[<= ACTIVE]: the recordings member k draws from in `block`.
+
+    All of them when there are at most ACTIVE, else ACTIVE drawn without
+    replacement with probabilities proportional to their valid starts.
+    """
+    n = len(starts)
+    if n <= ACTIVE:
+      return np.arange(n)
+    rng = np.random.default_rng([seed, _BLOCK_STREAM, block, k])
+    return np.sort(rng.choice(n, size=ACTIVE, replace=False,
+                              p=starts / starts.sum()))
 
   def windows(self, out: np.ndarray, valid: np.ndarray, rows: np.ndarray,
-              rng: np.random.Generator) -> None:
-    """Fills out[rows] <float32>[n, window, C] with normalised windows."""
+              seed: int, step: int, k: int) -> None:
+    """Fills out[rows] <float32>[n, window, C] with normalised windows.
+
+    Windows start uniformly over the valid starts of the block's active
+    recordings (each view equally), as `sample_windows` draws them; k is
+    this member's index in the corpus. Pure in (seed, step, k).
+    """
+    rng = np.random.default_rng([seed, _STREAM, step, k + 1])
     window, n_views = out.shape[1], len(self.views)
     starts = np.maximum(self.lengths - window + 1, 1)
-    p = np.repeat(starts / starts.sum() / n_views, n_views)
+    block = step // BLOCK_STEPS
+    active = self.active(starts, seed, block, k)
+    p = np.repeat(starts[active] / starts[active].sum() / n_views, n_views)
     for b, j in zip(rows, rng.choice(len(p), size=len(rows), p=p)):
-      r, v = divmod(int(j), n_views)
+      a, v = divmod(int(j), n_views)
+      r = active[a]
       start = rng.integers(starts[r])
-      raw = self.signals(r)[start:start + window]
+      raw = self.signals(r, (seed, block))[start:start + window]
       index, (mean, std) = self.views[v][1], self.normalizers[v]
       present = np.flatnonzero(index >= 0)
       out[b, :len(raw)][:, present] = ((raw[:, index[present]] - mean[present])
@@ -315,9 +333,8 @@ class Corpus:
                        np.float32)
     valid = np.zeros((batch_size, window), bool)
     for k in np.unique(which):
-      rng = np.random.default_rng([seed, _STREAM, step, int(k) + 1])
       self.members[k].windows(signals, valid, np.flatnonzero(which == k),
-                              rng)
+                              seed, step, int(k))
     return {"signals": signals, "labels": np.full(valid.shape, -1, np.int32),
             "valid": valid}
 
@@ -386,8 +403,7 @@ class Corpus:
 def build(members: Sequence, target: input_pipeline.Dataset, splits: dict, *,
           data_dir: str = "", channels: str = "canonical",
           normalize: str = "member", weights=None,
-          memory_budget: int = MEMORY_BUDGET_BYTES,
-          cache_bytes: int = CACHE_BYTES) -> Corpus:
+          memory_budget: int = MEMORY_BUDGET_BYTES) -> Corpus:
   """Reads the members and assembles the corpus for `target`'s run.
 
   Args:
@@ -401,8 +417,8 @@ def build(members: Sequence, target: input_pipeline.Dataset, splits: dict, *,
       `NORMALIZERS`).
     weights: one mixing weight per member; None = proportional to hours.
     memory_budget: bytes of raw signals held in memory over all members;
-      a member that does not fit is read from its data source on demand.
-    cache_bytes: recordings kept per member read on demand (LRU).
+      a member that does not fit is read from its data source on demand
+      (holding at most ACTIVE of its recordings at a time).
   """
   if normalize not in NORMALIZERS:
     raise ValueError(f"pretrain.corpus_normalizer={normalize!r}; choose one "
@@ -423,7 +439,7 @@ def build(members: Sequence, target: input_pipeline.Dataset, splits: dict, *,
     same = input_pipeline.cohort_of(s.name) == input_pipeline.cohort_of(
         target.name)
     member = Member(s, set(splits["train"]) if same else None, union,
-                    channels, left, cache_bytes)
+                    channels, left)
     left -= sum(x.nbytes for x in member.held or [])
     out.append(member)
   check_no_leak({m.name: m.subjects for m in out}, target.name, splits)
