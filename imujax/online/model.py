@@ -9,7 +9,7 @@ class_names, sample_rate_hz, init_state(batch), step(state, x_raw) and the
 optional steps(state, frames)) is the one `streamer.Streamer` and the live
 page drive, and the one `numpy_model.NumpyModel` and `export.Artifact` offer.
 
-  ckpt = load("/tmp/imujax_default/seed_0/pretrained")
+  ckpt = load("/tmp/imujax_default/finetune/masked_reconstruction-s0")
   model = Model(ckpt)
   state = model.init_state(1)
   state, probs = model.step(state, x_raw)   x_raw <float32>[1, C] -> [1, K]
