@@ -1,6 +1,6 @@
 r"""Streaming latency and capacity on one CPU core.
 
-  python -m imujax.bench.stream --workdir=/tmp/imujax_default/pretrained
+  python -m imujax.bench.stream --workdir=/tmp/imujax_default/finetune/masked_reconstruction-s0
 
 Pins itself to one core (`os.sched_setaffinity`) and asks XLA for one
 thread before JAX is imported, makes JAX's CPU dispatch synchronous

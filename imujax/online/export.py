@@ -1,6 +1,6 @@
 r"""A self-contained inference artifact of a classifier run, and its loader.
 
-  python -m imujax.online.export --workdir=/tmp/imujax_default/pretrained \
+  python -m imujax.online.export --workdir=/tmp/imujax_default/finetune/masked_reconstruction-s0 \
       --out=/tmp/watch.imujax
 
 writes one zip file:

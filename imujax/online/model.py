@@ -48,7 +48,7 @@ def load(workdir) -> Checkpoint:
   """The record and latest params of the fine-tuned classifier run `workdir`.
 
   Args:
-    workdir: a fine-tuned classifier run (e.g. `<compare workdir>/pretrained`
+    workdir: a fine-tuned classifier run (e.g. `<compare workdir>/finetune/<objective>-s<seed>`
       or `/scratch`), holding run.json and checkpoints/.
 
   Raises:
