@@ -48,8 +48,9 @@ def load(workdir) -> Checkpoint:
   """The record and latest params of the fine-tuned classifier run `workdir`.
 
   Args:
-    workdir: a fine-tuned classifier run (e.g. `<compare workdir>/finetune/<objective>-s<seed>`
-      or `/scratch`), holding run.json and checkpoints/.
+    workdir: a fine-tuned classifier run (e.g. `<compare
+      workdir>/finetune/<objective>-s<seed>` or `/scratch`), holding
+      run.json and checkpoints/.
 
   Raises:
     FileNotFoundError: no run.json (naming the runs a compare folder holds)
