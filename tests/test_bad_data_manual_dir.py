@@ -102,3 +102,22 @@ def test_info_prepare_takes_the_spec(tmp_path):
                          spec=str(spec))
   summary = info.summarize(builder)
   assert summary["fingerprint"] == builder.info.metadata["fingerprint"]
+
+
+def test_no_manual_dir_means_download_not_tfds_default_folder(tmp_path,
+                                                              monkeypatch):
+  """TFDS substitutes <data_dir>/downloads/manual for a missing manual_dir;
+  a builder that can download must download then, not refuse that folder."""
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  from imujax.datasets import common  # pylint: disable=g-import-not-at-top
+  import imujax.datasets  # noqa: F401  pylint: disable=g-import-not-at-top
+  monkeypatch.setattr(tfds.core.GeneratorBasedBuilder, "download_and_prepare",
+                      lambda self, **kwargs: None)
+  builder = tfds.builder("ipol_gait/50hz", data_dir=str(tmp_path))
+  builder.download_and_prepare(download_config=tfds.download.DownloadConfig())
+  assert builder.given_manual_dir is None
+  assert common.manual_data_dir(builder, lambda d: d, "x") is None
+  builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
+      manual_dir=str(tmp_path / "nowhere")))
+  with pytest.raises(FileNotFoundError, match="nowhere"):
+    common.manual_data_dir(builder, lambda d: None, "GaitData/")

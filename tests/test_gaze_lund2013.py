@@ -316,8 +316,8 @@ def test_missing_folders_are_immediate_errors_naming_them(tmp_path):
   with pytest.raises(FileNotFoundError, match=r"nowhere: manual_dir does not "
                      "exist"):
     _build("500hz", tmp_path / "nowhere", tmp_path)
-  with pytest.raises(FileNotFoundError, match="gaze_lund2013 needs "
-                     "manual_dir"):
+  with pytest.raises(FileNotFoundError, match="gaze_lund2013 cannot be downloaded by "
+                     "the builder; pass manual_dir"):
     data.prepare("gaze_lund2013/500hz", data_dir=str(tmp_path / "tfds"))
   root = write_lund(tmp_path / "a")
   with pytest.raises(FileNotFoundError, match=r"data used in the article is "

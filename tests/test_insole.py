@@ -147,8 +147,8 @@ def test_missing_folder_or_file_is_an_immediate_error(tmp_path):
   with pytest.raises(FileNotFoundError, match=r"raw: no data\.mat in it or "
                      "below it"):
     _build("100hz", tmp_path / "raw", tmp_path)
-  with pytest.raises(FileNotFoundError, match="insole_pin2gpi needs "
-                     "manual_dir"):
+  with pytest.raises(FileNotFoundError, match="insole_pin2gpi cannot be downloaded by "
+                     "the builder; pass manual_dir"):
     data.prepare("insole_pin2gpi/100hz", data_dir=str(tmp_path / "tfds"))
 
 

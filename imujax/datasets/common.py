@@ -33,12 +33,32 @@ def example_features(num_channels: int,
 
 
 def manual_dir_given(dl_manager):
-  """The manual_dir the user named (even a missing one), or None."""
-  # `dl_manager.manual_dir` raises AssertionError both when none was given
-  # and when the named folder is missing or empty; only the first may
-  # download, so read what was passed.
+  """TFDS's manual folder: the user's, or TFDS's default when none was given.
+
+  TFDS substitutes `<data_dir>/downloads/manual` when no manual_dir is
+  passed, so this cannot tell "none given" from a folder the user named;
+  builders ask `RemembersManualDir.given_manual_dir` for that.
+  """
   given = getattr(dl_manager, "_manual_dir", None)
   return epath.Path(given).expanduser() if given else None
+
+
+class RemembersManualDir:
+  """Builder mixin: the manual_dir the user passed, or None when none was.
+
+  A named folder that is wrong must be an error, never a silent download;
+  no folder at all means download (for builders that can). TFDS replaces a
+  missing manual_dir by a default folder before the builder sees it, so the
+  folder is remembered where it is passed.
+  """
+  given_manual_dir = None
+
+  def download_and_prepare(self, *, download_config=None, **kwargs):
+    given = download_config.manual_dir if download_config else None
+    self.given_manual_dir = (epath.Path(given).expanduser() if given
+                             else None)
+    return super().download_and_prepare(download_config=download_config,
+                                        **kwargs)
 
 
 def check_manual_dir(manual_dir, find: Optional[Callable] = None,
@@ -90,11 +110,11 @@ def check_builder_manual_dir(builder, manual_dir) -> None:
   check_manual_dir(manual_dir, builder.MANUAL_FIND, builder.MANUAL_EXPECTED)
 
 
-def manual_data_dir(dl_manager, find: Callable, expected: str):
+def manual_data_dir(builder, find: Callable, expected: str):
   """The data folder inside the user's manual_dir, or None to download.
 
   Args:
-    dl_manager: the builder's download manager.
+    builder: a `RemembersManualDir` builder.
     find: maps a folder to the data folder in or below it, or None.
     expected: what `find` looks for, for the error message.
 
@@ -102,7 +122,6 @@ def manual_data_dir(dl_manager, find: Callable, expected: str):
     FileNotFoundError: manual_dir is given but is missing, empty or holds no
       such data (never a silent download instead).
   """
-  manual_dir = manual_dir_given(dl_manager)
-  if manual_dir is None:
+  if builder.given_manual_dir is None:
     return None
-  return check_manual_dir(manual_dir, find, expected)
+  return check_manual_dir(builder.given_manual_dir, find, expected)

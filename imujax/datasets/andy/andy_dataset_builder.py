@@ -290,7 +290,8 @@ class Config(tfds.core.BuilderConfig):
   rate_hz: float = 50.0
 
 
-class Builder(tfds.core.GeneratorBasedBuilder):
+class Builder(common.RemembersManualDir,
+              tfds.core.GeneratorBasedBuilder):
   """DatasetBuilder for AnDy (AndyData-lab-onePerson)."""
 
   VERSION = tfds.core.Version("1.0.0")
@@ -336,7 +337,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
     # A named manual_dir that is missing or holds no recording is an error,
     # never a silent download of the (large) record.
-    root = common.manual_data_dir(dl_manager, find_data_dir, EXPECTED_FILES)
+    root = common.manual_data_dir(self, find_data_dir, EXPECTED_FILES)
     if root is None:
       root = self._download(dl_manager)
     repairs = self.info.metadata["repairs"]

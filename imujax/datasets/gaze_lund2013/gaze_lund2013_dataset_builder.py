@@ -132,7 +132,8 @@ def make_example(rec: reader.Recording, config: Config,
           "recording": rec.name}
 
 
-class Builder(tfds.core.GeneratorBasedBuilder):
+class Builder(common.RemembersManualDir,
+              tfds.core.GeneratorBasedBuilder):
   """DatasetBuilder for gaze_lund2013."""
 
   VERSION = tfds.core.Version("1.0.0")
@@ -170,18 +171,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         license="GPL-3.0 (upstream repository; cite Andersson et al. 2017)",
     )
 
-  def download_and_prepare(self, *, download_config=None, **kwargs):
-    # Without manual_dir TFDS substitutes its default folder; say what to
-    # pass instead of naming that folder.
-    given = download_config.manual_dir if download_config else None
-    if not given and not self.is_prepared():
-      raise FileNotFoundError(
-          "gaze_lund2013 needs manual_dir (--manual_dir or data.manual_dir); "
-          "the builder cannot download it." + self.MANUAL_DOWNLOAD_INSTRUCTIONS)
-    super().download_and_prepare(download_config=download_config, **kwargs)
-
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
-    data_dir = common.manual_data_dir(dl_manager, reader.find_data_dir,
+    data_dir = common.manual_data_dir(self, reader.find_data_dir,
                                       reader.EXPECTED)
     if data_dir is None:
       raise FileNotFoundError(

@@ -167,7 +167,8 @@ def make_example(path: epath.Path, rate_hz: float,
           "subject": SUBJECT, "recording": RECORDING}
 
 
-class Builder(tfds.core.GeneratorBasedBuilder):
+class Builder(common.RemembersManualDir,
+              tfds.core.GeneratorBasedBuilder):
   """DatasetBuilder for insole_pin2gpi."""
 
   VERSION = tfds.core.Version("1.0.0")
@@ -204,18 +205,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                 "no licence)",
     )
 
-  def download_and_prepare(self, *, download_config=None, **kwargs):
-    # Without manual_dir TFDS substitutes its default folder; say what to
-    # pass instead of naming that folder.
-    given = download_config.manual_dir if download_config else None
-    if not given and not self.is_prepared():
-      raise FileNotFoundError(
-          "insole_pin2gpi needs manual_dir (--manual_dir or data.manual_dir); "
-          "the builder cannot download it." + self.MANUAL_DOWNLOAD_INSTRUCTIONS)
-    super().download_and_prepare(download_config=download_config, **kwargs)
-
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
-    data_dir = common.manual_data_dir(dl_manager, find_data_dir, FILE_NAME)
+    data_dir = common.manual_data_dir(self, find_data_dir, FILE_NAME)
     if data_dir is None:
       raise FileNotFoundError(
           "insole_pin2gpi cannot be downloaded by the builder; pass "

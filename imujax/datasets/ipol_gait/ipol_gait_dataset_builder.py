@@ -235,7 +235,8 @@ def list_trials(data_dir: epath.Path) -> dict[str, tuple[int, int, dict]]:
   return trials
 
 
-class Builder(tfds.core.GeneratorBasedBuilder):
+class Builder(common.RemembersManualDir,
+              tfds.core.GeneratorBasedBuilder):
   """DatasetBuilder for ipol_gait."""
 
   VERSION = tfds.core.Version("1.0.0")
@@ -273,7 +274,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     )
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
-    data_dir = common.manual_data_dir(dl_manager, find_data_dir,
+    data_dir = common.manual_data_dir(self, find_data_dir,
                                       "GaitData/*_lb.txt")
     if data_dir is None:
       root = dl_manager.download_and_extract(URL)

@@ -279,7 +279,8 @@ def make_examples(participant: Participant, config: Config,
                       "recording": recording}
 
 
-class Builder(tfds.core.GeneratorBasedBuilder):
+class Builder(common.RemembersManualDir,
+              tfds.core.GeneratorBasedBuilder):
   """DatasetBuilder for mobilised."""
 
   VERSION = tfds.core.Version("1.0.0")
@@ -330,17 +331,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         license="CC-BY-4.0 (TVS); Apache-2.0 (mobgap example data)",
     )
 
-  def download_and_prepare(self, *, download_config=None, **kwargs):
-    # Without a manual_dir TFDS substitutes <data_dir>/downloads/manual, and
-    # `dl_manager` cannot tell it from a folder the user named: keep what was
-    # passed, so that a missing one gets this dataset's own message.
-    given = download_config.manual_dir if download_config else None
-    self._given_manual_dir = (epath.Path(given).expanduser() if given
-                              else None)
-    super().download_and_prepare(download_config=download_config, **kwargs)
-
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
-    given = getattr(self, "_given_manual_dir", None)
+    given = self.given_manual_dir
     if given is not None:
       data_dir = common.check_manual_dir(given, find_data_dir,
                                          MANUAL_EXPECTED)

@@ -221,7 +221,8 @@ def make_example(paths: dict[str, epath.Path], devices, rate_hz,
   return example
 
 
-class Builder(tfds.core.GeneratorBasedBuilder):
+class Builder(common.RemembersManualDir,
+              tfds.core.GeneratorBasedBuilder):
   """DatasetBuilder for sp_sw_har."""
 
   VERSION = tfds.core.Version("1.0.0")
@@ -259,7 +260,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     )
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
-    data_dir = common.manual_data_dir(dl_manager, find_data_dir,
+    data_dir = common.manual_data_dir(self, find_data_dir,
                                       "DATA/subjects_info.csv")
     if data_dir is None:
       data_dir = self._download(dl_manager)

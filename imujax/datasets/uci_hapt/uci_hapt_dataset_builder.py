@@ -274,7 +274,8 @@ def manual_data_dir(manual_dir: epath.Path) -> epath.Path:
   return data_dir
 
 
-class Builder(tfds.core.GeneratorBasedBuilder):
+class Builder(common.RemembersManualDir,
+              tfds.core.GeneratorBasedBuilder):
   """DatasetBuilder for uci_hapt."""
 
   VERSION = tfds.core.Version("1.0.0")
@@ -308,17 +309,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         license="CC-BY-4.0",
     )
 
-  def download_and_prepare(self, *, download_config=None, **kwargs):
-    # TFDS substitutes a default manual folder and, through `dl_manager`,
-    # cannot tell it from one the user gave. A given one that is wrong must be
-    # an error, not a silent download, so keep what the user passed.
-    given = download_config.manual_dir if download_config else None
-    self._given_manual_dir = (epath.Path(given).expanduser() if given
-                              else None)
-    super().download_and_prepare(download_config=download_config, **kwargs)
-
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
-    manual_dir = getattr(self, "_given_manual_dir", None)
+    manual_dir = self.given_manual_dir
     if manual_dir is not None:
       data_dir = manual_data_dir(manual_dir)
     else:
