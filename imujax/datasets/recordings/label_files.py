@@ -6,7 +6,6 @@ id or -1; a label file (per recording, `labels.file`) holds segments
 `labels.min_coverage` of the recording's frames.
 """
 
-import csv
 import math
 
 from etils import epath
@@ -63,19 +62,7 @@ def read_label_file(path: epath.Path, spec: Spec, t: np.ndarray,
   unit_name = next((k for k, v in schema.TIME_UNITS.items() if v == unit), "s")
   first = last = None
   outside = 0
-  reader = csv.reader(rows[1:])
-  lineno = 1
-  while True:
-    try:
-      fields = next(reader)
-    except StopIteration:
-      break
-    except csv.Error as e:
-      raise ValueError(f"{path}:{lineno + 1}: the row does not parse ({e}); "
-                       "fix it.") from None
-    lineno = reader.line_num + 1
-    if not fields:
-      continue
+  for lineno, fields in paths.csv_rows(rows, path, "fix it."):
     if len(fields) != 3:
       raise ValueError(f"{path}:{lineno}: {len(fields)} fields, expected 3 "
                        "(start,end,label); fix the row.")

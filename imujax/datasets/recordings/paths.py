@@ -5,6 +5,7 @@ a size cap (`max_file_mb`), so a FIFO or a link to /dev/zero cannot hang a
 build; subjects come from the path (`subject_regex`).
 """
 
+import csv
 import os
 import pathlib
 import re
@@ -176,3 +177,28 @@ def too_many(errors: list, what: str) -> str:
   more = len(errors) - MAX_LISTED_ERRORS
   return (f"{len(errors)} {what}; fix them all, then rebuild:\n{listed}" +
           (f"\n  ... and {more} more" if more > 0 else ""))
+
+
+def csv_rows(rows, path, advice: str, delimiter: str = ","):
+  """Yields (line number, fields) of CSV `rows` after the header, skipping
+  empty rows; a row that does not parse is an error naming path:line.
+
+  Args:
+    rows: the file's lines, the header first.
+    path: the file, for messages.
+    advice: what the user should do with a bad row ("fix it.").
+    delimiter: the CSV delimiter.
+  """
+  reader = csv.reader(rows[1:], delimiter=delimiter)
+  lineno = 1
+  while True:
+    try:
+      fields = next(reader)
+    except StopIteration:
+      return
+    except csv.Error as e:
+      raise ValueError(f"{path}:{lineno + 1}: the row does not parse ({e}); "
+                       f"{advice}") from None
+    lineno = reader.line_num + 1
+    if fields:
+      yield lineno, fields

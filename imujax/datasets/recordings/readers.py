@@ -111,19 +111,8 @@ def read_csv(path: epath.Path, spec: Spec) -> Table:
     end -= 1
     repairs["truncated_rows_dropped"] = 1
   ts, values, labels, lines, malformed = [], [], [], [], []
-  reader = csv.reader(rows[1:end], delimiter=spec.delimiter)
-  lineno = 1
-  while True:
-    try:
-      fields = next(reader)
-    except StopIteration:
-      break
-    except csv.Error as e:
-      raise ValueError(f"{path}:{lineno + 1}: the row does not parse ({e}); "
-                       "fix or delete it.") from None
-    lineno = reader.line_num + 1
-    if not fields:
-      continue
+  for lineno, fields in paths.csv_rows(rows[:end], path, "fix or delete it.",
+                                       spec.delimiter):
     if len(fields) != len(header):
       raise ValueError(
           f"{path}:{lineno}: {len(fields)} fields, the header has "
