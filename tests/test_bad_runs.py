@@ -115,3 +115,20 @@ def test_main_with_a_bad_value_exits_with_the_key(tmp_path):
       timeout=120)
   assert result.returncode != 0
   assert "model.layers=0" in result.stderr
+
+
+def test_a_config_key_added_since_the_run_started_is_not_a_change(
+    tmp_path, tfds_dir):
+  """A workdir written before a key existed resumes when the key is at its
+  default (it changes nothing the run did); a non-default value is refused."""
+  config = _config(tfds_dir)
+  loop.train_and_evaluate(config, str(tmp_path), "finetune")
+  stored = json.loads((tmp_path / "run.json").read_text())
+  del stored["config"]["finetune"]["augment"]  # As an older imujax wrote it.
+  (tmp_path / "run.json").write_text(json.dumps(stored))
+  loop.train_and_evaluate(config, str(tmp_path), "finetune")
+  changed = _config(tfds_dir)
+  changed.finetune.augment = "simclr"
+  with pytest.raises(run_record.IncompatibleRunError,
+                     match="finetune.augment"):
+    loop.train_and_evaluate(changed, str(tmp_path), "finetune")

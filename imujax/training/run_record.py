@@ -19,6 +19,7 @@ from typing import Any
 
 from etils import epath
 
+from imujax import configlib
 from imujax import models
 
 FILENAME = "run.json"
@@ -121,11 +122,17 @@ def _flatten(tree: Any, prefix: str = "") -> dict:
 
 
 def _config_changes(old: dict, new: dict, phase: str) -> dict:
-  """{config key: [before, after]} of the keys that matter to `phase`."""
+  """{config key: [before, after]} of the keys that matter to `phase`.
+
+  A key the stored config lacks was added to imujax after the run started;
+  at its default it changes nothing the run did, so it is not a change.
+  """
   old, new = _flatten(old), _flatten(new)
+  defaults = _flatten(configlib.base().to_dict())
   skip = (*RESUME_FREE, *_OTHER_PHASE.get(phase, ()))
   return {k: [old.get(k), new.get(k)] for k in sorted(set(old) | set(new))
           if old.get(k) != new.get(k)
+          and not (k not in old and k in defaults and new[k] == defaults[k])
           and not any(k == s or (s.endswith(".") and k.startswith(s))
                       for s in skip)}
 
