@@ -53,6 +53,8 @@ class FakeRuns:
       (pathlib.Path(w) / "run.json").write_text("{}")
       if not failed:
         (pathlib.Path(w) / "summary.json").write_text("{}")
+        if "/pretrain/" in w:
+          (pathlib.Path(w) / "checkpoints" / "7").mkdir(parents=True)
     return _Done(1 if failed else 0)
 
 
@@ -130,10 +132,35 @@ def test_interrupted_runs_are_restarted_to_resume(sweep_file, tmp_path):
     (root / j.name / "run.json").write_text("{}")
     if j.name != "finetune/cpc-b0-s1":
       (root / j.name / "summary.json").write_text("{}")
+    if j.mode == "pretrain":
+      (root / j.name / "checkpoints" / "7").mkdir(parents=True)
   assert jobs_lib.state(jobs[-1], str(root)) == "started"
   fake = FakeRuns()
   launchers.run_local(jobs, str(root), start=fake, echo=lambda _: None)
   assert fake.started == [[str(root.absolute() / "finetune/cpc-b0-s1")]]
+
+
+def test_archived_pretraining_reruns_only_for_unfinished_finetunes(
+    sweep_file, tmp_path):
+  # A sweep dir kept in git: every summary.json, no checkpoints.
+  root = tmp_path / "s"
+  jobs = _jobs(sweep_file, root)
+  for j in jobs:
+    (root / j.name).mkdir(parents=True)
+    (root / j.name / "summary.json").write_text("{}")
+  pre = next(j for j in jobs if j.name == "pretrain/cpc-s1")
+  assert jobs_lib.state(pre, str(root)) == "archived"
+  fake = FakeRuns()
+  result = launchers.run_local(jobs, str(root), start=fake, echo=lambda _: None)
+  assert fake.started == [] and set(result.values()) == {"done"}
+  (root / "finetune/cpc-b0-s1/summary.json").unlink()
+  result = launchers.run_local(jobs, str(root), start=fake, echo=lambda _: None)
+  assert fake.started == [[str(root.absolute() / "pretrain/cpc-s1")],
+                          [str(root.absolute() / "finetune/cpc-b0-s1")]]
+  assert set(result.values()) == {"done"}
+  slurm = launchers.write_slurm(jobs, str(tmp_path / "empty")).parent
+  line = (slurm / "pretrain.txt").read_text().splitlines()[0]
+  assert "summary.json && test -d " in line and "imujax.main" in line
 
 
 def test_a_failed_pretraining_blocks_only_its_finetunes(sweep_file, tmp_path):

@@ -154,7 +154,13 @@ def command(job: Job, sweep_dir: str, sets: Iterable[str] = ()) -> list[str]:
 
 
 def state(job: Job, sweep_dir: str) -> str:
-  """"done" (summary.json), "started" (a workdir with files) or "new".
+  """"done" (summary.json), "archived", "started" (a workdir with files) or
+  "new".
+
+  "archived": a finished pre-training whose checkpoints are not here (a sweep
+  dir kept in git holds results, never checkpoints). It counts as done unless
+  a fine-tune that starts from it is unfinished; then `units` runs it again
+  (pre-training is deterministic given its seed and machine).
 
   A URL sweep dir (gs://) is not looked into from here: every job is "new",
   and the generated commands skip finished runs when they run.
@@ -163,6 +169,9 @@ def state(job: Job, sweep_dir: str) -> str:
     return "new"
   workdir = pathlib.Path(sweep_dir) / job.name
   if (workdir / "summary.json").exists():
+    if job.mode == "pretrain" and not any(
+        p.name.isdigit() for p in (workdir / "checkpoints").glob("*")):
+      return "archived"
     return "done"
   if workdir.exists() and any(workdir.iterdir()):
     return "started"
@@ -185,13 +194,13 @@ class Unit:
 def seed_groups(jobs: list[Job], sweep_dir: str) -> list[list[Job]]:
   """Jobs that differ only in seed (and their init_from), in order.
 
-  Members must resume from the same step, so a started job is grouped only
-  with started jobs (a group interrupted together resumes together) and new
-  ones only with new ones.
+  Members must resume from the same step, so jobs are grouped only with jobs
+  in the same state (a group interrupted together resumes together; new and
+  archived ones start at step 0).
   """
   groups: dict = {}
   for job in jobs:
-    key = (job.without_seed(), state(job, sweep_dir) == "new")
+    key = (job.without_seed(), state(job, sweep_dir))
     groups.setdefault(key, []).append(job)
   return list(groups.values())
 
@@ -223,10 +232,20 @@ def multiseed_command(jobs: list[Job], sweep_dir: str,
           *(f"--config.{s}" for s in sets)]
 
 
+def unfinished(jobs: list[Job], sweep_dir: str) -> list[Job]:
+  """Jobs to run: neither done nor archived, plus the archived pre-trainings
+  an unfinished fine-tune starts from."""
+  states = {j.name: state(j, sweep_dir) for j in jobs}
+  todo = [j for j in jobs if states[j.name] not in ("done", "archived")]
+  needed = {j.after for j in todo if j.after}
+  return [j for j in jobs
+          if states[j.name] == "archived" and j.name in needed] + todo
+
+
 def units(jobs: list[Job], sweep_dir: str, sets=(), vmap_seeds=False,
           impl="vmap", cpu_devices: int = 0) -> list[Unit]:
   """The unfinished jobs as launchable units (seed groups with vmap_seeds)."""
-  todo = [j for j in jobs if state(j, sweep_dir) != "done"]
+  todo = unfinished(jobs, sweep_dir)
   root = pathlib.Path(sweep_dir)
   if not vmap_seeds:
     return [Unit([j], command(j, sweep_dir, sets), root / j.name / "log.txt")

@@ -37,7 +37,8 @@ def run_local(jobs: list[Job], sweep_dir: str, *, sets=(), parallel: int = 1,
   Returns:
     {job name: "done" | "failed" | "blocked"} for every job of the sweep.
   """
-  result = {j.name: "done" for j in jobs if jobs_lib.state(j, sweep_dir) == "done"}
+  todo = {j.name for j in jobs_lib.unfinished(jobs, sweep_dir)}
+  result = {j.name: "done" for j in jobs if j.name not in todo}
   pending = jobs_lib.units(jobs, sweep_dir, sets, vmap_seeds, impl, cpu_devices)
   running: list = []
   while pending or running:
@@ -91,7 +92,10 @@ eval "$line"
 def _guarded(job: Job, sweep_dir: str, sets) -> str:
   """The job's command, skipped at run time when its run has finished."""
   workdir = f"{jobs_lib.root_of(sweep_dir)}/{job.name}"
-  check = (f"test -f {shlex.quote(workdir)}/summary.json" if "://" not in
+  done = f"test -f {shlex.quote(workdir)}/summary.json"
+  if job.mode == "pretrain":  # An archived one (no checkpoints) runs again.
+    done += f" && test -d {shlex.quote(workdir)}/checkpoints"
+  check = (done if "://" not in
            workdir else shlex.join(
                ["python", "-c", "import sys; from etils import epath; "
                 "sys.exit(not epath.Path(sys.argv[1]).exists())",
@@ -123,7 +127,7 @@ def write_slurm(jobs: list[Job], sweep_dir: str, *, sets=(),
   """
   out = _script_dir(sweep_dir, out, "slurm")
   (out / "logs").mkdir(parents=True, exist_ok=True)
-  todo = [j for j in jobs if jobs_lib.state(j, sweep_dir) != "done"]
+  todo = jobs_lib.unfinished(jobs, sweep_dir)
   pre_todo = {j.name for j in todo if j.mode == "pretrain"}
   arrays = {
       "pretrain": [j for j in todo if j.name in pre_todo],
@@ -170,7 +174,7 @@ def write_tpu(jobs: list[Job], sweep_dir: str, *, sets=(), tpu: str,
   """
   out = _script_dir(sweep_dir, out, "tpu")
   out.mkdir(parents=True, exist_ok=True)
-  todo = [j for j in jobs if jobs_lib.state(j, sweep_dir) != "done"]
+  todo = jobs_lib.unfinished(jobs, sweep_dir)
   todo.sort(key=lambda j: j.mode != "pretrain")
   base = ["gcloud", "compute", "tpus", "tpu-vm", "ssh", tpu, f"--zone={zone}",
           *([f"--project={project}"] if project else []), "--worker=all"]
