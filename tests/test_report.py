@@ -3,6 +3,7 @@
 import csv
 import json
 import math
+import shutil
 
 import numpy as np
 import pytest
@@ -135,3 +136,18 @@ def test_other_targets_are_listed_with_their_headline_metric(tmp_path):
   assert runs == []  # Not mixed into the macro-F1 tables.
   table = report.other_targets_table(tmp_path / "sweep")
   assert "| regression | mae (lower is better) | 0.1875 |" in table
+
+
+def test_a_partial_sweep_is_never_reported_as_complete(sweep_dir, tmp_path):
+  # The plan (sweep.json) declares 22 runs; 21 have finished (one fine-tune
+  # is unfinished): the report says PARTIAL first.
+  (sweep_dir / "sweep.json").write_text(json.dumps(
+      {"jobs": [{"name": f"job{i}"} for i in range(22)]}))
+  text = report.write_report(sweep_dir, tmp_path / "a").read_text()
+  assert "**PARTIAL SWEEP**: 21 of 22 planned runs" in text
+  assert "Complete" not in text
+  shutil.rmtree(sweep_dir / "finetune/cpc-b1-s9")
+  (sweep_dir / "sweep.json").write_text(json.dumps(
+      {"jobs": [{"name": f"job{i}"} for i in range(21)]}))
+  text = report.write_report(sweep_dir, tmp_path / "b").read_text()
+  assert "**Complete**: all 21 planned runs" in text

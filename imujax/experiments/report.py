@@ -107,6 +107,9 @@ def read_runs(sweep_dir) -> tuple[list, list]:
     pretrain_steps = 0
     if source.get("init_from"):
       source_run = pathlib.Path(source["init_from"]) / "run.json"
+      if not source_run.exists():  # The sweep dir moved (e.g. a git clone).
+        source_run = (pathlib.Path(sweep_dir) / "pretrain" /
+                      pathlib.Path(source["init_from"]).name / "run.json")
       if source_run.exists():
         pretrain_steps = int(json.loads(source_run.read_text())[
             "config"]["pretrain"]["steps"])
@@ -248,6 +251,14 @@ def markdown(rows: list, runs: list, pretrains: list, images: dict,
              sweep_dir: str, chosen: dict | None = None) -> str:
   lines = [f"# Sweep report: `{sweep_dir}`", ""]
   done = [r for r in runs if r.test is not None]
+  planned = planned_runs(sweep_dir)
+  if planned is not None:
+    finished = len(done) + sum(p["done"] for p in pretrains)
+    lines += [(f"**Complete**: all {planned} planned runs of the sweep "
+               "finished." if finished >= planned else
+               f"**PARTIAL SWEEP**: {finished} of {planned} planned runs "
+               "(sweep.json) have finished; every number below rests on the "
+               "finished runs only and is not the study's result."), ""]
   lines += [
       f"{len(done)} finished fine-tune runs ({len(runs) - len(done)} "
       f"unfinished), {sum(p['done'] for p in pretrains)} finished "
@@ -324,6 +335,14 @@ def _write_csv(path: pathlib.Path, rows: list) -> None:
     w = csv.DictWriter(f, fieldnames=fields)
     w.writeheader()
     w.writerows(rows)
+
+
+def planned_runs(sweep_dir) -> int | None:
+  """How many runs the sweep's plan (sweep.json) declares; None without it."""
+  plan = pathlib.Path(sweep_dir) / "sweep.json"
+  if not plan.exists():
+    return None
+  return len(json.loads(plan.read_text())["jobs"])
 
 
 def write_report(sweep_dir, out=None) -> pathlib.Path:
