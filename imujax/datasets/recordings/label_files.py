@@ -7,6 +7,7 @@ id or -1; a label file (per recording, `labels.file`) holds segments
 """
 
 import math
+import re
 
 from etils import epath
 import numpy as np
@@ -52,17 +53,25 @@ def read_label_file(path: epath.Path, spec: Spec, t: np.ndarray,
   otherwise leave every frame silently -1.
   """
   rows = paths.read_text(path, spec).splitlines()
-  header = [h.strip() for h in rows[0].split(",")] if rows else []
-  if header[:3] != ["start", "end", "label"]:
-    raise ValueError(f"{path}:1: expected the header 'start,end,label', found "
-                     f"{rows[0][:80] if rows else 'an empty file'!r}.")
+  first = 0
+  while first < len(rows) and (not rows[first].strip() or paths.is_comment(
+      rows[first], spec.comment)):
+    first += 1
+  header = ([h.strip() for h in rows[first].split(",")]
+            if first < len(rows) else [])
+  if header[:3] != ["start", "end", "label"] or any(header[3:]):
+    raise ValueError(
+        f"{path}:{first + 1}: expected the header 'start,end,label', found "
+        f"{rows[first][:80] if first < len(rows) else 'an empty file'!r}.")
   out = np.full(t.shape, -1, np.int32)
   covered = np.zeros(t.shape, bool)
   unit = spec.time_unit if spec.time_column else 1.0
   unit_name = next((k for k, v in schema.TIME_UNITS.items() if v == unit), "s")
-  first = last = None
+  first_t = last_t = None
   outside = 0
-  for lineno, fields in paths.csv_rows(rows, path, "fix it."):
+  for lineno, fields in paths.csv_rows(rows, path, "fix it.", start=first + 1,
+                                       comment=spec.comment):
+    fields = paths.drop_trailing_empty(fields, 3)
     if len(fields) != 3:
       raise ValueError(f"{path}:{lineno}: {len(fields)} fields, expected 3 "
                        "(start,end,label); fix the row.")
@@ -79,8 +88,8 @@ def read_label_file(path: epath.Path, spec: Spec, t: np.ndarray,
                        f"{_plain(end)}; swap them or fix the row.")
     start, end = start * unit, end * unit
     label = label_id(spec, fields[2], f"{path}:{lineno}")
-    first = start if first is None else min(first, start)
-    last = end if last is None else max(last, end)
+    first_t = start if first_t is None else min(first_t, start)
+    last_t = end if last_t is None else max(last_t, end)
     inside = (t >= start) & (t < end)
     if len(t) and (end <= t[0] or start > t[-1]):
       outside += 1
@@ -92,18 +101,45 @@ def read_label_file(path: epath.Path, spec: Spec, t: np.ndarray,
   if repairs is not None and outside:
     repairs["label_segments_outside_recording"] = (
         repairs.get("label_segments_outside_recording", 0) + outside)
-  if len(t) >= 2 and covered.mean() < spec.min_label_coverage:
-    clock = ("time.unit" if spec.time_column
-             else "seconds from the first sample, with time.rate_hz")
-    span = ("it has no segments" if first is None else
-            f"its segments span {_plain(first / unit)}..{_plain(last / unit)}"
-            f" {unit_name}")
-    raise ValueError(
-        f"{path}: labels {covered.sum()} of {len(t)} samples "
-        f"({100 * covered.mean():.1f}%, less than labels.min_coverage = "
-        f"{_plain(spec.min_label_coverage)}); {span} but the "
-        f"recording spans {_plain(t[0] / unit)}..{_plain(t[-1] / unit)} "
-        f"{unit_name}. Label times must be on the data's clock and in its "
-        f"unit ({clock}); fix the file, or lower "
-        f"labels.min_coverage in {spec.path} if it really labels so little.")
+  clock = ("time.unit" if spec.time_column
+           else "seconds from the first sample, with time.rate_hz")
+  span = ("it has no segments" if first_t is None else
+          f"its segments span {_plain(first_t / unit)}..{_plain(last_t / unit)}"
+          f" {unit_name}")
+  check_coverage(
+      covered, str(path), spec,
+      f"{span} but the recording spans {_plain(t[0] / unit) if len(t) else 0}"
+      f"..{_plain(t[-1] / unit) if len(t) else 0} {unit_name}. Label times "
+      f"must be on the data's clock and in its unit ({clock})")
   return out
+
+
+def check_coverage(covered: np.ndarray, where: str, spec: Spec,
+                   hint: str) -> None:
+  """Raises when labels cover less than `labels.min_coverage` of a recording.
+
+  A label file in seconds for data in ms (or the reverse, epoch against
+  relative times, a wrong key or index base) would otherwise leave every
+  frame silently -1.
+  """
+  if len(covered) < 2 or covered.mean() >= spec.min_label_coverage:
+    return
+  raise ValueError(
+      f"{where}: labels {covered.sum()} of {len(covered)} samples "
+      f"({100 * covered.mean():.1f}%, less than labels.min_coverage = "
+      f"{_plain(spec.min_label_coverage)}); {hint}. Fix the labels, or lower "
+      f"labels.min_coverage in {spec.path} if they really label so little.")
+
+
+def from_name(spec: Spec, data_path, num_samples: int) -> np.ndarray:
+  """<int32>[T]: the label `labels.from_name` captures from the file name."""
+  data_path = epath.Path(data_path)
+  m = re.search(spec.label_from_name, data_path.name)
+  if not m:
+    raise ValueError(
+        f"{data_path}: labels.from_name {spec.label_from_name!r} does not "
+        f"match the file name {data_path.name!r}; rename the file or fix "
+        f"labels.from_name in {spec.path}.")
+  value = m.group("label") if "label" in m.re.groupindex else m.group(1)
+  label = label_id(spec, value or "", f"{data_path} (labels.from_name)")
+  return np.full(num_samples, label, np.int32)

@@ -99,20 +99,61 @@ def read_text(path, spec: Spec) -> str:
   return text
 
 
-def label_path(spec: Spec, data_path) -> epath.Path:
-  """The segment file of a data file: `labels.file` with {stem}, {name}.
+def file_keys(spec: Spec, data_path) -> dict[str, str]:
+  """The placeholders of a data file: {stem}, {name}, key_regex's groups.
+
+  key_regex is searched in the file name; a file it does not match is an
+  error naming the file.
+  """
+  data_path = epath.Path(data_path)
+  keys = {"stem": data_path.stem, "name": data_path.name}
+  if spec.key_regex:
+    m = re.search(spec.key_regex, data_path.name)
+    if not m:
+      raise ValueError(
+          f"{data_path}: key_regex {spec.key_regex!r} does not match the file "
+          f"name {data_path.name!r}; fix key_regex in {spec.path}, or narrow "
+          "files so that only data files match.")
+    keys.update({k: v or "" for k, v in m.groupdict().items()})
+  return keys
+
+
+def substitute(pattern: str, keys: dict, data_path, key: str) -> epath.Path:
+  """`pattern` with {field} replaced from `keys`, beside the data file.
 
   A plain substitution (never `str.format`, which would evaluate attribute
   lookups such as `{stem.__class__}` written in the spec).
   """
   data_path = epath.Path(data_path)
-  fields = {"stem": data_path.stem, "name": data_path.name}
-  name = re.sub(r"\{(stem|name)\}", lambda m: fields[m.group(1)],
-                spec.label_file)
+  name = re.sub(r"\{(\w+)\}", lambda m: keys[m.group(1)], pattern)
   if ".." in re.split(r"[\\/]", name):
-    raise ValueError(f"{data_path}: labels.file gives {name!r}, outside the "
-                     "data folder; rename the file.")
+    raise ValueError(f"{data_path}: {key} gives {name!r}, outside the data "
+                     "folder; rename the file.")
   return data_path.parent / name
+
+
+def label_path(spec: Spec, data_path) -> epath.Path:
+  """The segment file of a data file: `labels.file` with its placeholders."""
+  return substitute(spec.label_file, file_keys(spec, data_path), data_path,
+                    "labels.file")
+
+
+def sibling_paths(spec: Spec, data_path) -> dict[str, epath.Path]:
+  """`channels[i].file` pattern -> that file for this data file."""
+  patterns = dict.fromkeys(p for p in spec.channel_files if p)
+  if not patterns:
+    return {}
+  keys = file_keys(spec, data_path)
+  return {p: substitute(p, keys, data_path, "channels[].file")
+          for p in patterns}
+
+
+def companions(spec: Spec, data_path) -> list[epath.Path]:
+  """Files read with a data file: its label file and sibling channel files."""
+  out = list(sibling_paths(spec, data_path).values())
+  if spec.label_file:
+    out.append(label_path(spec, data_path))
+  return out
 
 
 def list_files(folder, spec: Spec) -> list[epath.Path]:
@@ -148,14 +189,34 @@ def list_files(folder, spec: Spec) -> list[epath.Path]:
       files.append(epath.Path(p))
   if bad:
     raise ValueError(too_many(bad, f"bad paths in {folder}"))
-  if spec.label_file:
-    label_names = {label_path(spec, p).name for p in files}
-    files = [p for p in files if p.name not in label_names]
+  files = _without_companions(folder, spec, files)
   if not files:
     raise FileNotFoundError(
         f"{folder}: no data files match files={spec.files!r} ({spec.path}). "
         "Point manual_dir (or the spec's folder) at the data.")
   return files
+
+
+def _without_companions(folder, spec: Spec, files: list) -> list:
+  """Drops label, sibling and segment-table files from the data files.
+
+  With key_regex, a remaining file it does not match is an error; all such
+  files are named in one error.
+  """
+  others, unmatched = set(), []
+  if spec.segments:
+    others.add(str(pathlib.Path(folder) / spec.segments))
+  for p in files:
+    try:
+      others.update(str(q) for q in companions(spec, p))
+    except ValueError as e:  # key_regex does not match its name.
+      unmatched.append((p, e))
+  unmatched = [e for p, e in unmatched if str(p) not in others]
+  if unmatched:
+    raise ValueError(too_many(unmatched, f"files in {folder} that key_regex "
+                              "does not match"))
+  kept = [p for p in files if str(p) not in others]
+  return kept
 
 
 def subject_of(path: epath.Path, folder: epath.Path, spec: Spec) -> str:
@@ -179,26 +240,63 @@ def too_many(errors: list, what: str) -> str:
           (f"\n  ... and {more} more" if more > 0 else ""))
 
 
-def csv_rows(rows, path, advice: str, delimiter: str = ","):
-  """Yields (line number, fields) of CSV `rows` after the header, skipping
-  empty rows; a row that does not parse is an error naming path:line.
+def is_comment(line: str, comment: str | None) -> bool:
+  return bool(comment) and line.lstrip().startswith(comment)
+
+
+def first_row(lines: list[str], spec: Spec) -> int:
+  """Index of a text file's first row: after `csv.skip_rows` preamble lines,
+  blank lines and `csv.comment` lines (the header, or with csv.columns the
+  first data row); len(lines) when there is none."""
+  i = spec.skip_rows
+  while i < len(lines) and (not lines[i].strip()
+                            or is_comment(lines[i], spec.comment)):
+    i += 1
+  return i
+
+
+def drop_trailing_empty(fields: list[str], n: int) -> list[str]:
+  """A row of n fields plus an empty last one (a trailing delimiter, as some
+  exporters write) -> its first n fields; any other row unchanged."""
+  if len(fields) == n + 1 and not fields[-1].strip():
+    return fields[:n]
+  return fields
+
+
+def csv_rows(lines, path, advice: str, delimiter: str = ",", *, start: int = 1,
+             comment: str | None = None):
+  """Yields (line number, fields) of the CSV records in `lines[start:]`.
+
+  Blank (or whitespace-only) rows and lines starting with `comment` (after
+  leading spaces) are skipped; the line number is the record's first line
+  in the file, counted from 1 whatever was skipped, so errors name the line
+  an editor shows. A row that does not parse is an error naming path:line.
 
   Args:
-    rows: the file's lines, the header first.
+    lines: the file's lines (`str.splitlines()`).
     path: the file, for messages.
     advice: what the user should do with a bad row ("fix it.").
     delimiter: the CSV delimiter.
+    start: index in `lines` of the first record (default 1: after a header).
+    comment: the `csv.comment` marker, or None.
   """
-  reader = csv.reader(rows[1:], delimiter=delimiter)
-  lineno = 1
+  consumed = []  # File line number of each line the reader took.
+
+  def feed():
+    for i in range(start, len(lines)):
+      if not is_comment(lines[i], comment):
+        consumed.append(i + 1)
+        yield lines[i] + "\n"  # Keeps a quoted field's line breaks.
+  reader = csv.reader(feed(), delimiter=delimiter)
   while True:
+    taken = len(consumed)
     try:
       fields = next(reader)
     except StopIteration:
       return
     except csv.Error as e:
-      raise ValueError(f"{path}:{lineno + 1}: the row does not parse ({e}); "
+      lineno = consumed[taken] if taken < len(consumed) else start + 1
+      raise ValueError(f"{path}:{lineno}: the row does not parse ({e}); "
                        f"{advice}") from None
-    lineno = reader.line_num + 1
-    if fields:
-      yield lineno, fields
+    if fields and (len(fields) > 1 or fields[0].strip()):
+      yield consumed[taken], fields

@@ -23,6 +23,8 @@ _plain = schema.plain
 
 from imujax.datasets.recordings import label_files
 from imujax.datasets.recordings import paths
+from imujax.datasets.recordings import segment_table
+from imujax.datasets.recordings import siblings
 
 F32_MAX = float(np.finfo(np.float32).max)
 PYARROW_PIN = "pyarrow==26.0.1"
@@ -37,11 +39,19 @@ class Table:
     labels: <int32>[T] or None.
     lines: <int64>[T] file line of each row (row index for binary formats).
     repairs: repair name -> count.
+    rows: <int64>[T] position of each row among the file's data rows,
+      counted from 0 with dropped (malformed or cut-off) rows included: the
+      sample index that segment tables and sibling files refer to.
+    num_rows: data rows in the file, dropped ones included.
   """
 
-  def __init__(self, timestamps_s, values, labels, lines, repairs):
+  def __init__(self, timestamps_s, values, labels, lines, repairs, rows=None,
+               num_rows=None):
     self.timestamps_s, self.values, self.labels = timestamps_s, values, labels
     self.lines, self.repairs = lines, repairs
+    self.rows = (np.arange(len(timestamps_s)) if rows is None
+                 else np.asarray(rows, np.int64))
+    self.num_rows = len(self.rows) if num_rows is None else num_rows
 
 
 def to_si(values: np.ndarray, scale, path, lines, repairs: dict) -> np.ndarray:
@@ -78,46 +88,78 @@ def _wanted_columns(spec: Spec) -> list[str]:
   return wanted
 
 
-def read_csv(path: epath.Path, spec: Spec) -> Table:
-  """Parses a CSV with a header row naming the spec's columns."""
-  text = paths.read_text(path, spec)
-  rows = text.splitlines()
-  if not rows:
-    raise ValueError(f"{path}: empty file; delete it or restore it.")
+def _header(lines: list[str], path, spec: Spec) -> tuple[list[str], int]:
+  """(column names, index of the first data line) of a text file."""
+  first = paths.first_row(lines, spec)
+  if spec.csv_columns:
+    return list(spec.csv_columns), first
+  if first >= len(lines):
+    raise ValueError(
+        f"{path}: no header line" + (f" after csv.skip_rows = "
+                                     f"{spec.skip_rows} line(s)"
+                                     if spec.skip_rows else "") +
+        "; delete or restore the file, or name the columns of header-less "
+        f"files with csv.columns in {spec.path}.")
   try:
-    header = next(csv.reader([rows[0]], delimiter=spec.delimiter), [])
+    header = next(csv.reader([lines[first]], delimiter=spec.delimiter), [])
   except csv.Error as e:
-    raise ValueError(f"{path}:1: the header does not parse ({e}).") from None
+    raise ValueError(f"{path}:{first + 1}: the header does not parse "
+                     f"({e}).") from None
   header = [h.strip() for h in header]
+  if len(header) > 1 and not header[-1]:
+    header.pop()  # A trailing delimiter.
+  return header, first + 1
+
+
+def _check_header(header, path, line: int, spec: Spec) -> None:
   wanted = _wanted_columns(spec)
   missing = [c for c in wanted if c not in header]
   if missing:
+    skip = ("" if spec.skip_rows else ", csv.skip_rows if preamble lines "
+            "come before it")
     raise ValueError(
-        f"{path}:1: columns {missing} are not in the header "
+        f"{path}:{line}: columns {missing} are not in the header "
         f"{[h[:40] for h in header[:50]]}; fix the spec's column names "
-        f"({spec.path}), or csv.delimiter if the header is one field.")
+        f"({spec.path}), or csv.delimiter if the header is one field{skip}.")
   repeated = sorted({c for c in wanted if header.count(c) > 1})
   if repeated:
     raise ValueError(
-        f"{path}:1: the header names {repeated} more than once; which one the "
-        "spec means is ambiguous. Rename the duplicated columns.")
+        f"{path}:{line}: the header names {repeated} more than once; which "
+        "one the spec means is ambiguous. Rename the duplicated columns.")
+
+
+def read_csv(path: epath.Path, spec: Spec) -> Table:
+  """Parses a delimited text file: a header row naming the spec's columns
+  (after `csv.skip_rows` preamble lines), or none with `csv.columns`."""
+  text = paths.read_text(path, spec)
+  lines = text.splitlines()
+  if not lines:
+    raise ValueError(f"{path}: empty file; delete it or restore it.")
+  header, start = _header(lines, path, spec)
+  if not spec.csv_columns:
+    _check_header(header, path, start, spec)
   col = {h: i for i, h in enumerate(header)}
   ch_idx = [col[c] for c, _, _ in spec.channels]
   scale = np.array([s for _, _, s in spec.channels])
   repairs = {"malformed_rows_dropped": 0, "truncated_rows_dropped": 0}
-  end = len(rows)
-  if len(rows) > 1 and not text.endswith(("\n", "\r")):
+  end = len(lines)
+  if end > start and not text.endswith(("\n", "\r")) and not paths.is_comment(
+      lines[-1], spec.comment):
     # A cut-off last row may still parse (a shortened number): never trust it.
     end -= 1
     repairs["truncated_rows_dropped"] = 1
-  ts, values, labels, lines, malformed = [], [], [], [], []
-  for lineno, fields in paths.csv_rows(rows[:end], path, "fix or delete it.",
-                                       spec.delimiter):
+  what = ("csv.columns names" if spec.csv_columns else "the header has")
+  ts, values, labels, lines_kept, rows, malformed = [], [], [], [], [], []
+  position = -1
+  for position, (lineno, fields) in enumerate(paths.csv_rows(
+      lines[:end], path, "fix or delete it.", spec.delimiter, start=start,
+      comment=spec.comment)):
+    fields = paths.drop_trailing_empty(fields, len(header))
     if len(fields) != len(header):
       raise ValueError(
-          f"{path}:{lineno}: {len(fields)} fields, the header has "
-          f"{len(header)} ({spec.delimiter!r}-separated). The row is damaged: "
-          "fix or delete it.")
+          f"{path}:{lineno}: {len(fields)} fields, {what} {len(header)} "
+          f"({spec.delimiter!r}-separated). The row is damaged: fix or "
+          "delete it.")
     try:
       row = [float(fields[i]) for i in ch_idx]
       t = float(fields[col[spec.time_column]]) if spec.time_column else None
@@ -125,15 +167,16 @@ def read_csv(path: epath.Path, spec: Spec) -> Table:
       malformed.append(lineno)
       continue
     if spec.label_column:
-      labels.append(label_files.label_id(spec, fields[col[spec.label_column]],
-                              f"{path}:{lineno}"))
+      labels.append(label_files.label_id(
+          spec, fields[col[spec.label_column]], f"{path}:{lineno}"))
     ts.append(t)
     values.append(row)
-    lines.append(lineno)
+    lines_kept.append(lineno)
+    rows.append(position)
   if len(malformed) > spec.max_malformed_rows:
     raise ValueError(
         f"{path}:{malformed[0]}: {len(malformed)} rows whose numbers do not "
-        f"parse (first: {rows[malformed[0] - 1][:80]!r}); at most "
+        f"parse (first: {lines[malformed[0] - 1][:80]!r}); at most "
         f"{spec.max_malformed_rows} are dropped (csv.max_malformed_rows). "
         "Numbers need '.' decimals and no thousands separators: re-export the "
         "file.")
@@ -141,15 +184,17 @@ def read_csv(path: epath.Path, spec: Spec) -> Table:
     logging.warning("%s: dropped %d malformed row(s) at line(s) %s", path,
                     len(malformed), malformed[:20])
   repairs["malformed_rows_dropped"] = len(malformed)
-  lines = np.asarray(lines, np.int64)
+  lines_kept = np.asarray(lines_kept, np.int64)
+  rows = np.asarray(rows, np.int64)
   values = to_si(np.asarray(values, np.float64).reshape(-1, len(ch_idx)),
-                 scale, path, lines, repairs)
+                 scale, path, lines_kept, repairs)
   if spec.time_column:
     t = np.asarray(ts, np.float64) * spec.time_unit
   else:
-    t = (lines - 2) / spec.rate_hz  # Row position keeps dropped rows' slots.
+    t = rows / spec.rate_hz  # Row positions keep dropped rows' slots.
   return Table(t, values, np.asarray(labels, np.int32)
-               if spec.label_column else None, lines, repairs)
+               if spec.label_column else None, lines_kept, repairs, rows,
+               position + 1 + repairs["truncated_rows_dropped"])
 
 
 def _numeric(path, name: str, a: np.ndarray, spec: Spec) -> np.ndarray:
@@ -297,8 +342,9 @@ def read_mvnx_file(path: epath.Path, spec: Spec) -> tuple[Table, list[str]]:
                     allow_truncated=spec.allow_truncated_mvnx)
   except mvnx.MvnxError as e:
     if "allow_truncated" in str(e):  # Name the spec key, not the argument.
-      raise mvnx.MvnxError(f"{e} (spec key mvnx.allow_truncated = true in "
-                           f"{spec.path})") from None
+      raise mvnx.MvnxError(str(e).replace(
+          "pass allow_truncated=True",
+          f"set mvnx.allow_truncated = true in {spec.path}")) from None
     raise
   imu = mvnx.imu_channels(rec)
   sensors = spec.mvnx_sensors or rec.sensor_labels
@@ -318,29 +364,66 @@ def read_mvnx_file(path: epath.Path, spec: Spec) -> tuple[Table, list[str]]:
   return table, mvnx_channel_names(sensors, spec)
 
 
-def read_recording(path: epath.Path, spec: Spec) -> tuple[Table, list[str]]:
-  """Reads one data file (+ its label file) in any supported format."""
+def read_file(path: epath.Path, spec: Spec) -> tuple[Table, list[str]]:
+  """Reads one file of any supported format (no sibling or label files)."""
   fmt = spec.format or schema.FORMATS[path.suffix.lower()]
-  names = [n for _, n, _ in spec.channels]
   if fmt == "csv":
-    table = read_csv(path, spec)
-  elif fmt == "npz":
-    table = read_npz(path, spec)
-  elif fmt == "parquet":
-    table = read_parquet(path, spec)
-  else:
-    table, names = read_mvnx_file(path, spec)
-  if spec.label_file:
-    labels = paths.label_path(spec, path)
-    if os.path.lexists(labels):
-      table.labels = label_files.read_label_file(labels, spec, table.timestamps_s,
-                                     table.repairs)
+    return read_csv(path, spec), [n for _, n, _ in spec.channels]
+  if fmt == "npz":
+    return read_npz(path, spec), [n for _, n, _ in spec.channels]
+  if fmt == "parquet":
+    return read_parquet(path, spec), [n for _, n, _ in spec.channels]
+  return read_mvnx_file(path, spec)
+
+
+def _label_file(path, spec: Spec, table: Table):
+  labels = paths.label_path(spec, path)
+  if os.path.lexists(labels):
+    return label_files.read_label_file(labels, spec, table.timestamps_s,
+                                       table.repairs)
+  return None
+
+
+def read_recording(path: epath.Path, spec: Spec,
+                   segments=None) -> tuple[Table, list[str]]:
+  """Reads one data file with its sibling channel files and its labels.
+
+  Args:
+    path: the data file.
+    spec: the spec.
+    segments: the parsed `labels.segments` table (`segment_table.read`);
+      read from the spec's folder when None.
+  """
+  path = epath.Path(path)
+  table, names = read_file(path, siblings.own_spec(spec))
+  if spec.channel_files:
+    table = siblings.merge(path, spec, table, read_file)
+    names = [n for _, n, _ in spec.channels]
+  if spec.label_from_name:
+    table.labels = label_files.from_name(spec, path, len(table.timestamps_s))
+  elif spec.label_file or spec.segments:
+    if spec.label_file:
+      labels = _label_file(path, spec, table)
+      what = (f"{paths.label_path(spec, path)}: label file for {path} is "
+              "missing. Add it")
+    else:
+      if segments is None:
+        segments = segment_table.read(epath.Path(spec.folder) / spec.segments,
+                                      spec)
+      labels = segment_table.labels_for(segments, spec, path,
+                                        table.timestamps_s, table.rows,
+                                        table.repairs)
+      keys = dict(zip(segments.key_names,
+                      segment_table.recording_key(segments, spec, path)))
+      what = (f"{segments.path}: no row for {path.name} (keys {keys}). Add "
+              "its segments")
+    if labels is not None:
+      table.labels = labels
     elif spec.missing_label_file == "unlabelled":
       table.labels = np.full(table.timestamps_s.shape, -1, np.int32)
       table.repairs["label_files_missing_unlabelled"] = 1
     else:
       raise FileNotFoundError(
-          f"{labels}: label file for {path} is missing. Add it, or set "
-          f"labels.missing_file = 'unlabelled' in {spec.path} to keep the "
-          "recording with every frame -1.")
+          f"{what}, or set labels.missing_file = 'unlabelled' in {spec.path} "
+          "to keep the recording with every frame -1.")
   return table, names

@@ -1,8 +1,9 @@
 """recordings: a lab's own IMU files (CSV, Parquet, NPZ or MVNX) + a TOML spec.
 
 The spec (see README.md beside this file) names the files, the channel columns
-with their placement and unit, the time column (+ unit) or the sampling rate,
-the label column or a separate segment file per recording, the label map, and
+with their placement and unit (some possibly from sibling files), the time
+column (+ unit) or the sampling rate, the labels (a column, a segment file per
+recording, the file name, or one segment table for all), the label map, and
 the regex that finds the subject in a file path. Every file becomes one
 example on the config's uniform grid (`imujax.datasets.resample`).
 
@@ -50,13 +51,18 @@ Bad input (each a test in tests/test_recordings.py or tests/test_bad_data_*):
   true` its complete frames, counted in `truncated_file_tail_dropped`;
 * a path that is not a regular file (FIFO, device, dangling symlink) or is
   larger than `max_file_mb` (default 1024): an error before anything is read;
-* spec paths (`files`, `labels.file`) must stay inside the data folder.
+* spec paths (`files`, `labels.file`, `labels.segments`, `channels[].file`)
+  must stay inside the data folder;
+* a missing sibling channel file (`channels[].file`) or one with another
+  number of data rows, a file name `key_regex` or `labels.from_name` does
+  not match, a recording without rows in `labels.segments`: an error naming
+  the file (rows of the table naming no recording are counted in
+  `segment_rows_without_recording`).
 
 All bad files of a build are reported together, in one error.
 """
 
 import dataclasses
-import hashlib
 import json
 import os
 import pathlib
@@ -69,9 +75,11 @@ import tensorflow_datasets as tfds
 from imujax.datasets import common
 from imujax.datasets import mvnx
 from imujax.datasets import resample
+from imujax.datasets.recordings import fingerprints
 from imujax.datasets.recordings import paths
 from imujax.datasets.recordings import readers
 from imujax.datasets.recordings import schema
+from imujax.datasets.recordings import segment_table
 
 # The spec's schema lives in schema.py; these names stay importable from here.
 Spec = schema.Spec
@@ -87,8 +95,10 @@ REPAIR_KEYS = ("malformed_rows_dropped", "truncated_rows_dropped",
                "label_segments_outside_recording",
                "truncated_file_tail_dropped") + resample.REPAIR_KEYS
 # Bumped whenever the same files would give different examples; part of the
-# fingerprint, so a new reader never reuses an old reader's build.
-READER_VERSION = 2
+# fingerprint, so a new reader never reuses an old reader's build. 3: files
+# read by time.rate_hz place a sample per data row (blank and comment lines
+# no longer take a slot).
+READER_VERSION = 3
 
 
 class BuildError(ValueError):
@@ -118,9 +128,13 @@ def _resample_error(e: resample.ResampleError, spec: Spec, overflow: int):
   return resample.ResampleError(message, e.index)
 
 
-def make_example(path, spec: Spec, rate_hz, repairs: dict) -> dict | None:
-  """One file -> example (signals, labels) on the grid; None if skipped."""
-  table, _ = readers.read_recording(path, spec)
+def make_example(path, spec: Spec, rate_hz, repairs: dict,
+                 segments=None) -> dict | None:
+  """One file -> example (signals, labels) on the grid; None if skipped.
+
+  `segments`: the parsed `labels.segments` table, when the spec has one.
+  """
+  table, _ = readers.read_recording(path, spec, segments)
   if len(table.timestamps_s) < 2:
     _add(repairs, table.repairs)
     logging.warning("%s: %d sample(s), fewer than 2: skipped.", path,
@@ -151,71 +165,15 @@ def make_example(path, spec: Spec, rate_hz, repairs: dict) -> dict | None:
           "labels": out.labels.get("labels", np.full(n, -1, np.int32))}
 
 
-def _spec_record(spec: Spec) -> dict:
-  """The resolved spec as JSON values, without where it lives.
-
-  The spec's own path and the absolute folder are left out so that the same
-  files and spec give the same fingerprint on another machine (copied with
-  their mtimes, e.g. `rsync -a`).
-  """
-  out = {}
-  for field in dataclasses.fields(Spec):
-    if field.name in ("path", "folder"):
-      continue
-    value = getattr(spec, field.name)
-    if isinstance(value, frozenset):
-      value = sorted(value)
-    elif isinstance(value, tuple):
-      value = json.loads(json.dumps(value))
-    out[field.name] = value
-  return out
+_spec_record = fingerprints.spec_record
+fingerprint = fingerprints.fingerprint
+manifest_diff = fingerprints.manifest_diff
 
 
 def input_manifest(folder, spec: Spec, files, rate: str) -> dict:
-  """What a build depends on: spec, each input's path, size and mtime."""
-  folder = pathlib.Path(folder)
-  entries = {}
-  for p in files:
-    inputs = [pathlib.Path(p)]
-    if spec.label_file:
-      inputs.append(pathlib.Path(paths.label_path(spec, p)))
-    for q in inputs:
-      rel = q.relative_to(folder).as_posix()
-      try:
-        st = os.stat(q)
-        entries[rel] = [st.st_size, st.st_mtime_ns]
-      except FileNotFoundError:
-        entries[rel] = None  # A missing label file is an input too.
-  return {"builder": f"{Builder.VERSION}+r{READER_VERSION}", "rate": rate,
-          "spec": _spec_record(spec), "files": entries}
-
-
-def fingerprint(manifest: dict) -> str:
-  """sha256 hex of a manifest from `input_manifest`."""
-  text = json.dumps(manifest, sort_keys=True, separators=(",", ":"))
-  return hashlib.sha256(text.encode()).hexdigest()
-
-
-def manifest_diff(old: dict, new: dict) -> str:
-  """What changed between two manifests, in words (for the rebuild log)."""
-  parts = []
-  if old.get("builder") != new.get("builder"):
-    parts.append(f"builder {old.get('builder')} -> {new.get('builder')}")
-  spec_old, spec_new = old.get("spec", {}), new.get("spec", {})
-  changed = sorted(k for k in set(spec_old) | set(spec_new)
-                   if spec_old.get(k) != spec_new.get(k))
-  if changed:
-    parts.append(f"spec changed ({', '.join(changed)})")
-  f_old, f_new = old.get("files", {}), new.get("files", {})
-  for what, names in (
-      ("added", sorted(set(f_new) - set(f_old))),
-      ("removed", sorted(set(f_old) - set(f_new))),
-      ("modified", sorted(k for k in set(f_old) & set(f_new)
-                          if f_old[k] != f_new[k]))):
-    if names:
-      parts.append(f"{len(names)} file(s) {what}: {', '.join(names[:5])}" +
-                   (", ..." if len(names) > 5 else ""))
-  return "; ".join(parts) or "no difference found"
+  """What a build depends on (`fingerprints.input_manifest`)."""
+  return fingerprints.input_manifest(
+      folder, spec, files, rate, f"{Builder.VERSION}+r{READER_VERSION}")
 
 
 @dataclasses.dataclass
@@ -389,14 +347,14 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     spec = self._spec
     rate = self.builder_config.rate_hz
     files = self._files
+    segments = (segment_table.read(folder / spec.segments, spec)
+                if spec.segments else None)
     if rate is None:  # native, with no rate in the spec: the first file's.
-      table, _ = readers.read_recording(files[0], spec)
-      rate = resample.native_rate_hz(table.timestamps_s)
-      self.info.metadata["sample_rate_hz"] = rate
+      rate = self._native_rate(segments)
     errors, skipped, yielded = [], 0, 0
     for path in files:
       try:
-        example = make_example(path, spec, rate, repairs)
+        example = make_example(path, spec, rate, repairs, segments)
         if example is None:
           skipped += 1
           continue
@@ -414,11 +372,30 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     if len(errors) == 1:
       raise errors[0]
     if errors:
-      raise BuildError(paths.too_many(errors, f"of {len(files)} files in {folder} "
-                                 "are bad"), errors)
+      raise BuildError(paths.too_many(errors, f"of {len(files)} files in "
+                                      f"{folder} are bad"), errors)
     if not yielded:
       raise ValueError(
           f"{folder}: none of the {len(files)} file(s) matching "
           f"files={spec.files!r} has 2 or more samples ({skipped} skipped: "
           "header only or a single row); add recordings or fix files in "
           f"{spec.path}.")
+    if segments is not None:
+      unmatched = segments.unmatched_rows()
+      repairs["segment_rows_without_recording"] = unmatched
+      if unmatched:
+        logging.warning("%s: %d row(s) name no recording of this build "
+                        "(files=%r).", segments.path, unmatched, spec.files)
+
+  def _native_rate(self, segments) -> float | None:
+    """The median rate of the first file that reads; a bad file is skipped
+    here and reported with every other bad file by the build."""
+    for path in self._files:
+      try:
+        table, _ = readers.read_recording(path, self._spec, segments)
+        rate = resample.native_rate_hz(table.timestamps_s)
+      except (ValueError, OSError):
+        continue
+      self.info.metadata["sample_rate_hz"] = rate
+      return rate
+    return None

@@ -9,12 +9,14 @@ import codecs
 import dataclasses
 import math
 import os
-import pathlib
 import re
 import tomllib
 
 from etils import epath
-import numpy as np
+
+from imujax.datasets.recordings import checker
+
+plain = checker.plain
 
 # Unit -> factor to SI (m/s^2, rad/s, s, ...).
 UNITS = {
@@ -28,19 +30,25 @@ FORMATS = {".csv": "csv", ".txt": "csv", ".parquet": "parquet", ".npz": "npz",
            ".mvnx": "mvnx"}
 
 # Every spec key, per table: unknown keys are errors that list these.
-TOP_KEYS = ("name", "folder", "files", "format", "subject_regex", "channels",
-            "time", "labels", "csv", "mvnx", "min_duration_s", "max_gap_s",
-            "max_nonfinite_run", "max_file_mb")
+TOP_KEYS = ("name", "folder", "files", "format", "subject_regex", "key_regex",
+            "channels", "time", "labels", "csv", "mvnx", "min_duration_s",
+            "max_gap_s", "max_nonfinite_run", "max_file_mb")
 TABLE_KEYS = {
     "time": ("column", "unit", "rate_hz"),
-    "labels": ("column", "file", "class_names", "map", "unlabelled",
-               "missing_file", "min_coverage"),
-    "csv": ("delimiter", "encoding", "max_malformed_rows"),
+    "labels": ("column", "file", "from_name", "segments", "segment_columns",
+               "segment_unit", "segment_first", "segment_end", "class_names",
+               "map", "unlabelled", "missing_file", "min_coverage"),
+    "csv": ("delimiter", "encoding", "comment", "skip_rows", "columns",
+            "max_malformed_rows"),
     "mvnx": ("sensors", "quantities", "allow_truncated"),
 }
-CHANNEL_KEYS = ("column", "name", "unit")
-# Placeholders `labels.file` may use; nothing else in it is evaluated.
-LABEL_FILE_FIELDS = ("stem", "name")
+CHANNEL_KEYS = ("column", "name", "unit", "file")
+# Placeholders `labels.file` may use without key_regex.
+LABEL_FILE_FIELDS = checker.FILE_FIELDS
+# `labels.segment_columns` names with a meaning of their own ("_": ignored).
+SEGMENT_FIELDS = ("start", "end", "label", "_")
+# The ways of labelling a recording; at most one per spec.
+LABEL_SOURCES = ("column", "file", "from_name", "segments")
 
 
 class SpecError(ValueError):
@@ -77,133 +85,55 @@ class Spec:
   max_gap_s: float = 1.0
   max_nonfinite_run: int = 10
   max_file_mb: float = 1024.0
+  # Added in reader 3; left out of the fingerprint while at these defaults.
+  comment: str | None = None
+  skip_rows: int = 0
+  csv_columns: tuple[str, ...] = ()  # Names of a header-less file's columns.
+  key_regex: str | None = None
+  channel_files: tuple[str, ...] = ()  # Per channel: "" = the data file.
+  label_from_name: str | None = None
+  segments: str | None = None
+  segment_columns: tuple[str, ...] = ()
+  segment_unit: str = "samples"  # Or a key of TIME_UNITS.
+  segment_first: int = 0
+  segment_end_inclusive: bool = False
 
 
-def plain(value) -> str:
-  """A number as users write it (`1.5`, not `np.float64(1.5)`)."""
-  if isinstance(value, (bool, np.bool_)):
-    return str(bool(value))
-  if isinstance(value, (int, np.integer)):
-    return str(int(value))
-  if isinstance(value, (float, np.floating)):
-    return f"{float(value):g}"
-  return repr(value)
-
-
-def _kind(value) -> str:
-  return {bool: "a boolean", int: "an integer", float: "a number",
-          str: "a string", list: "a list", dict: "a table"}.get(
-              type(value), type(value).__name__)
-
-
-class _SpecChecker:
-  """Reads typed values out of the TOML tables, collecting every problem."""
-
-  def __init__(self, where: str):
-    self.where = where
-    self.errors: list[str] = []
-
-  def fail(self, message: str) -> None:
-    self.errors.append(message)
-
-  def known(self, table: dict, valid, label: str) -> None:
-    for key in table:
-      if key not in valid:
-        self.fail(f"unknown key {label}{key!r}; valid keys here: "
-                  f"{', '.join(valid)}.")
-
-  def get(self, table: dict, key: str, label: str, want: str, default=None):
-    """`want`: str | int | number | bool | table | str_list."""
-    if key not in table:
-      return default
-    value = table[key]
-    ok = {
-        "str": isinstance(value, str),
-        "int": isinstance(value, int) and not isinstance(value, bool),
-        "number": (isinstance(value, (int, float))
-                   and not isinstance(value, bool) and math.isfinite(value)),
-        "bool": isinstance(value, bool),
-        "table": isinstance(value, dict),
-        "str_list": (isinstance(value, list)
-                     and all(isinstance(v, str) for v in value)),
-    }[want]
-    if not ok:
-      hint = {"str": f' (quote it: {key} = "{value}")'
-                     if isinstance(value, (int, float)) else "",
-              "str_list": ' (e.g. ["a", "b"])'}.get(want, "")
-      what = {"str": "a string", "int": "an integer", "number": "a number",
-              "bool": "true or false", "table": "a table",
-              "str_list": "a list of strings"}[want]
-      self.fail(f"{label}{key} must be {what}, got {_kind(value)} "
-                f"{value!r}{hint}.")
-      return default
-    return value
-
-
-def _check_relative(pattern: str, key: str, c: _SpecChecker) -> None:
-  """Spec paths stay inside the data folder: relative, no '..'."""
-  if pathlib.PurePosixPath(pattern).is_absolute() or re.match(
-      r"^[A-Za-z]:[\\/]", pattern) or pattern.startswith("~"):
-    c.fail(f"{key} = {pattern!r} is absolute; it must be relative to the "
-           "data folder. Set folder (or manual_dir) to the folder and "
-           f"{key} to the pattern inside it.")
-  elif ".." in re.split(r"[\\/]", pattern):
-    c.fail(f"{key} = {pattern!r} leaves the data folder ('..'); point folder "
-           "(or manual_dir) at a folder that holds the files instead.")
-
-
-def _check_label_file(pattern: str, c: _SpecChecker) -> None:
-  _check_relative(pattern, "labels.file", c)
-  fields = re.findall(r"\{([^{}]*)\}", pattern)
-  unknown = [f for f in fields if f not in LABEL_FILE_FIELDS]
-  if unknown:
-    c.fail(f"labels.file = {pattern!r}: unknown placeholder(s) "
-           f"{', '.join('{' + f + '}' for f in unknown)}; only "
-           f"{', '.join('{' + f + '}' for f in LABEL_FILE_FIELDS)} are "
-           "substituted.")
-  elif re.search(r"[{}]", re.sub(r"\{(?:stem|name)\}", "", pattern)):
-    c.fail(f"labels.file = {pattern!r}: unmatched brace; only "
-           "{stem} and {name} may appear in braces.")
-
-
-def load_spec(path) -> Spec:
-  """Reads and validates a TOML spec; errors name the file and key.
-
-  Every problem of the spec is reported in one SpecError. Types are strict:
-  a column is a string (`column = "2"`, never `column = 2`, so a header named
-  2 and an index cannot be confused), numbers are TOML numbers.
-  """
-  path = epath.Path(path)
+def _read_toml(path: epath.Path) -> dict:
   if not path.exists():
     raise SpecError(f"{path}: spec file not found. Write one as shown in "
                     "imujax/datasets/recordings/README.md.")
   try:
-    raw = tomllib.loads(path.read_text())
+    return tomllib.loads(path.read_text())
   except UnicodeDecodeError:
     raise SpecError(f"{path}: not UTF-8 text; save the spec as "
                     "UTF-8.") from None
   except tomllib.TOMLDecodeError as e:
     raise SpecError(f"{path}: not valid TOML ({e}).") from None
-  w = str(path)
-  c = _SpecChecker(w)
-  c.known(raw, TOP_KEYS, "")
-  name = c.get(raw, "name", "", "str", path.parent.name)
-  if not re.fullmatch(r"[a-z][a-z0-9_]*", name or ""):
-    c.fail(f"name {name!r} must be lower_snake_case (it becomes the TFDS "
-           "config name); set name = \"my_lab\".")
-  fmt = c.get(raw, "format", "", "str")
-  if fmt is not None and fmt not in set(FORMATS.values()):
-    c.fail(f"format {fmt!r} must be one of {sorted(set(FORMATS.values()))}.")
-  files = c.get(raw, "files", "", "str", "**/*")
-  _check_relative(files, "files", c)
-  tables = {t: c.get(raw, t, "", "table", {}) for t in TABLE_KEYS}
-  for t, keys in TABLE_KEYS.items():
-    c.known(tables[t], keys, f"{t}.")
 
-  channels, names = [], set()
+
+def _key_fields(raw: dict, c: checker.SpecChecker) -> tuple[str | None, tuple]:
+  """key_regex and the placeholders file patterns may use with it."""
+  key_regex = c.get(raw, "key_regex", "", "str")
+  compiled = c.regex(key_regex, "key_regex")
+  groups = tuple(compiled.groupindex) if compiled else ()
+  if compiled and not groups:
+    c.fail(f"key_regex = {key_regex!r} has no named group; name what it "
+           'captures, e.g. "acc_(?P<key>exp\\\\d+_user\\\\d+)\\\\.txt$".')
+  clash = [g for g in groups if g in checker.FILE_FIELDS]
+  if clash:
+    c.fail(f"key_regex: group name(s) {clash} are reserved for the file's "
+           "own {stem} and {name}; rename the group(s).")
+  return key_regex, checker.FILE_FIELDS + groups
+
+
+def _channels(raw: dict, fmt, fields, c: checker.SpecChecker):
+  """(channels, channel_files): (column, name, SI factor) and file pattern."""
+  channels, files, names = [], [], set()
   raw_channels = raw.get("channels", [])
   if not isinstance(raw_channels, list):
-    c.fail(f"channels must be a list of tables, got {_kind(raw_channels)}.")
+    c.fail(f"channels must be a list of tables, got "
+           f"{checker.kind(raw_channels)}.")
     raw_channels = []
   for i, ch in enumerate(raw_channels):
     label = f"channels[{i}]."
@@ -215,6 +145,7 @@ def load_spec(path) -> Spec:
     column = c.get(ch, "column", label, "str")
     ch_name = c.get(ch, "name", label, "str")
     unit = c.get(ch, "unit", label, "str", "")
+    pattern = c.get(ch, "file", label, "str", "")
     if unit not in UNITS:
       c.fail(f"{label}unit {unit!r} unknown; use one of {sorted(UNITS)}.")
       unit = ""
@@ -222,30 +153,48 @@ def load_spec(path) -> Spec:
       c.fail(f"{label}name {ch_name!r} is used by an earlier channel; "
              "channel names must be unique.")
     names.add(ch_name)
+    if pattern:
+      checker.check_file_pattern(pattern, f"{label}file", fields, c,
+                                 need_field=True)
+      if fmt == "mvnx":
+        c.fail(f"{label}file: MVNX files hold all their channels; drop file.")
     if column is not None and ch_name is not None:
       channels.append((column, ch_name, UNITS[unit]))
+      files.append(pattern)
+  if channels and all(files):
+    c.fail("every channel has a file; at least one must come from the data "
+           "file itself (no file key), which gives the recording its rows.")
+  if fmt != "mvnx" and not channels and not any(
+      e.startswith("channels") for e in c.errors):
+    c.fail('list the channels, e.g. channels = [{column = "ax", name = '
+           '"wrist_acc_x", unit = "g"}].')
+  return tuple(channels), tuple(files) if any(files) else ()
 
-  time = tables["time"]
-  time_column = c.get(time, "column", "time.", "str")
-  time_unit = c.get(time, "unit", "time.", "str", "s")
-  if time_unit not in TIME_UNITS:
-    c.fail(f"time.unit {time_unit!r} must be one of {sorted(TIME_UNITS)}.")
-    time_unit = "s"
-  rate = c.get(time, "rate_hz", "time.", "number")
+
+def _time(table: dict, fmt, c: checker.SpecChecker) -> dict:
+  column = c.get(table, "column", "time.", "str")
+  unit = c.get(table, "unit", "time.", "str", "s")
+  if unit not in TIME_UNITS:
+    c.fail(f"time.unit {unit!r} must be one of {sorted(TIME_UNITS)}.")
+    unit = "s"
+  rate = c.get(table, "rate_hz", "time.", "number")
   if rate is not None and not rate > 0:
     c.fail(f"time.rate_hz must be a positive number, got {plain(rate)}.")
     rate = None
+  if fmt != "mvnx" and column is None and rate is None:
+    c.fail("give time.column (+ time.unit) or time.rate_hz.")
+  return {"time_column": column, "time_unit": TIME_UNITS[unit],
+          "rate_hz": None if rate is None else float(rate)}
 
-  labels = tables["labels"]
+
+def _class_map(labels: dict, c: checker.SpecChecker) -> dict:
   class_names = tuple(c.get(labels, "class_names", "labels.", "str_list", []))
-  if len(set(class_names)) != len(class_names):
-    dup = sorted({n for n in class_names if class_names.count(n) > 1})
-    c.fail(f"labels.class_names lists {dup} more than once.")
+  c.unique(class_names, "labels.class_names")
   label_map = c.get(labels, "map", "labels.", "table", {})
   for k, v in label_map.items():
     if isinstance(v, bool) or not isinstance(v, int):
       c.fail(f"labels.map.{k} must be an integer class id (a position in "
-             f"labels.class_names), got {_kind(v)} {v!r}.")
+             f"labels.class_names), got {checker.kind(v)} {v!r}.")
     elif class_names and not 0 <= v < len(class_names):
       c.fail(f"labels.map.{k} = {v}: map values must index "
              f"labels.class_names (0..{len(class_names) - 1}).")
@@ -253,14 +202,77 @@ def load_spec(path) -> Spec:
                if isinstance(v, int) and not isinstance(v, bool)}
   if not label_map:
     label_map = {n: i for i, n in enumerate(class_names)}
-  label_column = c.get(labels, "column", "labels.", "str")
-  label_file = c.get(labels, "file", "labels.", "str")
-  if label_column and label_file:
-    c.fail("give one of labels.column (labels in the data file) and "
-           "labels.file (a segment file per recording), not both.")
-  if label_file:
-    _check_label_file(label_file, c)
-  if (label_column or label_file) and not class_names:
+  unlabelled = c.get(labels, "unlabelled", "labels.", "str_list", [""])
+  return {"class_names": class_names, "label_map": label_map,
+          "unlabelled": frozenset(u.strip() for u in unlabelled)}
+
+
+def _from_name(pattern: str | None, c: checker.SpecChecker) -> None:
+  compiled = c.regex(pattern, "labels.from_name")
+  if compiled and "label" not in compiled.groupindex and compiled.groups != 1:
+    c.fail(f"labels.from_name = {pattern!r} has {compiled.groups} groups; "
+           "give exactly one (or one named label), e.g. "
+           '"^(?P<label>walk|run)_".')
+
+
+def _segments(labels: dict, fields, c: checker.SpecChecker) -> dict:
+  """labels.segments and how its rows map to recordings and samples."""
+  table = c.get(labels, "segments", "labels.", "str")
+  columns = tuple(c.get(labels, "segment_columns", "labels.", "str_list", []))
+  unit = c.get(labels, "segment_unit", "labels.", "str", "samples")
+  first = c.get(labels, "segment_first", "labels.", "int")
+  end = c.get(labels, "segment_end", "labels.", "str")
+  others = [k for k in ("segment_columns", "segment_unit", "segment_first",
+                        "segment_end") if k in labels]
+  if table is None:
+    if others:
+      c.fail(f"labels.{others[0]} needs labels.segments (the segment table).")
+    return {}
+  checker.check_relative(table, "labels.segments", c)
+  example = ('segment_columns = ["exp", "user", "label", "start", "end"] '
+             '(names of key_regex groups match rows to recordings)')
+  for need in ("start", "end", "label"):
+    if columns.count(need) != 1:
+      c.fail(f"labels.segment_columns must name {need!r} once; e.g. "
+             f"{example}.")
+  keys = [n for n in columns if n not in SEGMENT_FIELDS]
+  unknown = [n for n in keys if n not in fields]
+  if unknown:
+    c.fail(f"labels.segment_columns: {unknown} are neither start, end, label"
+           f", _ (ignored) nor a recording key ({', '.join(fields)}; the "
+           "named groups of key_regex are keys).")
+  c.unique(keys, "labels.segment_columns")
+  if columns and not keys:
+    c.fail("labels.segment_columns names no recording key, so every "
+           f"recording would get every row; e.g. {example}.")
+  if unit != "samples" and unit not in TIME_UNITS:
+    c.fail(f"labels.segment_unit {unit!r} must be 'samples' or one of "
+           f"{sorted(TIME_UNITS)}.")
+  if unit == "samples" and first not in (0, 1):
+    c.fail("labels.segment_first must be 0 or 1 with samples: the number of "
+           "a file's first data row (1 for MATLAB-style indices).")
+  if end not in ("inclusive", "exclusive"):
+    c.fail("labels.segment_end must be 'inclusive' (the end sample or time "
+           "is labelled) or 'exclusive' (labels stop before it).")
+  return {"segments": table, "segment_columns": columns,
+          "segment_unit": unit, "segment_first": first or 0,
+          "segment_end_inclusive": end == "inclusive"}
+
+
+def _labels(labels: dict, fields, c: checker.SpecChecker) -> dict:
+  out = _class_map(labels, c)
+  out["label_column"] = c.get(labels, "column", "labels.", "str")
+  out["label_file"] = c.get(labels, "file", "labels.", "str")
+  out["label_from_name"] = c.get(labels, "from_name", "labels.", "str")
+  given = [k for k in LABEL_SOURCES if labels.get(k) is not None]
+  if len(given) > 1:
+    c.fail(f"give one of labels.{', labels.'.join(LABEL_SOURCES)}, not "
+           f"{' and '.join('labels.' + k for k in given)}.")
+  if out["label_file"]:
+    checker.check_file_pattern(out["label_file"], "labels.file", fields, c)
+  _from_name(out["label_from_name"], c)
+  out.update(_segments(labels, fields, c))
+  if given and not out["class_names"]:
     c.fail("labels.class_names is required with labels (the ordered class "
            "list; ids are positions in it).")
   missing = c.get(labels, "missing_file", "labels.", "str", "error")
@@ -270,24 +282,90 @@ def load_spec(path) -> Spec:
   coverage = c.get(labels, "min_coverage", "labels.", "number", 0.1)
   if not 0 <= coverage <= 1:
     c.fail(f"labels.min_coverage must be in [0, 1], got {plain(coverage)}.")
-  unlabelled = c.get(labels, "unlabelled", "labels.", "str_list", [""])
+  out.update(missing_label_file=missing, min_label_coverage=float(coverage))
+  return out
 
-  csv_opts = tables["csv"]
-  delimiter = c.get(csv_opts, "delimiter", "csv.", "str", ",")
+
+def _csv(table: dict, c: checker.SpecChecker) -> dict:
+  delimiter = c.get(table, "delimiter", "csv.", "str", ",")
   if len(delimiter) != 1 or delimiter in "\r\n\"":
     c.fail(f"csv.delimiter must be one character other than a quote or "
            f"newline, e.g. \",\" or \";\" or \"\\t\", got {delimiter!r}.")
     delimiter = ","
-  encoding = c.get(csv_opts, "encoding", "csv.", "str", "utf-8")
+  encoding = c.get(table, "encoding", "csv.", "str", "utf-8")
   try:
     codecs.lookup(encoding)
   except LookupError:
     c.fail(f"csv.encoding {encoding!r} is not a Python codec; use e.g. "
            "\"utf-8\", \"utf-16\" or \"latin-1\".")
     encoding = "utf-8"
-  max_malformed = c.get(csv_opts, "max_malformed_rows", "csv.", "int", 10)
+  max_malformed = c.get(table, "max_malformed_rows", "csv.", "int", 10)
   if max_malformed < 0:
     c.fail(f"csv.max_malformed_rows must be >= 0, got {max_malformed}.")
+  comment = c.get(table, "comment", "csv.", "str")
+  if comment is not None and (not comment.strip() or "\n" in comment
+                              or comment == delimiter):
+    c.fail(f"csv.comment must be a non-blank marker other than the delimiter"
+           f", e.g. \"#\" or \"%\", got {comment!r}.")
+    comment = None
+  skip_rows = c.get(table, "skip_rows", "csv.", "int", 0)
+  if skip_rows < 0:
+    c.fail(f"csv.skip_rows must be >= 0, got {skip_rows}.")
+    skip_rows = 0
+  columns = tuple(c.get(table, "columns", "csv.", "str_list", []))
+  c.unique(columns, "csv.columns")
+  if "columns" in table and not columns:
+    c.fail("csv.columns is empty; name every column of the header-less "
+           'files in order, e.g. columns = ["x", "y", "z"].')
+  return {"delimiter": delimiter, "encoding": encoding,
+          "max_malformed_rows": max_malformed, "comment": comment,
+          "skip_rows": skip_rows, "csv_columns": columns}
+
+
+def _columns_named(out: dict, c: checker.SpecChecker) -> None:
+  """With csv.columns, every column the spec reads must be one of them."""
+  if not out["csv_columns"]:
+    return
+  used = [col for col, _, _ in out["channels"]] + [
+      out[k] for k in ("time_column", "label_column") if out[k]]
+  missing = [col for col in dict.fromkeys(used)
+             if col not in out["csv_columns"]]
+  if missing:
+    c.fail(f"columns {missing} are not in csv.columns "
+           f"{list(out['csv_columns'])}; name them there or fix the column.")
+
+
+def load_spec(path) -> Spec:
+  """Reads and validates a TOML spec; errors name the file and key.
+
+  Every problem of the spec is reported in one SpecError. Types are strict:
+  a column is a string (`column = "2"`, never `column = 2`, so a header named
+  2 and an index cannot be confused), numbers are TOML numbers.
+  """
+  path = epath.Path(path)
+  raw = _read_toml(path)
+  w = str(path)
+  c = checker.SpecChecker(w)
+  c.known(raw, TOP_KEYS, "")
+  name = c.get(raw, "name", "", "str", path.parent.name)
+  if not re.fullmatch(r"[a-z][a-z0-9_]*", name or ""):
+    c.fail(f"name {name!r} must be lower_snake_case (it becomes the TFDS "
+           "config name); set name = \"my_lab\".")
+  fmt = c.get(raw, "format", "", "str")
+  if fmt is not None and fmt not in set(FORMATS.values()):
+    c.fail(f"format {fmt!r} must be one of {sorted(set(FORMATS.values()))}.")
+  files = c.get(raw, "files", "", "str", "**/*")
+  checker.check_relative(files, "files", c)
+  tables = {t: c.get(raw, t, "", "table", {}) for t in TABLE_KEYS}
+  for t, keys in TABLE_KEYS.items():
+    c.known(tables[t], keys, f"{t}.")
+  key_regex, fields = _key_fields(raw, c)
+  out = dict(name=name, format=fmt, files=files, key_regex=key_regex)
+  out["channels"], out["channel_files"] = _channels(raw, fmt, fields, c)
+  out.update(_time(tables["time"], fmt, c))
+  out.update(_labels(tables["labels"], fields, c))
+  out.update(_csv(tables["csv"], c))
+  _columns_named(out, c)
 
   mv = tables["mvnx"]
   quantities = tuple(c.get(mv, "quantities", "mvnx.", "str_list",
@@ -295,7 +373,10 @@ def load_spec(path) -> Spec:
   if set(quantities) - {"acc", "gyr", "quat"}:
     c.fail("mvnx.quantities must be drawn from acc, gyr, quat.")
   sensors = c.get(mv, "sensors", "mvnx.", "str_list")
-  allow_truncated = c.get(mv, "allow_truncated", "mvnx.", "bool", False)
+  out.update(mvnx_quantities=quantities,
+             mvnx_sensors=None if sensors is None else tuple(sensors),
+             allow_truncated_mvnx=c.get(mv, "allow_truncated", "mvnx.",
+                                        "bool", False))
 
   def positive(key, want, default, low=0.0):
     value = c.get(raw, key, "", want, default)
@@ -303,43 +384,24 @@ def load_spec(path) -> Spec:
       c.fail(f"{key} must be > {plain(low)}, got {plain(value)}.")
       return default
     return value
-  min_duration = c.get(raw, "min_duration_s", "", "number", 2.56)
-  max_gap = positive("max_gap_s", "number", 1.0)
   max_run = c.get(raw, "max_nonfinite_run", "", "int", 10)
   if max_run < 0:
     c.fail(f"max_nonfinite_run must be >= 0, got {max_run}.")
-  max_mb = positive("max_file_mb", "number", 1024.0)
-  subject_regex = c.get(raw, "subject_regex", "", "str", r"(?P<subject>[^/_]+)")
-  try:
-    re.compile(subject_regex)
-  except re.error as e:
-    c.fail(f"subject_regex does not compile ({e}).")
+  out.update(
+      min_duration_s=float(c.get(raw, "min_duration_s", "", "number", 2.56)),
+      max_gap_s=float(positive("max_gap_s", "number", 1.0)),
+      max_nonfinite_run=max_run,
+      max_file_mb=float(positive("max_file_mb", "number", 1024.0)))
+  out["subject_regex"] = c.get(raw, "subject_regex", "", "str",
+                               r"(?P<subject>[^/_]+)")
+  c.regex(out["subject_regex"], "subject_regex")
   folder = c.get(raw, "folder", "", "str", ".")
-  if fmt != "mvnx" and not channels and not any(
-      e.startswith("channels") for e in c.errors):
-    c.fail('list the channels, e.g. channels = [{column = "ax", name = '
-           '"wrist_acc_x", unit = "g"}].')
-  if fmt != "mvnx" and time_column is None and rate is None:
-    c.fail("give time.column (+ time.unit) or time.rate_hz.")
   if c.errors:
     if len(c.errors) == 1:
       raise SpecError(f"{w}: {c.errors[0]}")
     raise SpecError(f"{w}: {len(c.errors)} problems:\n" +
                     "\n".join(f"  - {e}" for e in c.errors))
   return Spec(
-      path=str(path), name=name,
+      path=str(path),
       folder=os.path.normpath(str(path.parent / os.path.expanduser(folder))),
-      files=files, format=fmt, subject_regex=subject_regex,
-      channels=tuple(channels), time_column=time_column,
-      time_unit=TIME_UNITS[time_unit],
-      rate_hz=None if rate is None else float(rate),
-      label_column=label_column, label_file=label_file,
-      class_names=class_names, label_map=label_map,
-      unlabelled=frozenset(unlabelled), missing_label_file=missing,
-      delimiter=delimiter, max_malformed_rows=max_malformed,
-      min_duration_s=float(min_duration),
-      mvnx_sensors=None if sensors is None else tuple(sensors),
-      mvnx_quantities=quantities, allow_truncated_mvnx=allow_truncated,
-      encoding=encoding, min_label_coverage=float(coverage),
-      max_gap_s=float(max_gap), max_nonfinite_run=max_run,
-      max_file_mb=float(max_mb))
+      **out)
