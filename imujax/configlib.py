@@ -50,6 +50,7 @@ def base() -> ml_collections.ConfigDict:
   c.data.labeled_subjects = 0      # Label budget; 0 = every training subject.
   c.data.labeled_recordings = 0    # Alternative budget in recordings.
   c.data.window = 128              # Training window, frames.
+  c.data.window_s = 0.0            # > 0: the window in seconds (not frames).
   c.data.eval_batch_size = 16      # Whole recordings per evaluation batch.
 
   c.model = ml_collections.ConfigDict()
@@ -58,6 +59,7 @@ def base() -> ml_collections.ConfigDict:
   c.model.layers = 2
   c.model.dropout = 0.1
   c.model.layer_norm = True
+  c.model.residual = False  # h + layer(h) around layers 2.. (models.py).
   c.model.unroll = 1
 
   c.pretrain = _phase(steps=2000, learning_rate=2e-3)
@@ -82,6 +84,10 @@ def base() -> ml_collections.ConfigDict:
   # "member": each member (and placement) standardised on its own frames;
   # "pooled": one normaliser over the whole corpus.
   c.pretrain.corpus_normalizer = "member"
+  # Supervised corpus pre-training (CORPUS.md): objective corpus_supervised,
+  # or weight > 0: + weight x its loss to a self-supervised objective's.
+  c.pretrain.corpus_supervised_weight = 0.0
+  c.pretrain.corpus_label_map = "member"  # Or "shared": corpus_labels.py.
   for kind, options in pretext_options.DEFAULTS.items():
     c.pretrain[kind] = ml_collections.ConfigDict(dict(options))
 
@@ -120,6 +126,9 @@ def base() -> ml_collections.ConfigDict:
   c.dense_eval_until = 0
   c.dense_eval_every = 10
   c.checkpoint_every = 250
+  c.eval = ml_collections.ConfigDict()
+  # Macro-F1 over "present" (in truth or predictions) | "all" | "truth" classes.
+  c.eval.f1_classes = "present"
   c.lock()
   return c
 
@@ -253,6 +262,8 @@ _RANGES = {
     "data.labeled_subjects": _at_least(0),
     "data.labeled_recordings": _at_least(0),
     "data.window": _at_least(2),
+    "pretrain.corpus_supervised_weight": _at_least(0),
+    "data.window_s": _at_least(0),
     "data.eval_batch_size": _at_least(1),
     "data.num_folds": _at_least(0),
     "data.fold": _at_least(0),
@@ -288,7 +299,9 @@ def check(config: ml_collections.ConfigDict) -> None:
              "finetune.augment": ("", "simclr"),
              "finetune.target": objectives.targets(),
              "pretrain.corpus_channels": ("canonical", "union"),
-             "pretrain.corpus_normalizer": ("member", "pooled")}
+             "pretrain.corpus_normalizer": ("member", "pooled"),
+             "pretrain.corpus_label_map": ("member", "shared"),
+             "eval.f1_classes": ("present", "all", "truth")}
   for key, allowed in choices.items():
     value = _get(config, key)
     if value not in allowed:
@@ -302,6 +315,9 @@ def check(config: ml_collections.ConfigDict) -> None:
         not ok(value)):
       raise ValueError(f"Config key {key}={value!r} must be {what}.")
   _check_corpus(config)
+  if config.data.window_s and config.data.window != base().data.window:
+    raise ValueError("Set data.window (frames) or data.window_s (seconds), "
+                     "not both; leave data.window at 128 with window_s.")
   if config.pretrain.objective == "classification" and (
       not config.pretrain.dataset):
     raise ValueError(
@@ -363,6 +379,13 @@ def corpus_weights(text: str, count: int) -> list[float] | None:
 def _check_corpus(config: ml_collections.ConfigDict) -> None:
   """pretrain.corpus parses, and goes with what a corpus can train."""
   members = corpus_members(config.pretrain.corpus)
+  supervised = config.pretrain.objective in objectives.CORPUS_SUPERVISED
+  weight = config.pretrain.corpus_supervised_weight
+  if (weight or supervised) and (not members or weight and supervised):
+    raise ValueError(
+        "pretrain.objective=corpus_supervised, or pretrain.corpus_supervised_"
+        "weight > 0 with a self-supervised objective, trains on the labels of "
+        "pretrain.corpus's members: set pretrain.corpus, and not both.")
   if not members:
     if config.pretrain.corpus_weights.strip():
       raise ValueError("Config key pretrain.corpus_weights is set but "
@@ -373,12 +396,14 @@ def _check_corpus(config: ml_collections.ConfigDict) -> None:
     raise ValueError("Set pretrain.corpus or pretrain.dataset, not both "
                      "(a corpus of one dataset is pretrain.corpus=<name>).")
   if config.pretrain.objective == "classification" or (
-      config.pretrain.objective not in objectives.self_supervised()):
+      config.pretrain.objective not in objectives.self_supervised()
+      and not supervised):
     raise ValueError(
         f"pretrain.objective={config.pretrain.objective!r} with "
         "pretrain.corpus: a corpus mixes datasets whose labels do not share "
         "classes, so it trains self-supervised objectives only "
-        f"{objectives.self_supervised()}.")
+        f"{objectives.self_supervised()}, or corpus_supervised (a head per "
+        "member).")
 
 
 def _check_target(finetune: ml_collections.ConfigDict) -> None:

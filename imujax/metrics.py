@@ -19,19 +19,30 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray,
                      minlength=num_classes**2).reshape(num_classes, num_classes)
 
 
-def scores(confusion: np.ndarray) -> dict:
+F1_CLASSES = ("present", "all", "truth")  # Config key eval.f1_classes.
+
+
+def scores(confusion: np.ndarray, f1_classes: str = "present") -> dict:
   """Accuracy, macro-F1 and per-class F1 from a confusion matrix.
 
-  Macro-F1 averages over the classes that occur in the truth or in the
-  predictions (scikit-learn's convention), so a class absent from the test
-  subjects and never predicted does not count as F1 = 0.
+  Macro-F1 averages over `f1_classes`: "present" (the default) the classes
+  that occur in the truth or in the predictions (scikit-learn's `f1_score`
+  without `labels=`), so a class absent from the test subjects and never
+  predicted does not count as F1 = 0; "all" every class (absent ones count
+  as 0: `labels=range(K)`); "truth" the classes in the truth only
+  (`labels=` the true classes; a predicted absent class still costs
+  precision in the others).
   """
+  if f1_classes not in F1_CLASSES:
+    raise ValueError(f"eval.f1_classes={f1_classes!r}; choose one of "
+                     f"{F1_CLASSES}.")
   tp = np.diag(confusion).astype(np.float64)
   support = confusion.sum(1)
   predicted = confusion.sum(0)
   denom = support + predicted
   f1 = np.where(denom > 0, 2 * tp / np.maximum(denom, 1), 0.)
-  present = denom > 0
+  present = {"present": denom > 0, "all": np.ones_like(denom, bool),
+             "truth": support > 0}[f1_classes]
   total = confusion.sum()
   return {
       "accuracy": float(tp.sum() / total) if total else float("nan"),

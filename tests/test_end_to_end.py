@@ -196,3 +196,16 @@ def test_comparison_points_are_each_seed_pretrained_and_scratch():
   assert compare.points(config) == [
       {"objective": arm, "seed": s} for s in (4, 5, 6)
       for arm in ("masked_reconstruction", "scratch")]
+  assert compare.given_encoder_jobs(config) == []
+
+
+def test_a_comparison_from_a_given_encoder_pretrains_nothing():
+  config = test_config.get_config("num_seeds=2,seed=4")
+  config.init_from = "pretrained:some_release"
+  assert compare.points(config) == [{"objective": "scratch", "seed": s}
+                                    for s in (4, 5)]
+  jobs = compare.given_encoder_jobs(config)
+  assert [j.name for j in jobs] == ["finetune/pretrained-some_release-s4",
+                                    "finetune/pretrained-some_release-s5"]
+  assert all(dict(j.overrides)["init_from"] == config.init_from and
+             j.mode == "finetune" for j in jobs)

@@ -172,3 +172,108 @@ def test_manual_dir_without_the_data_is_an_error(tmp_path):
   (tmp_path / "raw/notes.txt").write_text("not the dataset")
   with pytest.raises(FileNotFoundError, match=r"raw: no GaitData/\*_lb\.txt"):
     _build("50hz", tmp_path / "raw", tmp_path)
+
+
+# ------------------------------------- contact events, stance, stride time
+def test_contact_events_stance_and_stride_time_on_the_fixture(tmp_path):
+  fx.write_ipol_gait(tmp_path / "raw")
+  builder = _build("native", tmp_path / "raw", tmp_path)
+  ex = _by_recording(builder)["s01_01"]
+  counter = np.arange(2, 500)  # Frame i is counter i + 2 (shared span).
+  at = lambda name: (counter[np.flatnonzero(ex[name] > 0)]).tolist()
+  # fx.ipol_meta: left swings [120, 160], [250, 290]; right [100, 110],
+  # [180, 215], [290, 330]. Toe-off (final) at start, heel-strike at end.
+  assert at("labels_final_contact_left") == [120, 250]
+  assert at("labels_initial_contact_left") == [160, 290]
+  assert at("labels_final_contact_right") == [100, 180, 290]
+  assert at("labels_initial_contact_right") == [110, 215, 330]
+  assert at("labels_initial_contact") == [110, 160, 215, 290, 330]
+  side = ex["labels_initial_contact_side"][ex["labels_initial_contact"] > 0]
+  assert side.tolist() == [2, 1, 2, 1, 2]
+  assert ex["labels_final_contact"].sum() == 5  # One per annotated step.
+  swing = (((counter >= 120) & (counter <= 160))
+           | ((counter >= 250) & (counter <= 290)))
+  np.testing.assert_array_equal(ex["labels_left_foot"], swing)
+  # Strides: left 160 -> 290 (right toe-off at 180 in between: 1.30 s);
+  # right 110 -> 215 (1.05 s) and 215 -> 330 (1.15 s).
+  left, right = ex["targets_stride_time_left"], ex["targets_stride_time_right"]
+  np.testing.assert_allclose(left[(counter >= 160) & (counter < 290)], 1.3,
+                             rtol=1e-6)
+  assert np.isnan(left[(counter < 160) | (counter >= 290)]).all()
+  np.testing.assert_allclose(right[(counter >= 110) & (counter < 215)], 1.05,
+                             rtol=1e-6)
+  np.testing.assert_allclose(right[counter == 300], 1.15, rtol=1e-6)
+  both = ex["targets_stride_time"]
+  np.testing.assert_allclose(both[counter == 200], (1.3 + 1.05) / 2,
+                             rtol=1e-6)
+  np.testing.assert_allclose(both[counter == 120], 1.05, rtol=1e-6)
+  assert np.isnan(both[counter >= 330]).all()
+  meta = builder.info.metadata
+  assert meta["regression_targets"]["targets_stride_time"] == "s"
+  assert meta["label_tracks"]["labels_left_foot"] == ["stance", "swing"]
+  assert str(builder.info.version) == "1.1.0"
+
+
+def test_tracks_are_selectable_by_the_target_kinds(tmp_path):
+  from imujax.data import input_pipeline as ip
+  fx.write_ipol_gait(tmp_path / "raw")
+  d = ip.load("ipol_gait/50hz", data_dir=str(tmp_path / "tfds"),
+              manual_dir=str(tmp_path / "raw"))
+  assert d.target_units["stride_time"] == "s"
+  sel = ip.select_tracks(d, tracks=("initial_contact_left",
+                                    "labels_final_contact_right"),
+                         targets=("stride_time",))
+  rec = sel.recordings[0]
+  assert list(rec.tracks) == ["initial_contact_left", "final_contact_right"]
+  assert np.isfinite(rec.targets["stride_time"]).any()
+  foot = ip.select_tracks(d, labels_from="left_foot")
+  assert foot.class_names == ["stance", "swing"]
+  from imujax.objectives import regression
+  opts = {"tracks": ("stride_time",), "units": ("s",)}
+  stats = regression.fit_target_stats(sel.recordings, opts)
+  assert 0.9 < stats["target_mean"][0] < 1.4
+  with pytest.raises(ValueError, match=r"finetune.tracks: target "
+                     "'stride_time' declares no unit"):
+    regression.fit_target_stats(sel.recordings, {**opts, "units": ("",)})
+
+
+def test_contact_outside_the_recording_names_file_and_field(tmp_path):
+  d = _trial(tmp_path)
+  meta = fx.ipol_meta(1, 1)
+  meta["RightFootEvents"][2] = [290, 900]  # The files end at counter 501.
+  (d / "1-1.json").write_text(json.dumps(meta))
+  paths = {s: d / f"1-1_{s}.txt" for s in ("lb", "lf", "rf")}
+  paths["json"] = d / "1-1.json"
+  with pytest.raises(ValueError, match=r"1-1\.json: RightFootEvents\[2\] = "
+                     r"\[290, 900\].*initial contact at counter 900 is "
+                     "outside the recording"):
+    ig.make_example(paths, ig.read_annotations(paths["json"]), 100.0, {})
+
+
+def test_overlapping_swings_of_one_foot_name_both(tmp_path):
+  d = _trial(tmp_path)
+  meta = fx.ipol_meta(1, 1)
+  meta["LeftFootEvents"].append([150, 170])
+  (d / "1-1.json").write_text(json.dumps(meta))
+  with pytest.raises(ValueError, match=r"1-1\.json: LeftFootEvents\[2\] "
+                     r"\[150, 170\] overlaps LeftFootEvents\[0\] \[120, 160\]"):
+    ig.read_annotations(d / "1-1.json")
+
+
+def test_real_contacts_match_the_annotated_steps(shared_data, tmp_path):
+  raw = shared_data / "ipol_gait"
+  if not (raw / "GaitData" / "1-1.json").exists():
+    pytest.skip(f"{raw}/GaitData/1-1.json is absent: this test counts the "
+                "contact events of that known trial.")
+  meta = json.loads((raw / "GaitData" / "1-1.json").read_text())
+  builder = _build("50hz", raw, tmp_path)
+  ex = _by_recording(builder)["s01_01"]
+  for foot, key in ig.FEET.items():
+    steps = len(meta[key])  # 17 left, 18 right on trial 1-1.
+    assert ex[f"labels_initial_contact_{foot}"].sum() == steps
+    assert ex[f"labels_final_contact_{foot}"].sum() == steps
+  assert ex["labels_initial_contact"].sum() == 35
+  stride = ex["targets_stride_time"]
+  assert 0.9 < np.nanmedian(stride) < 1.4  # Healthy adults: ~1.1 s.
+  repairs = builder.info.metadata["repairs"]
+  assert repairs["contact_events_outside_shared_span_dropped"] == 4

@@ -35,6 +35,7 @@ from imujax.online.live import session as session_lib
 from imujax.online.live import sources
 from imujax.datasets import mvnx
 from imujax.training import run_record
+from tests.conftest import REPO as REPO_ROOT
 from tests.conftest import subprocess_env
 from tests.test_stream import make_checkpoint
 import mvnx_fixtures
@@ -445,3 +446,56 @@ def test_page_in_headless_chromium(artifact, tmp_path):
   assert health1["gaps"] == "2 / 0" and health1["out_of_order"] == "1 / 0"
   assert 'data-truth-runs="0"' in dom1
   assert "Latency per sample" in out, out + err
+
+
+def test_regression_and_events_models_stream_to_the_page(tmp_path):
+  """A run with regression and events heads: traces in physical units and
+  decoded events reach the page's rows as the offline decoder finds them."""
+  import dataclasses
+  from imujax import metrics
+  from imujax.objectives import events
+  from imujax.objectives import regression
+  from imujax.online import export
+  from imujax.online import step
+  cfg = models.ModelConfig(in_dim=6, hidden=8, layers=1)
+  opts = {"tracks": ("a",)}
+  params = {"encoder": models.init_encoder(jax.random.key(0), cfg),
+            **regression.OBJECTIVE.init_heads(jax.random.key(1), cfg, opts),
+            **events.OBJECTIVE.init_heads(jax.random.key(2), cfg, opts)}
+  t = np.arange(600) / 50.
+  x = np.sin(np.arange(len(t))[:, None] / 7. + np.arange(6))
+  _, out = step.scan_steps(params, cfg, np.asarray(x, np.float32)[None])
+  prob = np.asarray(out["event_probs"])[0, :, 0]
+  threshold = float(np.quantile(prob, 0.7))
+  record = run_record.RunRecord(
+      phase="finetune", objective="regression", dataset="in_memory",
+      config={"finetune": {"tracks": "a", "events": {
+          "threshold": threshold, "delay_ms": 60.}}},
+      model_config=dataclasses.asdict(cfg), splits={}, labeled_recordings=[],
+      channel_names=WRIST, class_names=[], sample_rate_hz=50.,
+      normalizer={"mean": [0.] * 6, "std": [1.] * 6, "target_mean": [1.5],
+                  "target_std": [0.2]}, source={})
+  path = tmp_path / "heads.imujax"
+  export.export_checkpoint(model_lib.Checkpoint(
+      record, jax.tree.map(np.asarray, params), 3), path, units=("s",))
+  art = export.Artifact.load(path)
+  live.warm_up(art)
+  session, _ = _start(sources.ReplaySource(_replay(t, x), 0, "replay:h", []),
+                      art)
+  assert _until(lambda: session.ended)
+  state = json.loads(session.state_json(-1, 10**6))
+  assert state["static"]["outputs"]["regression"]["units"] == ["s"]
+  rows = state["frames"]
+  assert len(rows) == len(t) and all(len(r) == 7 for r in rows)
+  want = np.asarray(out["regression"])[0, :, 0] * 0.2 + 1.5
+  np.testing.assert_allclose([r[6][0][0] for r in rows], want, atol=2e-4)
+  shown = sorted(f for r in rows for _, f in r[6][1])
+  peaks, fired = metrics.decode_events(prob, threshold, 3)  # 60 ms: 3 frames.
+  # The last open candidate fires only when the stream ends (offline: at its
+  # last frame); the page shows what was decided while streaming.
+  assert shown == peaks[fired < len(t) - 1].tolist() and len(shown) > 3
+  decided = [r[0] - f for r in rows for _, f in r[6][1]]
+  assert 0 <= min(decided) and max(decided) <= 3
+  assert session.scores()["events"] == len(shown)
+  page = (REPO_ROOT / "imujax/online/live/page.html").read_text()
+  assert "function drawHeads" in page and 'id="heads"' in page

@@ -19,10 +19,14 @@ their weights. Design and measurements: `imujax/data/CORPUS.md`.
 * Mixing, a pure function of (seed, step): each window's member is drawn
   by the weights (`choose_members`), then its window uniformly over the
   valid starts of the member's ACTIVE recordings of the current block of
-  BLOCK_STEPS steps. Labels are -1 (datasets do not share classes);
-  self-supervised objectives read `valid`, which marks every real frame.
+  BLOCK_STEPS steps. A batch carries each row's `member` and its labels in
+  that member's own classes (-1 on unlabelled frames, and on every frame of
+  a member of the target's cohort); self-supervised objectives read `valid`,
+  which marks every real frame, never the labels.
 * Leakage: members of the target's cohort give only the target's training
-  subjects; `check_no_leak` refuses a target validation or test subject.
+  subjects; `check_no_leak` refuses a target validation or test subject
+  (`corpus_labels`: the subject guards, and the label spaces of supervised
+  corpus pre-training).
 """
 
 import hashlib
@@ -32,6 +36,7 @@ from typing import Callable, NamedTuple, Optional, Sequence
 
 import numpy as np
 
+from imujax.data import corpus_labels
 from imujax.data import input_pipeline
 
 CANONICAL = ("imu_acc_x", "imu_acc_y", "imu_acc_z",
@@ -47,10 +52,10 @@ ACTIVE = 64
 _STREAM = 16  # sample_windows uses streams 0 (training) and 1 (validation).
 _BLOCK_STREAM = 17
 _SENSOR = re.compile(r"^(.+)_(acc|gyr)_([xyz])$")
-
-
-class LeakError(ValueError):
-  """The corpus holds a validation or test subject of the target."""
+# The subject guards live in corpus_labels; these names stay usable here.
+LeakError = corpus_labels.LeakError
+check_no_leak = corpus_labels.check_no_leak
+leave_one_out = corpus_labels.leave_one_out
 
 
 class _Source(NamedTuple):
@@ -61,6 +66,7 @@ class _Source(NamedTuple):
   sample_rate_hz: float
   size: int
   read: Callable[[int], input_pipeline.Recording]
+  class_names: Sequence[str] = ()
 
 
 def _tfds_source(name: str, manual_dir: str, data_dir: str) -> _Source:
@@ -77,13 +83,13 @@ def _tfds_source(name: str, manual_dir: str, data_dir: str) -> _Source:
         input_pipeline.decode_text(ex["recording"]))
   return _Source(name, input_pipeline.fingerprint_of(builder),
                  list(meta["channel_names"]), float(meta["sample_rate_hz"]),
-                 len(data), read)
+                 len(data), read, list(meta.get("class_names") or []))
 
 
 def _memory_source(data: input_pipeline.Dataset) -> _Source:
   return _Source(data.name, data.fingerprint, list(data.channel_names),
                  data.sample_rate_hz, len(data.recordings),
-                 data.recordings.__getitem__)
+                 data.recordings.__getitem__, list(data.class_names))
 
 
 def views(channel_names: Sequence[str], how: str,
@@ -128,48 +134,11 @@ def adapter_init(target_channels: Sequence[str]) -> dict:
   return {"w": w, "b": np.zeros((len(CANONICAL),), np.float32)}
 
 
-def leave_one_out(corpus: str, target: str) -> str:
-  """`pretrain.corpus` without the members of `target`'s cohort.
-
-  The default corpus of a study's target: leave-one-dataset-out, so that
-  no view or rate of the target's people is pre-trained on (e.g. target
-  "sp_sw_har/watch_50hz" drops "sp_sw_har/phone_50hz@..." too).
-  """
-  cohort = input_pipeline.cohort_of(target)
-  return ",".join(item.strip() for item in corpus.split(",") if item.strip()
-                  and input_pipeline.cohort_of(item.strip().partition("@")[0])
-                  != cohort)
-
-
 def choose_members(weights: np.ndarray, batch_size: int, seed: int,
                    step: int) -> np.ndarray:
   """<int64>[batch]: the member of each window; pure in (seed, step)."""
   rng = np.random.default_rng([seed, _STREAM, step])
   return rng.choice(len(weights), size=batch_size, p=weights)
-
-
-def check_no_leak(contents: dict, target: str, splits: dict) -> None:
-  """Refuses a corpus holding a validation or test subject of `target`.
-
-  Args:
-    contents: member TFDS name -> the subjects it contributes.
-    target: the fine-tune target's TFDS name (`data.name`).
-    splits: the target's split ("val", "test" -> subjects), from the run's
-      seed and folds. Subjects are compared by cohort, so another view or
-      rate of the target's dataset counts as the target.
-  """
-  cohort = input_pipeline.cohort_of(target)
-  held = set(splits["val"]) | set(splits["test"])
-  for name, subjects in contents.items():
-    leaked = sorted(set(subjects) & held)
-    if input_pipeline.cohort_of(name) == cohort and leaked:
-      raise LeakError(
-          f"pretrain.corpus member {name!r} holds subjects {leaked}, which "
-          f"are validation or test subjects of the fine-tune target "
-          f"data.name={target!r} (cohort {cohort!r}: the same people). "
-          f"Leave {name} out of pretrain.corpus (leave-one-dataset-out, the "
-          "default for studies), or build the corpus for this run's seed "
-          "and folds so that only the target's training subjects enter.")
 
 
 class _Moments:
@@ -198,11 +167,17 @@ class _Moments:
 
 
 class Member:
-  """One dataset of a corpus: its recordings' names, lengths and views."""
+  """One dataset of a corpus: its recordings' names, lengths and views.
+
+  `labelled` False (a member of the target's cohort) withholds its labels:
+  its frames are -1 in every batch.
+  """
 
   def __init__(self, source: _Source, keep: Optional[set], union, how: str,
-               budget: int):
+               budget: int, labelled: bool = True):
     self.name, self.fingerprint = source.name, source.fingerprint
+    self.class_names = list(source.class_names)
+    self.labelled = labelled and bool(self.class_names)
     self.cohort = input_pipeline.cohort_of(source.name)
     self.views = views(source.channel_names, how, union)
     if not self.views:
@@ -211,6 +186,7 @@ class Member:
           f"gyroscope channel named <placement>_<acc|gyr>_<x|y|z> "
           f"({source.channel_names}); leave it out of pretrain.corpus.")
     self._read, self.held, held_bytes = source.read, [], 0
+    labels = {}  # Recording name -> labels, of held recordings.
     moments = [_Moments(len(v[1])) for v in self.views]
     rows = []  # (recording name, source index, subject, length).
     for i in range(source.size):
@@ -224,6 +200,9 @@ class Member:
       if self.held is not None:
         held_bytes += rec.signals.nbytes
         self.held.append((rec.recording, rec.signals))
+        if self.labelled:
+          held_bytes += rec.labels.nbytes
+          labels[rec.recording] = rec.labels
         if held_bytes > budget:  # Read on demand instead.
           self.held = None
     if not rows:
@@ -238,6 +217,7 @@ class Member:
     if self.held is not None:
       by_name = dict(self.held)
       self.held = [by_name[name] for name in self.recordings]
+      self.held_labels = [labels.get(name) for name in self.recordings]
     self.moments = moments
     self.frames = int(self.lengths.sum())
     self.hours = self.frames / source.sample_rate_hz / 3600
@@ -245,17 +225,23 @@ class Member:
     self._block, self._cache = None, {}
 
   def signals(self, r: int, block) -> np.ndarray:
-    """<float32>[time, channels] of recording r (in `recordings` order).
+    """<float32>[time, channels] of recording r (in `recordings` order)."""
+    return self.recording(r, block)[0]
 
-    A member read on demand caches the recordings of the current block
-    (`block`: (seed, block index)) and drops them when the block changes.
+  def recording(self, r: int, block) -> tuple:
+    """(signals <float32>[time, channels], labels <int32>[time] or None).
+
+    Labels are None when the member is not `labelled`. A member read on
+    demand caches the recordings of the current block (`block`: (seed,
+    block index)) and drops them when the block changes.
     """
     if self.held is not None:
-      return self.held[r]
+      return self.held[r], self.held_labels[r]
     if block != self._block:
       self._block, self._cache = block, {}
     if r not in self._cache:
-      self._cache[r] = self._read(self._index[r]).signals
+      rec = self._read(self._index[r])
+      self._cache[r] = (rec.signals, rec.labels if self.labelled else None)
     return self._cache[r]
 
   def active(self, starts: np.ndarray, seed: int, block: int,
@@ -273,8 +259,11 @@ class Member:
                               p=starts / starts.sum()))
 
   def windows(self, out: np.ndarray, valid: np.ndarray, rows: np.ndarray,
-              seed: int, step: int, k: int) -> None:
+              seed: int, step: int, k: int, labels=None) -> None:
     """Fills out[rows] <float32>[n, window, C] with normalised windows.
+
+    And valid[rows], and labels[rows] (when given and the member is
+    `labelled`; the draws do not depend on it).
 
     Windows start uniformly over the valid starts of the block's active
     recordings (each view equally), as `sample_windows` draws them; k is
@@ -290,7 +279,10 @@ class Member:
       a, v = divmod(int(j), n_views)
       r = active[a]
       start = rng.integers(starts[r])
-      raw = self.signals(r, (seed, block))[start:start + window]
+      raw, lab = self.recording(r, (seed, block))
+      raw = raw[start:start + window]
+      if labels is not None and lab is not None:
+        labels[b, :len(raw)] = lab[start:start + window]
       index, (mean, std) = self.views[v][1], self.normalizers[v]
       present = np.flatnonzero(index >= 0)
       out[b, :len(raw)][:, present] = ((raw[:, index[present]] - mean[present])
@@ -325,18 +317,21 @@ class Corpus:
 
     Returns:
       {"signals": <float32>[batch, window, C] (normalised as the member's
-       view is), "labels": <int32>[batch, window] (all -1),
-       "valid": <bool>[batch, window] (False on padding)}
+       view is), "labels": <int32>[batch, window] (the member's own classes;
+       -1 unlabelled, padding, or a member not `labelled`),
+       "valid": <bool>[batch, window] (False on padding),
+       "member": <int32>[batch] (index into `members`)}
     """
     which = choose_members(self.weights, batch_size, seed, step)
     signals = np.zeros((batch_size, window, len(self.channel_names)),
                        np.float32)
     valid = np.zeros((batch_size, window), bool)
+    labels = np.full(valid.shape, -1, np.int32)
     for k in np.unique(which):
       self.members[k].windows(signals, valid, np.flatnonzero(which == k),
-                              seed, step, int(k))
-    return {"signals": signals, "labels": np.full(valid.shape, -1, np.int32),
-            "valid": valid}
+                              seed, step, int(k), labels)
+    return {"signals": signals, "labels": labels, "valid": valid,
+            "member": which.astype(np.int32)}
 
   def held_out(self, target: input_pipeline.Dataset,
                splits: dict) -> dict[str, list]:
@@ -388,7 +383,8 @@ class Corpus:
              "hours": round(m.hours, 4), "weight": round(float(w), 6),
              "recordings": len(m.recordings), "subjects": m.subjects,
              "views": [v for v, _ in m.views],
-             "in_memory": m.held is not None}
+             "in_memory": m.held is not None, "class_names": m.class_names,
+             "labelled": m.labelled}
             for m, w in zip(self.members, self.weights)]
 
   @property
@@ -439,7 +435,7 @@ def build(members: Sequence, target: input_pipeline.Dataset, splits: dict, *,
     same = input_pipeline.cohort_of(s.name) == input_pipeline.cohort_of(
         target.name)
     member = Member(s, set(splits["train"]) if same else None, union,
-                    channels, left)
+                    channels, left, labelled=not same)
     left -= sum(x.nbytes for x in member.held or [])
     out.append(member)
   check_no_leak({m.name: m.subjects for m in out}, target.name, splits)

@@ -69,7 +69,7 @@ def summarize(builder: tfds.core.DatasetBuilder, window_s: float = 2.0,
   rate = float(meta["sample_rate_hz"])
   tracks = meta.get("label_tracks") or {"labels": meta["class_names"]}
   source = builder.as_data_source()["train"]
-  subjects, lengths = set(), []
+  subjects, lengths, kept = set(), [], set()
   counts = {t: np.zeros(len(names) + 1, np.int64)
             for t, names in tracks.items()}
   for i in range(len(source)):
@@ -79,6 +79,9 @@ def summarize(builder: tfds.core.DatasetBuilder, window_s: float = 2.0,
     if subjects_kept is not None and subject not in subjects_kept:
       continue
     subjects.add(subject)
+    recording = example["recording"]
+    kept.add(recording.decode() if isinstance(recording, bytes)
+             else recording)
     lengths.append(example["signals"].shape[0])
     for track, names in tracks.items():
       # Class c lands in bin c; -1 (unlabelled) in the last bin.
@@ -103,10 +106,40 @@ def summarize(builder: tfds.core.DatasetBuilder, window_s: float = 2.0,
       "class_frames": class_frames,
       "repairs": dict(meta.get("repairs") or {}),
       "fingerprint": str(meta.get("fingerprint") or builder.info.full_name),
+      "resampling": resampling(builder, kept),
   }
 
 
-def format_summary(s: dict) -> str:
+def resampling(builder, recordings=None) -> dict:
+  """{native rate in Hz: recordings} resampled to the builder's rate.
+
+  From the builder's per-recording `native_rates_hz` metadata when it has
+  one, else from its module's `NATIVE_RATE_HZ` (every recording); {} when
+  the builder records neither.
+  """
+  meta = builder.info.metadata
+  per = dict(meta.get("native_rates_hz") or {})
+  if per:
+    rates = [float(r) for name, r in per.items()
+             if recordings is None or name in recordings]
+  else:
+    native = getattr(sys.modules.get(type(builder).__module__),
+                     "NATIVE_RATE_HZ", None)
+    if native is None:
+      return {}
+    source = builder.as_data_source()["train"]
+    count = len(source) if recordings is None else len(recordings)
+    rates = [float(native)] * count
+  return dict(sorted(collections.Counter(rates).items()))
+
+
+def format_summary(s: dict, split: bool = False) -> str:
+  """The summary as text; `split`: only the first line and the classes."""
+  rate = s["sample_rate_hz"]
+  how = "; ".join(
+      f"{n} recordings {native:g} Hz -> {rate:g} Hz"
+      + (" (as recorded)" if native == rate else "")
+      for native, n in s.get("resampling", {}).items()) or "not recorded"
   lines = [
       f"{s['name']}: {s['recordings']} recordings, {s['subjects']} subjects, "
       f"{s['duration_s'] / 60:.1f} min ({s['frames']} frames at "
@@ -114,12 +147,20 @@ def format_summary(s: dict) -> str:
       f"channels ({len(s['channels'])}): {', '.join(s['channels'])}",
       f"recordings shorter than {s['window_s']:g} s: {s['short_recordings']} "
       "(kept; the input pipeline pads them)",
+      f"resampling (native -> this config's rate): {how}",
   ]
+  if split:
+    lines = lines[:1]
   for track, row in s["class_frames"].items():
     total = max(sum(row.values()), 1)
     balance = ", ".join(f"{k} {v} ({100 * v / total:.1f}%)"
                         for k, v in row.items())
     lines.append(f"{track}: {balance}")
+    absent = [k for k, v in row.items() if not v and k != "unlabelled"]
+    lines.append(f"{track} absent: {', '.join(absent) or 'none'}" + (
+        " (eval.f1_classes says if macro-F1 counts them)" if absent else ""))
+  if split:
+    return "\n".join(lines)
   repairs = ", ".join(f"{k} {v}" for k, v in s["repairs"].items()) or "none"
   lines.append(f"repairs: {repairs}")
   if s.get("fingerprint"):
@@ -140,6 +181,8 @@ def main(argv):
   del argv
   if not _DATASET.value:
     raise app.UsageError("--dataset is required, e.g. --dataset=seglearn_watch")
+  if not sys.stderr.isatty():  # TFDS's bars would be glued onto log lines.
+    tfds.disable_progress_bar()
   try:
     if _TIME_BUILD.value:
       seconds = time_build(_DATASET.value, _MANUAL_DIR.value, _SPEC.value)
@@ -168,8 +211,7 @@ def main(argv):
     print(f"\n[{split}] subjects {', '.join(subjects)} (seed {_SEED.value})")
     part = summarize(builder, _WINDOW_S.value, set(subjects))
     part["fingerprint"] = ""  # Printed once, for the whole dataset.
-    print("\n".join(format_summary(part).splitlines()[:1] +
-                    format_summary(part).splitlines()[3:-1]))
+    print(format_summary(part, split=True))
 
 
 if __name__ == "__main__":

@@ -308,7 +308,11 @@ def label_budget(recordings: Sequence[Recording], seed: int, *,
 
 
 class Normalizer(NamedTuple):
-  """Per-channel standardisation, fitted on training subjects only."""
+  """Per-channel standardisation, fitted on training subjects only.
+
+  NaN (a gap, e.g. gaze track loss; CONVENTIONS.md) is left out of the fit
+  and enters the model as 0 after normalisation (the channel mean).
+  """
   mean: np.ndarray  # <float32>[channels]
   std: np.ndarray   # <float32>[channels]
   channel_names: list[str]
@@ -316,14 +320,18 @@ class Normalizer(NamedTuple):
   @classmethod
   def fit(cls, recordings: Sequence[Recording], channel_names):
     x = np.concatenate([r.signals for r in recordings]).astype(np.float64)
-    std = x.std(0)
+    if not np.isfinite(x).all():  # Gaps: fit on the finite values only.
+      x = np.ma.masked_invalid(x)
+    std = np.ma.filled(x.std(0), 0.)
     # A constant channel would divide by zero; leave it unscaled.
     std = np.where(std > 1e-8, std, 1.)
-    return cls(x.mean(0).astype(np.float32), std.astype(np.float32),
-               list(channel_names))
+    return cls(np.ma.filled(x.mean(0), 0.).astype(np.float32),
+               std.astype(np.float32), list(channel_names))
 
   def __call__(self, signals: np.ndarray) -> np.ndarray:
-    return (signals - self.mean) / self.std
+    out = (signals - self.mean) / self.std
+    return out if np.isfinite(out).all() else np.where(
+        np.isfinite(out), out, 0.).astype(out.dtype)
 
   def save(self, path: epath.Path) -> None:
     path.write_text(json.dumps({"channel_names": self.channel_names,

@@ -32,6 +32,26 @@ def example_features(num_channels: int,
   return tfds.features.FeaturesDict(features)
 
 
+def target_features(targets: dict, source: str) -> dict:
+  """float32 [T] features of a builder's regression targets {name: unit}.
+
+  Raises:
+    ValueError: a target not named `targets_<name>` or without a unit,
+      naming `source` (the builder's file) and the field.
+  """
+  for name, unit in targets.items():
+    if not name.startswith("targets_"):
+      raise ValueError(f"{source}: regression target {name!r} must be named "
+                       "targets_<name> (input_pipeline.TARGET_PREFIX).")
+    if not isinstance(unit, str) or not unit.strip():
+      raise ValueError(
+          f"{source}: regression target {name!r} declares no unit "
+          f"({unit!r}); give every targets_* field its physical unit ('m/s',"
+          " 's', ...) in the builder's TARGETS: metrics are reported in it.")
+  return {name: tfds.features.Tensor(shape=(None,), dtype=np.float32)
+          for name in targets}
+
+
 def manual_dir_given(dl_manager):
   """TFDS's manual folder: the user's, or TFDS's default when none was given.
 
@@ -43,7 +63,38 @@ def manual_dir_given(dl_manager):
   return epath.Path(given).expanduser() if given else None
 
 
-class RemembersManualDir:
+class PrepareMessage:
+  """Builder mixin: one accurate line when a build reads only local files.
+
+  TFDS announces every build with "Downloading and preparing dataset
+  Unknown size (download: Unknown size, ...)" and ends it with "...
+  downloaded and prepared to ...", from its builder hooks
+  `_log_download_bytes` and `_log_download_done`, whatever the source. A
+  build from a manual_dir, or from a file shipped with a package
+  (`LOCAL_SOURCE`), says instead where it reads from and that nothing is
+  downloaded; a build that downloads keeps TFDS's lines. (Overriding the
+  hooks, not patching TFDS: should TFDS rename them, its lines come back.)
+  """
+  LOCAL_SOURCE = None  # What a builder that never downloads reads.
+
+  def local_source(self) -> Optional[str]:
+    given = getattr(self, "given_manual_dir", None)
+    return str(given) if given else self.LOCAL_SOURCE
+
+  def _log_download_bytes(self) -> None:
+    if self.local_source() is None:
+      return super()._log_download_bytes()
+    print(f"Preparing {self.info.full_name} from {self.local_source()} (no "
+          f"download) into {self.data_dir} ...", flush=True)
+
+  def _log_download_done(self) -> None:
+    if self.local_source() is None:
+      return super()._log_download_done()
+    print(f"Prepared {self.info.full_name} in {self.data_dir}; later runs "
+          "reuse it.", flush=True)
+
+
+class RemembersManualDir(PrepareMessage):
   """Builder mixin: the manual_dir the user passed, or None when none was.
 
   A named folder that is wrong must be an error, never a silent download;

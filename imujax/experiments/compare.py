@@ -40,10 +40,28 @@ def run(config: ml_collections.ConfigDict, workdir: str):
 
 
 def points(config: ml_collections.ConfigDict) -> list[dict]:
-  """The comparison as sweep points: each seed, pre-trained and scratch."""
+  """The comparison as sweep points: each seed, pre-trained and scratch.
+
+  With `init_from` set (a workdir or `pretrained:<name>`), that encoder is
+  the pre-trained arm and nothing is pre-trained (`given_encoder_jobs`).
+  """
   seeds = [config.seed + k for k in range(config.num_seeds)]
-  return [{"objective": arm, "seed": seed} for seed in seeds
-          for arm in (config.pretrain.objective, "scratch")]
+  arms = ("scratch",) if config.init_from else (config.pretrain.objective,
+                                                "scratch")
+  return [{"objective": arm, "seed": seed} for seed in seeds for arm in arms]
+
+
+def given_encoder_jobs(config: ml_collections.ConfigDict) -> list:
+  """Fine-tunes from `config.init_from`, one per seed ([] when unset)."""
+  if not config.init_from:
+    return []
+  source = config.init_from.rstrip("/")
+  slug = (source.replace(":", "-") if ":" in source else
+          "from-" + source.rsplit("/", 1)[-1])
+  return [jobs_lib.Job(f"finetune/{slug}-s{config.seed + k}", "(in-process)",
+                       (("mode", "finetune"), ("init_from", config.init_from),
+                        ("seed", config.seed + k)), objective="given")
+          for k in range(config.num_seeds)]
 
 
 def job_config(config: ml_collections.ConfigDict,
@@ -65,8 +83,8 @@ def compare(config: ml_collections.ConfigDict, workdir: str) -> list[dict]:
   Returns:
     The report's rows (one per arm: scores over seeds, paired difference).
   """
-  jobs = jobs_lib.expand(points(config), config="(in-process)",
-                      sweep_dir=workdir)
+  jobs = given_encoder_jobs(config) + jobs_lib.expand(
+      points(config), config="(in-process)", sweep_dir=workdir)
   t0, done_s = time.time(), {"pretrain": [], "finetune": []}
   for i, job in enumerate(jobs):
     label = f"run {i + 1}/{len(jobs)} {job.name}"

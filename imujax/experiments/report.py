@@ -132,12 +132,17 @@ def arm_name(source: dict, dataset: str, finetune: dict) -> str:
   """The arm of a fine-tune run: where its encoder started, and controls.
 
   "scratch", an objective ("simclr"), from another dataset
-  ("classification@uci_hapt/50hz"); a protocol other than full fine-tuning
+  ("classification@uci_hapt/50hz") or a corpus ("simclr@corpus"), a
+  released encoder ("pretrained:<name>"); a protocol other than full fine-tuning
   in brackets ("simclr [linear_probe]"); "+aug" when the fine-tune itself
   was trained with augmentations (the control for simclr's).
   """
   arm = source.get("objective", "scratch")
-  if source and source.get("dataset") != dataset:
+  if source.get("release"):
+    arm = f"pretrained:{source['release']}"
+  elif source.get("corpus"):
+    arm = f"{arm}@corpus"
+  elif source and source.get("dataset") != dataset:
     arm = f"{arm}@{source['dataset']}"
   if finetune.get("protocol", "full") != "full":
     arm += f" [{finetune['protocol']}]"

@@ -25,9 +25,11 @@ and augmentations. Every loss returns (scalar loss, dict of scalar metrics).
 Built in: "classification" (per-frame labels: the fine-tune target, and
 supervised pre-training on another dataset), the self-supervised
 "masked_reconstruction", "forecast", "autoencoder", "cpc", "simclr",
-"transform_prediction", and the fine-tune target kinds (`finetune.target`)
-"regression" (float `targets_*` tracks), "events" (instants of an integer
-track) and "prediction" (the inputs `h` ms ahead), whose batches also hold
+"transform_prediction", "corpus_supervised" (supervised: the labels of a
+pooled corpus's members, a head each; `pretrain.corpus` only), and the
+fine-tune target kinds (`finetune.target`) "regression" (float `targets_*`
+tracks), "events" (instants of an integer track) and "prediction" (the
+inputs `h` ms ahead), whose batches also hold
   tracks:  <int32>[batch, time, E], -1 where unknown or padding;
   targets: <float32>[batch, time, R], NaN where no value or padding,
 in the order of `finetune.tracks`. Options and their defaults:
@@ -84,11 +86,15 @@ _BUILT_IN = {
     "regression": "regression",
     "events": "events",
     "prediction": "prediction",
+    "corpus_supervised": "corpus_supervised",
 }
 # Built-in fine-tune target kinds besides classification (`finetune.target`):
 # supervised by the extra per-frame tracks (or, prediction, by the inputs
 # ahead), never pretext objectives.
 TARGET_KINDS = ("regression", "events", "prediction")
+# Supervised on a pooled corpus's labels (one head per member): only with
+# pretrain.corpus (imujax/data/CORPUS.md), never self-supervised.
+CORPUS_SUPERVISED = ("corpus_supervised",)
 _REGISTERED: dict[str, Objective] = {}
 
 
@@ -100,7 +106,7 @@ def names() -> tuple[str, ...]:
 def self_supervised() -> tuple[str, ...]:
   """Names of the objectives that need no labels (pretext objectives)."""
   return tuple(n for n in names() if n != "classification"
-               and n not in TARGET_KINDS
+               and n not in TARGET_KINDS and n not in CORPUS_SUPERVISED
                and (n in _BUILT_IN or not (_REGISTERED[n].uses_labels
                                            or _REGISTERED[n].score)))
 

@@ -18,12 +18,42 @@ magnetometer, ...) gets the SAME rotation, as when the device is turned.
 
 Time-axis transforms take optional `lengths` <int32>[B] (the valid prefix of
 each window; padding follows it) and leave the padding in place.
+
+Modalities. Not every channel is an inertial vector: insoles give pressure
+cells, eye trackers gaze angles. `objectives/modality.py` reads each channel's
+modality from its name, and `layout(channel_names)` says, on the host, which
+channels each physical augmentation may touch:
+
+  augmentation        applies to                   never to
+  rotation            acc/gyr/mag x/y/z triplets   pressure, force, gaze,
+                      of one placement (one          orientation (quat), other
+                      rotation per placement)
+  gain (scaling)      acc, gyr, mag, pressure        orientation, other
+                      (per-cell gain), force, gaze
+  negation            acc, gyr, mag                  everything else
+  channel shuffle     within a family: inertial      orientation, other
+                      (acc+gyr+mag), pressure,
+                      force, gaze
+  left/right swap     pressure, force: left_<m>_<k>  inertial (a mirror is not
+                      <-> right_<m>_<k>              a swap), gaze
+  drift               gaze: offset + linear drift    everything else
+  noise, dropout,     every channel (normalised units, no physics)
+  time warp/flip/perm
+
+A channel set whose every channel takes an augmentation runs exactly the code
+it ran before modalities existed (so IMU-only data augment bit for bit as
+before; tests/test_modality_augment.py holds the reference). A masked
+augmentation draws the same random numbers and leaves the other channels as
+they were. Unknown names are "other": only the generic transforms apply.
 """
 
-from typing import Optional, Sequence
+from typing import NamedTuple, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+
+from imujax.objectives import modality
 
 Groups = tuple[tuple[tuple[int, int, int], ...], ...]
 
@@ -31,8 +61,9 @@ Groups = tuple[tuple[tuple[int, int, int], ...], ...]
 def triplets(channel_names: Sequence[str]) -> Groups:
   """The (x, y, z) channel indices of each vector sensor, grouped by placement.
 
-  Names are `<placement>_<sensor>_<axis>` with axis x, y or z; channels that do
-  not complete a triplet (e.g. `wrist_temp`) are left out.
+  Names are `<placement>_<sensor>_<axis>` with axis x, y or z and a sensor
+  whose modality rotates (acc, gyr, mag; `modality.py`); channels that do not
+  complete a triplet (e.g. `wrist_temp`, `thigh_quat_x`) are left out.
 
   Returns:
     One tuple per placement (in order of first appearance), holding one
@@ -40,10 +71,11 @@ def triplets(channel_names: Sequence[str]) -> Groups:
     (((0, 1, 2), (3, 4, 5)),) for wrist acc + gyr.
   """
   axes: dict[tuple[str, str], dict[str, int]] = {}
+  rotates = set(modality.takes(channel_names, modality.ROTATION))
   for i, name in enumerate(channel_names):
-    parts = name.rsplit("_", 2)
-    if len(parts) == 3 and parts[2] in ("x", "y", "z"):
-      axes.setdefault((parts[0], parts[1]), {})[parts[2]] = i
+    ch = modality.parse(name)
+    if i in rotates and ch.placement and ch.axis in ("x", "y", "z"):
+      axes.setdefault((ch.placement, ch.sensor), {})[ch.axis] = i
   by_placement: dict[str, list] = {}
   for (placement, _), idx in axes.items():
     if len(idx) == 3:
@@ -230,3 +262,133 @@ def permutation(rng, x: jax.Array, segments: int = 4,
          + t - jnp.take_along_axis(start_out, j, 1))
   src = jnp.where(t < n, src, t)
   return jnp.take_along_axis(x, src[..., None], axis=1)
+
+
+# ------------------------------------------------------------ modality-aware
+class Layout(NamedTuple):
+  """Which channels each physical augmentation touches (static, hashable).
+
+  Built on the host by `layout(channel_names)`; each field is a tuple of
+  channel indices (or of index tuples / pairs).
+  """
+  channels: int
+  groups: Groups                       # Rotation triplets by placement.
+  gain: tuple[int, ...]
+  negation: tuple[int, ...]
+  shuffle: tuple[tuple[int, ...], ...]  # Families that trade places.
+  swap: tuple[tuple[int, int], ...]    # (left, right) channel pairs.
+  drift: tuple[int, ...]               # Gaze channels.
+
+
+def left_right_pairs(channel_names: Sequence[str]) -> tuple[tuple[int, int],
+                                                              ...]:
+  """(i_left, i_right) for each `left_<m>_<k>` with a `right_<m>_<k>`.
+
+  Only modalities that take a left/right swap (pressure, force): a swapped
+  pair of inertial sensors would also need a mirror of their axes.
+  """
+  swaps = set(modality.takes(channel_names, modality.SWAP))
+  index = {n: i for i, n in enumerate(channel_names)}
+  pairs = []
+  for i, name in enumerate(channel_names):
+    ch = modality.parse(name)
+    if i not in swaps or not (ch.placement == "left"
+                              or ch.placement.startswith("left_")):
+      continue
+    j = index.get("right" + name[len("left"):])
+    if j is not None and j in swaps:
+      pairs.append((i, j))
+  return tuple(pairs)
+
+
+def layout(channel_names: Sequence[str]) -> Layout:
+  """The `Layout` of a channel set (see the module docstring's table)."""
+  names = tuple(channel_names)
+  families: dict[str, list[int]] = {}
+  for i, name in enumerate(names):
+    family = modality.MODALITIES[modality.parse(name).modality].shuffle_family
+    if family:
+      families.setdefault(family, []).append(i)
+  return Layout(
+      len(names), triplets(names), modality.takes(names, modality.GAIN),
+      modality.takes(names, modality.NEGATION),
+      tuple(tuple(v) for v in families.values() if len(v) > 1),
+      left_right_pairs(names), modality.takes(names, modality.DRIFT))
+
+
+def _mask(idx: tuple[int, ...], channels: int) -> np.ndarray:
+  m = np.zeros((channels,), bool)
+  m[list(idx)] = True
+  return m
+
+
+def gain(rng, x: jax.Array, std: float, channels: tuple[int, ...]
+         ) -> jax.Array:
+  """`scaling` on `channels` only (all of them: exactly `scaling`)."""
+  if len(channels) == x.shape[-1]:
+    return scaling(rng, x, std)
+  if not channels:
+    return x
+  b, _, c = x.shape
+  factor = 1. + std * jax.random.normal(rng, (b, 1, c), x.dtype)
+  return x * jnp.where(_mask(channels, c), factor, 1.)
+
+
+def negate_channels(rng, x: jax.Array, channels: tuple[int, ...]
+                    ) -> jax.Array:
+  """`negate` on `channels` only (all of them: exactly `negate`)."""
+  if len(channels) == x.shape[-1]:
+    return negate(rng, x)
+  return jnp.where(_mask(channels, x.shape[-1]), -x, x)
+
+
+def shuffle_within(rng, x: jax.Array,
+                   families: tuple[tuple[int, ...], ...]) -> jax.Array:
+  """Each family's channels in a random order per sequence; others stay.
+
+  One family holding every channel in order is exactly `channel_shuffle`.
+  """
+  if len(families) == 1 and families[0] == tuple(range(x.shape[-1])):
+    return channel_shuffle(rng, x)
+  for f, idx in enumerate(families):
+    idx = np.asarray(idx)
+    part = channel_shuffle(jax.random.fold_in(rng, f), x[..., idx])
+    x = x.at[..., idx].set(part)
+  return x
+
+
+def swap_left_right(rng, x: jax.Array, pairs: tuple[tuple[int, int], ...],
+                    rate: float) -> jax.Array:
+  """Each sequence's left and right channels traded with probability `rate`.
+
+  Works in any units (a swap commutes with nothing but is exact in raw
+  units: call it on raw signals, the two sides having their own statistics).
+  """
+  if not pairs or rate <= 0:
+    return x
+  left, right = (np.asarray(p) for p in zip(*pairs))
+  swap = jax.random.bernoulli(rng, rate, (x.shape[0], 1, 1))
+  order = np.arange(x.shape[-1])
+  order[left], order[right] = right, left
+  return jnp.where(swap, x[..., order], x)
+
+
+def drift(rng, x: jax.Array, channels: tuple[int, ...], offset_std: float,
+          drift_std: float, lengths: Optional[jax.Array] = None
+          ) -> jax.Array:
+  """x + offset + slope * t on `channels` (raw units), per sequence/channel.
+
+  The offset ~ N(0, offset_std^2) and the drift over the valid prefix (so
+  slope * (L - 1)) ~ N(0, drift_std^2): an eye tracker's calibration error
+  and its slow drift. NaN (track loss) stays NaN.
+  """
+  if not channels or (offset_std <= 0 and drift_std <= 0):
+    return x
+  b, time, c = x.shape
+  k_off, k_drift = jax.random.split(rng)
+  offset = offset_std * jax.random.normal(k_off, (b, 1, c), x.dtype)
+  total = drift_std * jax.random.normal(k_drift, (b, 1, c), x.dtype)
+  span = jnp.maximum(_lengths(x, lengths) - 1, 1).astype(x.dtype)
+  ramp = jnp.arange(time, dtype=x.dtype)[None, :, None] / span[:, None, None]
+  shift = offset + total * jnp.minimum(ramp, 1.)
+  return x + jnp.where(_mask(channels, c), shift, 0.)

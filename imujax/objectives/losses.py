@@ -12,6 +12,7 @@ import jax.numpy as jnp
 
 from imujax import models
 from imujax.objectives import augment
+from imujax.objectives import modality
 
 linear = models.linear
 linear_init = models.linear_init
@@ -74,14 +75,23 @@ def normalize(x: jax.Array) -> jax.Array:
                                        1e-12))
 
 
-def physical(opts: dict, stats: dict, kind: str, need_groups: bool):
-  """(mean, std, groups): what augmenting in physical units needs.
+def physical(opts: dict, stats: dict, kind: str, need_groups: bool,
+             optional_rotation: bool = False):
+  """(mean, std, layout): what augmenting in physical units needs.
 
   Args:
     opts: the objective's options, with `channel_names` (`data_options`).
     stats: {"mean", "std"} <float32>[C] (`stats_of`), passed to the loss.
     kind: the objective, for messages.
     need_groups: whether the objective rotates x/y/z triplets.
+    optional_rotation: a channel set of known modalities none of which
+      rotates (insoles, gaze; no acc/gyr/mag) then simply is not rotated;
+      otherwise no complete triplet is an error (names not understood).
+
+  Returns:
+    The normaliser's mean and std, and `augment.layout(channel_names)`
+    (which channels each physical augmentation touches; `.groups` are the
+    rotation triplets).
   """
   if "channel_names" not in opts:
     raise ValueError(
@@ -94,13 +104,17 @@ def physical(opts: dict, stats: dict, kind: str, need_groups: bool):
     raise ValueError(f"pretrain.{kind}: stats mean {mean.shape}, std "
                      f"{std.shape} and channel_names ({len(names)}) must have "
                      "one entry per channel.")
-  groups = augment.triplets(names)
-  if need_groups and not groups:
+  lay = augment.layout(names)
+  kinds = set(modality.of(names))
+  skip = (optional_rotation and not modality.takes(names, modality.ROTATION)
+          and kinds - {"other"})
+  if need_groups and not lay.groups and not skip:
     raise ValueError(
         f"pretrain.{kind} rotates sensor vectors, but no channel of {names} "
-        "completes an x/y/z triplet named <placement>_<sensor>_<axis>; set "
+        "completes an x/y/z triplet named <placement>_<acc|gyr|mag>_<axis> "
+        f"(modalities: {sorted(kinds)}); set "
         f"pretrain.{kind}.rotation_deg=0 (or drop 'rotation').")
-  return mean, std, groups
+  return mean, std, lay
 
 
 def check_time(kind: str, key: str, need: int, time: int) -> None:

@@ -23,11 +23,13 @@ DEFAULTS = {
         "mask_ratio": 0.15,       # Fraction of frames masked (expected).
         "span_dist": "geometric",  # "fixed" | "geometric" span lengths.
         "span_mean": 8.0,         # Frames per span (fixed: rounded length).
+        "span_mean_s": 0.0,       # > 0: span_mean in seconds instead.
         "mask_value": "zero",     # "zero" (channel mean) | "noise" | "learned".
     },
     # From h_t predict frames t+1..t+horizon.
     "forecast": {
         "horizon": 4,             # k: frames ahead, 1 = next-step only.
+        "horizon_s": 0.0,         # > 0: the horizon in seconds instead.
         "residual": True,         # Predict x[t+j] - x[t] instead of x[t+j].
     },
     # Final state -> recurrent decoder -> the whole window.
@@ -39,6 +41,7 @@ DEFAULTS = {
     # InfoNCE between W_k h_t and an embedding of the raw frame t+k.
     "cpc": {
         "horizon": 4,             # k = 1..horizon.
+        "horizon_s": 0.0,         # > 0: the horizon in seconds instead.
         "temperature": 0.1,
         "embedding_dim": 32,
         "anchors": 8,             # Anchor frames drawn per sequence.
@@ -53,6 +56,10 @@ DEFAULTS = {
         "rotation_deg": 30.0,     # Max rotation angle; 0 disables.
         "time_warp_std": 0.2,     # Log-speed std at the knots; 0 disables.
         "channel_dropout": 0.1,   # Probability of blanking each channel.
+        # Modality-specific (objectives/augment.py); no-ops without them.
+        "swap_left_right": 0.0,   # Insoles: P(left <-> right cells traded).
+        "gaze_offset_std": 0.5,   # Gaze: offset ~ N(0, .^2), raw units (deg).
+        "gaze_drift_std": 0.5,    # Gaze: drift over the window, raw units.
     },
     # Which transformation was applied (Saeed et al. 2019).
     "transform_prediction": {
@@ -152,6 +159,9 @@ _RANGES = {
     "rotation_deg": (lambda v: 0 <= v <= 180, "in [0, 180]"),
     "time_warp_std": (_non_negative, ">= 0"),
     "channel_dropout": (_half_open_unit, "in [0, 1)"),
+    "swap_left_right": (lambda v: 0 <= v <= 1, "in [0, 1]"),
+    "gaze_offset_std": (_non_negative, ">= 0"),
+    "gaze_drift_std": (_non_negative, ">= 0"),
     "original_fraction": (_open_unit, "in (0, 1)"),
     "noise_std": (_positive, "> 0"),
     "segments": (lambda v: v >= 2, ">= 2"),
@@ -161,7 +171,16 @@ _RANGES = {
     "threshold": (_open_unit, "in (0, 1)"),
     "delay_ms": (_non_negative, ">= 0"),
     "tolerance_ms": (_non_negative, ">= 0"),
+    "span_mean_s": (_non_negative, ">= 0"),
+    "horizon_s": (_non_negative, ">= 0"),
 }
+
+# Frame-valued options with a seconds-valued twin `<key>_s` (0 = unset),
+# turned into frames at the dataset's rate by `in_frames` (training setup).
+SECONDS_TWINS = (("masked_reconstruction", "span_mean"),
+                 ("forecast", "horizon"), ("cpc", "horizon"))
+# The rate the frame-valued defaults were chosen for (50 Hz IMU data).
+DEFAULT_RATE_HZ = 50.0
 
 
 def _type_ok(value, default) -> bool:
@@ -217,6 +236,10 @@ def validate(kind: str, opts=None) -> dict:
     if check and not check[0](value):
       raise ValueError(f"{name}={value!r} must be {check[1]}.")
     out[key] = value
+  for k, key in SECONDS_TWINS:
+    if k == kind and out[key + "_s"] and out[key] != defaults[key]:
+      raise ValueError(f"Set {phase}.{kind}.{key} (frames) or {key}_s "
+                       f"(seconds), not both; leave {key} at {defaults[key]}.")
   if kind == "masked_reconstruction" and out["span_dist"] == "geometric":
     # The stationary two-state chain needs P(unmasked -> masked) <= 1.
     if out["mask_ratio"] > out["span_mean"] / (out["span_mean"] + 1):
@@ -259,3 +282,39 @@ def _horizons(text: str) -> str:
         f"finetune.prediction.horizons_ms={text!r} must be a comma-separated "
         "list of distinct positive milliseconds, e.g. '100,200'.")
   return ",".join(items)
+
+
+def frames_of(seconds: float, rate_hz: float, like):
+  """`seconds` at `rate_hz` in frames: an int (>= 1) when `like` is one."""
+  frames = seconds * rate_hz
+  return max(1, round(frames)) if isinstance(like, int) else max(1., frames)
+
+
+def in_frames(kind: str, opts: dict, rate_hz: float,
+              where: str = "pretrain") -> tuple[dict, list[str]]:
+  """`opts` with each seconds twin set turned into frames at `rate_hz`.
+
+  Every `<key>_s` is removed, so an objective sees exactly the options it
+  saw before the twins existed. Returns (opts, warnings): a warning for each
+  frame-valued option used as frames at a rate more than 2x from
+  DEFAULT_RATE_HZ, where it means a very different time.
+  """
+  out, notes = dict(opts), []
+  for k, key in SECONDS_TWINS:
+    if k != kind or key not in out:
+      continue
+    seconds = out.pop(key + "_s", 0.0)
+    if seconds:
+      out[key] = frames_of(seconds, rate_hz, out[key])
+    else:
+      notes.append(frames_warning(f"{where}.{kind}.{key}", out[key], rate_hz))
+  return out, [n for n in notes if n]
+
+
+def frames_warning(name: str, frames, rate_hz: float) -> str:
+  """A warning when `frames` at `rate_hz` is > 2x from its 50 Hz time."""
+  if not rate_hz or 0.5 <= rate_hz / DEFAULT_RATE_HZ <= 2:
+    return ""
+  return (f"{name}={frames:g} frames is {frames / rate_hz:.3g} s at "
+          f"{rate_hz:g} Hz ({frames / DEFAULT_RATE_HZ:.3g} s at "
+          f"{DEFAULT_RATE_HZ:g} Hz); set {name}_s (seconds) to fix its time.")

@@ -34,10 +34,16 @@ def fit_target_stats(recordings, opts) -> dict:
 
   Raises:
     ValueError: a target without a single value in the training recordings,
-      naming finetune.tracks.
+      or (with opts["units"]) without a unit, naming finetune.tracks.
   """
   mean, std = [], []
-  for name in opts["tracks"]:
+  units = opts.get("units")  # Given by the trainer: the dataset's metadata.
+  for j, name in enumerate(opts["tracks"]):
+    if units is not None and not str(units[j]).strip():
+      raise ValueError(
+          f"finetune.tracks: target {name!r} declares no unit (the dataset's "
+          "metadata regression_targets lacks it); metrics are reported in "
+          "it: add it to the builder's TARGETS and prepare the data again.")
     values = np.concatenate([r.targets[name] for r in recordings]).astype(
         np.float64)
     values = values[np.isfinite(values)]

@@ -19,20 +19,29 @@ def simclr_view(rng, x: jax.Array, valid: jax.Array, opts: dict,
                 stats: dict) -> jax.Array:
   """One augmented view of normalised windows x [B, T, C] (simclr options).
 
-  Rotation (one per placement, shared by its sensors) and scaling act on raw
-  units through the normaliser; time warp, jitter and channel dropout on the
-  normalised signals. Padding stays 0.
+  Rotation (one per placement, shared by its sensors), scaling, left/right
+  swap and gaze drift act on raw units through the normaliser, each only on
+  the modalities it makes sense for (`augment.layout`); time warp, jitter and
+  channel dropout on the normalised signals, every channel. Padding stays 0.
   """
-  mean, std, groups = losses.physical(opts, stats, "simclr",
-                                     opts["rotation_deg"] > 0)
+  opts = {**options.DEFAULTS["simclr"], **opts}
+  mean, std, lay = losses.physical(opts, stats, "simclr",
+                                   opts["rotation_deg"] > 0,
+                                   optional_rotation=True)
   k_rot, k_scale, k_warp, k_jit, k_drop = jax.random.split(rng, 5)
   lengths = valid.sum(1)
   raw = augment.to_raw(x, mean, std)
   if opts["rotation_deg"] > 0:
-    raw = augment.rotation(k_rot, raw, groups,
+    raw = augment.rotation(k_rot, raw, lay.groups,
                            jnp.deg2rad(opts["rotation_deg"]))
   if opts["scale_std"] > 0:
-    raw = augment.scaling(k_scale, raw, opts["scale_std"])
+    raw = augment.gain(k_scale, raw, opts["scale_std"], lay.gain)
+  if lay.swap or lay.drift:  # Insoles, gaze: keys apart from the five above.
+    k_swap, k_drift = jax.random.split(jax.random.fold_in(rng, 5))
+    raw = augment.swap_left_right(k_swap, raw, lay.swap,
+                                  opts["swap_left_right"])
+    raw = augment.drift(k_drift, raw, lay.drift, opts["gaze_offset_std"],
+                        opts["gaze_drift_std"], lengths)
   v = augment.from_raw(raw, mean, std)
   if opts["time_warp_std"] > 0:
     v = augment.time_warp(k_warp, v, opts["time_warp_std"], lengths=lengths)

@@ -43,26 +43,30 @@ def transform_batch(rng, x: jax.Array, valid: jax.Array, labels: jax.Array,
   """x [B, T, C] with window b transformed as labels[b] says (0: as is).
 
   Noise, flip, permutation and time warp act on the normalised signals;
-  scaling, rotation, negation and channel shuffle on raw units (see augment).
+  scaling, rotation, negation and channel shuffle on raw units, each only on
+  the modalities it makes sense for (see augment.layout).
   """
   names = _transform_names(opts)
-  mean, std, groups = losses.physical(opts, stats, "transform_prediction",
-                                     "rotation" in names)
+  mean, std, lay = losses.physical(opts, stats, "transform_prediction",
+                                  "rotation" in names)
   lengths = valid.sum(1)
   raw = augment.to_raw(x, mean, std)
   back = lambda r: augment.from_raw(r, mean, std)  # noqa: E731
   make = {
       "noise": lambda k: augment.jitter(k, x, opts["noise_std"]),
-      "scaling": lambda k: back(augment.scaling(k, raw, opts["scale_std"])),
+      "scaling": lambda k: back(augment.gain(k, raw, opts["scale_std"],
+                                             lay.gain)),
       "rotation": lambda k: back(augment.rotation(
-          k, raw, groups, jnp.deg2rad(opts["rotation_deg"]))),
-      "negation": lambda k: back(augment.negate(k, raw)),
+          k, raw, lay.groups, jnp.deg2rad(opts["rotation_deg"]))),
+      "negation": lambda k: back(augment.negate_channels(k, raw,
+                                                         lay.negation)),
       "flip": lambda k: augment.flip(k, x, lengths),
       "permutation": lambda k: augment.permutation(k, x, opts["segments"],
                                                    lengths),
       "time_warp": lambda k: augment.time_warp(k, x, opts["time_warp_std"],
                                                lengths=lengths),
-      "channel_shuffle": lambda k: back(augment.channel_shuffle(k, raw)),
+      "channel_shuffle": lambda k: back(augment.shuffle_within(k, raw,
+                                                               lay.shuffle)),
   }
   keys = jax.random.split(rng, len(names))
   out = x

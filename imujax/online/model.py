@@ -27,6 +27,10 @@ from imujax.online import step
 from imujax.training import run_record
 
 
+# The head each fine-tune target kind adds to the encoder (objectives/).
+TARGET_HEADS = {"regression": "regressor", "events": "event_detector"}
+
+
 class Checkpoint(NamedTuple):
   """A run (its record) and the params of one of its checkpoints."""
   record: run_record.RunRecord
@@ -43,9 +47,42 @@ class Checkpoint(NamedTuple):
     """<float32>[C]: the normaliser's standard deviation."""
     return np.asarray(self.record.normalizer["std"], np.float32)
 
+  def outputs(self, units=()) -> dict:
+    """What the run's heads output per frame, for an artifact's meta.json.
+
+    {"probs": {"names": classes}} for a classifier; {"regression": {"names",
+    "units", "target_mean", "target_std"}} (physical units = standardised
+    output * target_std + target_mean, the training targets' statistics);
+    {"events": {"names", "threshold", "delay_ms"}} (the causal decoder's
+    options, `metrics.decode_events`).
+    """
+    record, out = self.record, {}
+    if record.model.num_classes:
+      out["probs"] = {"names": list(record.class_names)}
+    ft = record.config.get("finetune", {})
+    names = [n.strip().removeprefix("labels_").removeprefix("targets_")
+             for n in str(ft.get("tracks", "")).replace("+", ",").split(",")
+             if n.strip()]
+    if "regressor" in self.params:
+      norm = record.normalizer
+      out["regression"] = {
+          "names": names, "units": list(units) or [""] * len(names),
+          "target_mean": [float(v) for v in norm["target_mean"]],
+          "target_std": [float(v) for v in norm["target_std"]]}
+    if "event_detector" in self.params:
+      opts = ft.get("events", {})
+      out["events"] = {"names": names,
+                       "threshold": float(opts.get("threshold", 0.5)),
+                       "delay_ms": float(opts.get("delay_ms", 100.))}
+    return out
+
 
 def load(workdir) -> Checkpoint:
-  """The record and latest params of the fine-tuned classifier run `workdir`.
+  """The record and latest params of the fine-tuned run `workdir`.
+
+  A classifier, or a regression / events run (its head, TARGET_HEADS, is
+  not in model_config: only the encoder's shapes are checked against it;
+  `Checkpoint.outputs` describes the heads, and `export` streams them).
 
   Args:
     workdir: a fine-tuned classifier run (e.g. `<compare
@@ -55,8 +92,8 @@ def load(workdir) -> Checkpoint:
   Raises:
     FileNotFoundError: no run.json (naming the runs a compare folder holds)
       or no checkpoint.
-    ValueError: a run without a classifier head, or a checkpoint whose
-      shapes are not those of the record's model_config.
+    ValueError: a run without a classifier, regression or events head, or a
+      checkpoint whose shapes are not those of the record's model_config.
   """
   path = epath.Path(workdir)
   if not run_record.path(path).exists():
@@ -68,17 +105,21 @@ def load(workdir) -> Checkpoint:
     raise FileNotFoundError(f"{path} has no {run_record.FILENAME}.{hint}")
   record = run_record.read(path)
   cfg = record.model
-  if not cfg.num_classes:
+  head = TARGET_HEADS.get(record.objective)
+  if not cfg.num_classes and head is None:
     raise ValueError(
-        f"{path} is a {record.objective} run without a classifier head "
-        f"({run_record.FILENAME}: model_config.num_classes is 0); stream a "
-        "fine-tuned run (its `pretrained` or `scratch` sibling).")
+        f"{path} is a {record.objective} run without a classifier, "
+        f"regression or events head ({run_record.FILENAME}: model_config."
+        "num_classes is 0); stream a fine-tuned run (its `pretrained` or "
+        "`scratch` sibling).")
   # Orbax is only needed here: the live page on an artifact never loads it.
   from imujax.training import checkpoints  # pylint: disable=g-import-not-at-top
   params, latest = checkpoints.restore_params(path)
   params = jax.tree.map(np.asarray, params)
   want = jax.eval_shape(lambda: models.init(jax.random.key(0), cfg))
   got = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), params)
+  if not cfg.num_classes:  # A target kind: its head is not in cfg.
+    want, got = want["encoder"], got["encoder"] if head in params else {}
   if jax.tree.structure(got) != jax.tree.structure(want) or any(
       g.shape != w.shape for g, w in zip(jax.tree.leaves(got),
                                          jax.tree.leaves(want))):

@@ -70,8 +70,9 @@ class NumpyModel:
     if self._adapter is not None:
       h = h @ self._adapter[0] + self._adapter[1]
     new_state = []
-    for (p, norm), carry in zip(self._layers, state):
-      carry, h = _NUMPY_STEPS[self._cfg.cell](p, carry, h)
+    for i, ((p, norm), carry) in enumerate(zip(self._layers, state)):
+      carry, out = _NUMPY_STEPS[self._cfg.cell](p, carry, h)
+      h = h + out if self._cfg.residual and i > 0 else out  # models.encode
       if norm is not None:
         mu = h.mean(-1, keepdims=True)
         var = np.square(h - mu).mean(-1, keepdims=True)

@@ -19,7 +19,8 @@ and, when the params hold a fine-tune target kind's head
 
   out["regression"]: <float32>[batch, R] standardised targets ("regressor";
     `regression.to_physical` with the run record's normalizer
-    target_mean / target_std gives physical units);
+    target_mean / target_std gives physical units, as the exported
+    artifact's step does: `export.Artifact.step_outputs`);
   out["event_probs"]: <float32>[batch, E] ("event_detector"; decode them
     with `metrics.decode_events`);
   out["prediction"]: <float32>[batch, H * C] ("predictor": the head's raw

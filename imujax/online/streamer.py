@@ -121,6 +121,11 @@ class Output(NamedTuple):
   # <float32>[C] the frame the model saw, the run's channels in the run's
   # order, raw units (after resampling, before the normaliser).
   frame: Optional[np.ndarray] = None
+  # A model without a classifier (its `outputs` lack "probs"; probs and
+  # smoothed are then empty, label -1): {"regression": <float32>[R] in the
+  # targets' units, "events": [(track, frames back to the peak)] decided at
+  # this frame by the causal decoder (at most its delay back)}.
+  heads: Optional[dict] = None
 
 
 class Streamer:
@@ -142,6 +147,10 @@ class Streamer:
         model.sample_rate_hz, len(self.index), **self._resampler_args)
     self.smoother = Smoother(ema, hysteresis)
     self.state = model.init_state(1)
+    outputs = getattr(model, "outputs", None) or {"probs": None}
+    self.heads_only = "probs" not in outputs
+    self._decoder = (model.event_decoder(1) if "events" in outputs
+                     else None)
     # Restarts besides the resampler's own (its repairs["resets"]).
     self.discontinuities = {"clock_jumps_back": 0, "restarts": 0}
     self._last_t: Optional[float] = None
@@ -174,6 +183,10 @@ class Streamer:
       reset, self._restarted = True, False
       self.state = self.model.init_state(1)
       self.smoother.reset()
+      if self._decoder is not None:  # An open candidate ends with its stream.
+        self._decoder = self.model.event_decoder(1)
+    if self.heads_only:
+      return self._push_heads(times, frames, reset)
     probs_all = []
     many = getattr(self.model, "steps", None)
     # At most STEPS_CHUNK frames per call: `steps` compiles once per number
@@ -191,4 +204,21 @@ class Streamer:
       smoothed, label = self.smoother(probs)
       outs.append(Output(float(tf), probs, smoothed, label, reset and i == 0,
                          frames[i]))
+    return outs
+
+  def _push_heads(self, times, frames, reset) -> list[Output]:
+    """The frames of a model without a classifier: regression and events."""
+    outs, none = [], np.zeros(0, np.float32)
+    for i, (tf, x) in enumerate(zip(times, frames)):
+      self.state, out = self.model.step_outputs(self.state, x[None])
+      heads = {}
+      if "regression" in out:
+        heads["regression"] = np.asarray(out["regression"])[0]
+      if self._decoder is not None:
+        d = self._decoder
+        found = d.push(np.asarray(out["event_probs"]))  # Advances d.t.
+        heads["events"] = [(j, d.t - peak) for _, j, peak in found]
+        heads["event_probs"] = np.asarray(out["event_probs"])[0]
+      outs.append(Output(float(tf), none, none, -1, reset and i == 0,
+                         frames[i], heads))
     return outs

@@ -26,8 +26,12 @@ def predict(params, signals, *, cfg: models.ModelConfig):
 
 
 def evaluate_classifier(params, cfg: models.ModelConfig,
-                        batches: Iterable[dict], sharding=None) -> dict:
-  """Scores and confusion matrix over every valid, labelled frame."""
+                        batches: Iterable[dict], sharding=None,
+                        f1_classes: str = "present") -> dict:
+  """Scores and confusion matrix over every valid, labelled frame.
+
+  `f1_classes`: which classes macro-F1 averages over (`metrics.scores`).
+  """
   confusion = np.zeros((cfg.num_classes, cfg.num_classes), np.int64)
   for batch in batches:
     signals = batch["signals"]
@@ -37,7 +41,8 @@ def evaluate_classifier(params, cfg: models.ModelConfig,
     keep = batch["valid"] & (batch["labels"] >= 0)
     confusion += metrics.confusion_matrix(batch["labels"][keep], pred[keep],
                                   cfg.num_classes)
-  return {**metrics.scores(confusion), "confusion": confusion.tolist()}
+  return {**metrics.scores(confusion, f1_classes),
+          "confusion": confusion.tolist()}
 
 
 @functools.partial(jax.jit, static_argnames="loss_fn")
@@ -65,6 +70,8 @@ class Evaluator:
   def __init__(self, run, config, batch_size: int, rng, sharding):
     self.run, self.config, self.rng = run, config, rng
     self.batch_size, self.sharding = batch_size, sharding
+    # Which classes macro-F1 averages over (config eval.f1_classes).
+    self.f1_classes = config.get("eval", {}).get("f1_classes", "present")
     self.length = input_pipeline.padded_length(run.data.recordings)
     # Built once: a new partial per evaluation would recompile each time.
     self.eval_loss_fn = functools.partial(run.loss_fn, dropout=False)
@@ -104,12 +111,12 @@ class Evaluator:
           input_pipeline.whole_recordings(
               recs, self.run.normalizer, self.config.data.eval_batch_size,
               self.length),
-          sharding=self.sharding)
+          sharding=self.sharding, f1_classes=self.f1_classes)
       pooled += np.asarray(scored["confusion"])
       per_subject[subject] = {key: scored[key] for key in
                               ("macro_f1", "accuracy", "frames")}
-    return {**metrics.scores(pooled), "confusion": pooled.tolist(),
-            "per_subject": per_subject}
+    return {**metrics.scores(pooled, self.f1_classes),
+            "confusion": pooled.tolist(), "per_subject": per_subject}
 
   def _target_scores(self, params, recordings) -> dict:
     """A target kind's own metrics over whole recordings, run causally.

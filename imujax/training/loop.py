@@ -32,6 +32,7 @@ from imujax.training import distributed
 from imujax.training import evaluate
 from imujax.training import multiseed
 from imujax.training import optim
+from imujax.training import progress
 from imujax.training import run_record
 from imujax.training import setup
 from imujax.training import program
@@ -153,6 +154,8 @@ def train_members(configs: list, workdirs: list, phase: str,
   k = len(configs)
   workdirs = [epath.Path(w) for w in workdirs]
   runs = [setup.prepare(c, phase) for c in configs]
+  # Lengths given in seconds (data.window_s), now in frames at the data's rate.
+  configs = [c if r.config is None else r.config for c, r in zip(configs, runs)]
   if k > 1:
     multiseed.check_compatible(configs, runs, phase)
   layout = _OneRun(runs, configs, phase) if k == 1 else _Members(
@@ -220,10 +223,12 @@ def _train(runs, configs, workdirs, phase, layout, writer, t0, tag) -> list:
 
   config, steps = configs[0], configs[0][phase].steps
   pending, t_last, since = [], time.time(), 0
+  bar = progress.Progress(tag, steps)  # Draws only when stderr is a terminal.
   try:
     for step in range(start, steps):
       state, metrics = step_fn(state, layout.batch(step), keys, stats)
       pending.append(metrics)
+      bar.update(step + 1)
       if step == start:  # Compiled in that call: keep it out of the rate.
         t_last = time.time()
       else:
@@ -252,6 +257,7 @@ def _train(runs, configs, workdirs, phase, layout, writer, t0, tag) -> list:
         for i, (m, w) in enumerate(zip(mngrs, workdirs)):
           checkpoints.save(m, w, done, layout.save_state(state, i))
   finally:
+    bar.close()
     # Pending saves are good checkpoints: finish them even on an error.
     for m in mngrs:
       m.wait_until_finished()

@@ -153,9 +153,14 @@ def check_compatible(workdir, record: RunRecord) -> dict:
   stored = json.loads(p.read_text())
   old = _flatten(stored)
   new = _flatten(json.loads(json.dumps(record.to_json())))
+  # A ModelConfig field added after the run started, at its default, is the
+  # model the run trained (e.g. model_config.residual=False).
+  added = {f"model_config.{f.name}": f.default
+           for f in dataclasses.fields(models.ModelConfig)}
   diffs = [f"{k}: {old.get(k)!r} in the workdir vs {new.get(k)!r} now"
            for k in sorted(set(old) | set(new))
-           if k.startswith(_IDENTITY_KEYS) and old.get(k) != new.get(k)]
+           if k.startswith(_IDENTITY_KEYS) and old.get(k) != new.get(k)
+           and not (k not in old and k in added and new[k] == added[k])]
   if diffs:
     raise IncompatibleRunError(
         f"{workdir} holds a run from an incompatible config ("

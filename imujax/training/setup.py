@@ -7,6 +7,7 @@ model config, the initial params (or restores the encoder) and the loss, and
 describes all of it in the run record. Each step is its own small function.
 """
 
+import copy
 import dataclasses
 import functools
 from typing import Any, NamedTuple
@@ -21,10 +22,13 @@ from imujax import configlib
 from imujax import models
 from imujax import objectives
 from imujax.data import corpus as corpus_lib
+from imujax.data import corpus_labels
 from imujax.data import input_pipeline
+from imujax.objectives import corpus_supervised
 from imujax.objectives import losses
 from imujax.objectives import options
 from imujax.training import checkpoints
+from imujax.training import pretrained
 from imujax.training import run_record
 from imujax.training import transfer
 
@@ -45,6 +49,9 @@ class Run(NamedTuple):
   # (window, batch_size, seed, step) -> training batch; None: windows of
   # train_recordings. A corpus pre-training sets it (`_prepare_corpus`).
   sampler: Any = None
+  # The config with seconds-valued lengths in frames (`_in_frames`); None:
+  # the config as given.
+  config: Any = None
 
   def train_batch(self, window: int, batch_size: int, seed: int,
                   step: int) -> dict:
@@ -187,7 +194,31 @@ def _model_config(config, data, objective, source,
       hidden=config.model.hidden, layers=config.model.layers,
       dropout=config.model.dropout, layer_norm=config.model.layer_norm,
       num_classes=len(data.class_names) if objective.uses_labels else 0,
-      unroll=config.model.unroll, adapter_dim=adapter_dim)
+      unroll=config.model.unroll, adapter_dim=adapter_dim,
+      residual=config.model.residual)
+
+
+def _in_frames(config, phase: str, objective, opts: dict, rate_hz: float):
+  """(config, opts) with the lengths given in seconds turned into frames.
+
+  data.window_s sets data.window, `<option>_s` its option
+  (`options.in_frames`), at the dataset's rate; the config is the same
+  object when data.window_s is unset. Frame-valued lengths used at a rate
+  more than 2x from 50 Hz (the defaults' rate) are warned about.
+  """
+  opts, notes = options.in_frames(objective.name, opts, rate_hz, phase)
+  if config.data.window_s:
+    window = max(2, round(config.data.window_s * rate_hz))
+    logging.info("data.window_s=%g s is %d frames at %g Hz.",
+                 config.data.window_s, window, rate_hz)
+    config = copy.deepcopy(config)
+    config.data.window = window
+  else:
+    notes.append(options.frames_warning("data.window", config.data.window,
+                                        rate_hz))
+  for note in filter(None, notes):
+    logging.warning("%s", note)
+  return config, opts
 
 
 def _init_params(seed: int, cfg, objective, opts) -> dict:
@@ -202,7 +233,7 @@ def _init_params(seed: int, cfg, objective, opts) -> dict:
 
 def _load_encoder(init_from: str, source, cfg: models.ModelConfig):
   """The pre-trained encoder of `init_from`, checked against this model."""
-  for field in ("cell", "hidden", "layers", "layer_norm"):
+  for field in ("cell", "hidden", "layers", "layer_norm", "residual"):
     if getattr(source.model, field) != getattr(cfg, field):
       raise run_record.IncompatibleRunError(
           f"init_from={init_from!r} has model {field}="
@@ -229,11 +260,17 @@ def _prepare_corpus(config, objective) -> Run:
   Batches come from the corpus mixer (`Run.sampler`); validation and test
   are the pretext loss on the target's (`data.name`) held-out subjects,
   whose split (the run's seed and folds) also keeps them out of the corpus.
+  Supervised (`_corpus_supervision`): never with the target's cohort.
   """
+  members = configlib.corpus_members(config.pretrain.corpus)
+  supervised = (objective.name in objectives.CORPUS_SUPERVISED
+                or config.pretrain.corpus_supervised_weight > 0)
+  if supervised:
+    corpus_labels.check_supervised([n for n, _ in members], config.data.name,
+                                   config.pretrain.corpus)
   target = input_pipeline.load(config.data.name, config.data.data_dir,
                                config.data.manual_dir, config.data.spec)
   splits = _split(config, target)
-  members = configlib.corpus_members(config.pretrain.corpus)
   pool = corpus_lib.build(
       members, target, splits, data_dir=config.data.data_dir,
       channels=config.pretrain.corpus_channels,
@@ -249,7 +286,11 @@ def _prepare_corpus(config, objective) -> Run:
   given = config.pretrain.get(objective.name)
   opts = options.validate(objective.name,
                           given.to_dict() if given is not None else {})
+  config_frames, opts = _in_frames(config, "pretrain", objective, opts,
+                                   target.sample_rate_hz)
   opts.update(losses.data_options(data.channel_names))
+  if supervised:
+    objective, opts = _corpus_supervision(config, objective, pool, opts)
   params = _init_params(config.seed, cfg, objective, opts)
   # splits["train"]: the target cohort's subjects the encoder saw, which
   # _check_no_leak compares with a fine-tune's held-out subjects.
@@ -268,13 +309,32 @@ def _prepare_corpus(config, objective) -> Run:
       normalizer={"mean": normalizer.mean.tolist(),
                   "std": normalizer.std.tolist()},
       source={}, data_fingerprint=pool.fingerprint, corpus=pool.describe())
+  for entry, index in zip(record.corpus, opts.get("corpus_label_maps", ())):
+    entry["label_map"] = list(index)  # Class -> its head's class (-1: none).
   logging.info("Corpus for %s: %s", target.name, "; ".join(
       f"{m['name']} {m['hours']:.2f} h w={m['weight']:.3f}"
       for m in record.corpus))
   loss_fn = functools.partial(objective.loss, cfg=cfg, opts=opts)
   return Run(objective, data, {"train": [], **held}, [], normalizer,
              losses.stats_of(normalizer.mean, normalizer.std), cfg, opts,
-             params, loss_fn, record, sampler=pool.batch)
+             params, loss_fn, record, sampler=pool.batch,
+             config=config_frames)
+
+
+def _corpus_supervision(config, objective, pool, opts):
+  """(objective, opts) of a supervised corpus pre-training (CORPUS.md).
+
+  corpus_supervised itself, or the self-supervised objective plus
+  pretrain.corpus_supervised_weight x its loss; opts gain the heads and how
+  each member's classes reach them (pretrain.corpus_label_map).
+  """
+  spaces = corpus_labels.label_spaces(pool.members,
+                                      config.pretrain.corpus_label_map)
+  opts = {**opts, **spaces.options([m.name for m in pool.members])}
+  weight = config.pretrain.corpus_supervised_weight
+  if objective.name not in objectives.CORPUS_SUPERVISED:
+    objective = corpus_supervised.with_supervised(objective, weight)
+  return objective, opts
 
 
 def _check_no_corpus_leak(source, init_from: str, dataset: str,
@@ -312,7 +372,9 @@ def prepare(config: ml_collections.ConfigDict, phase: str) -> Run:
   _check_supervised_source(objective, config, phase)
   name, data = _dataset(config, phase)
   data = _select_tracks(data, config, phase)
-  init_from = config.init_from if phase == "finetune" else ""
+  # `pretrained:<name>` is a released encoder's folder (training/pretrained).
+  init_from = (pretrained.resolve(config.init_from) if phase == "finetune"
+               else "")
   source = None
   if init_from:
     source = run_record.read(init_from)
@@ -337,6 +399,8 @@ def prepare(config: ml_collections.ConfigDict, phase: str) -> Run:
   given = config[phase].get(objective.name)
   opts = options.validate(objective.name,
                           given.to_dict() if given is not None else {})
+  config_frames, opts = _in_frames(config, phase, objective, opts,
+                                   data.sample_rate_hz)
   opts.update(losses.data_options(data.channel_names))
   opts.update(_target_options(config, phase, data))
   if phase == "finetune" and config.finetune.augment:
@@ -354,6 +418,10 @@ def prepare(config: ml_collections.ConfigDict, phase: str) -> Run:
     source_info = {"init_from": init_from, "step": src_step,
                    "dataset": source.dataset, "objective": source.objective,
                    "channels": plan.note}
+    if source.corpus:
+      source_info["corpus"] = [m["name"] for m in source.corpus]
+    if config.init_from.startswith(pretrained.PREFIX):
+      source_info["release"] = config.init_from[len(pretrained.PREFIX):]
     logging.info("Encoder from %s (step %d; %s).", init_from, src_step,
                  plan.note)
 
@@ -371,4 +439,4 @@ def prepare(config: ml_collections.ConfigDict, phase: str) -> Run:
       source=source_info, data_fingerprint=data.fingerprint)
   loss_fn = functools.partial(objective.loss, cfg=cfg, opts=opts)
   return Run(objective, data, by_split, train_recs, normalizer, stats, cfg,
-             opts, params, loss_fn, record)
+             opts, params, loss_fn, record, config=config_frames)

@@ -34,6 +34,24 @@ from imujax.datasets import resample
 
 CLASS_NAMES = ("stand", "walk", "turn")
 FOOTSTEP_CLASSES = ("no_swing", "left_swing", "right_swing")
+# The JSON key of each foot's swings, in the order of the side codes 1, 2.
+FEET = {"left": "LeftFootEvents", "right": "RightFootEvents"}
+# Integer tracks derived from the swings (README, "Contact events").
+CONTACT_TRACKS = {
+    "labels_initial_contact": ["none", "initial_contact"],
+    "labels_final_contact": ["none", "final_contact"],
+    "labels_initial_contact_side": ["none", "left", "right"],
+    **{f"labels_{kind}_contact_{foot}": ["none", f"{kind}_contact"]
+       for kind in ("initial", "final") for foot in FEET},
+    **{f"labels_{foot}_foot": ["stance", "swing"] for foot in FEET},
+}
+LABEL_TRACKS = {"labels": list(CLASS_NAMES),
+                "labels_footstep": list(FOOTSTEP_CLASSES), **CONTACT_TRACKS}
+# Longer "strides" hold a pause (standing between the two contacts).
+MAX_STRIDE_S = 2.5
+# Float per-frame regression targets (NaN = no target) and their units.
+TARGETS = {"targets_stride_time": "s", "targets_stride_time_left": "s",
+           "targets_stride_time_right": "s"}
 # File suffix -> placement used in channel names, in channel order.
 SENSORS = {"lb": "lower_back", "lf": "left_foot", "rf": "right_foot"}
 COLUMNS = ("PacketCounter", "Acc_X", "Acc_Y", "Acc_Z", "Gyr_X", "Gyr_Y",
@@ -138,6 +156,14 @@ def read_annotations(path: epath.Path) -> dict:
         or iv[0] > iv[1]):
       raise ValueError(f"{path}: interval {iv!r} is not [start, end] with "
                        "0 <= start <= end sample indices; fix the file.")
+  for key in FEET.values():
+    order = sorted(range(len(meta[key])), key=lambda i: meta[key][i][0])
+    for i, j in zip(order, order[1:]):
+      if meta[key][j][0] <= meta[key][i][1]:
+        raise ValueError(
+            f"{path}: {key}[{j}] {meta[key][j]} overlaps {key}[{i}] "
+            f"{meta[key][i]} (0-based): one foot's swings (toe-off to "
+            "heel-strike) cannot overlap. Fix the file (merge or move them).")
   return meta
 
 
@@ -168,6 +194,93 @@ def label_tracks(meta: dict, counter_at_frame: np.ndarray):
   return labels[idx], steps[idx], int((left & right)[idx].sum())
 
 
+def nearest_frame(counter_at_frame: np.ndarray, counters) -> np.ndarray:
+  """The frame nearest each counter value (a tie goes to the earlier)."""
+  c = np.asarray(counters, np.float64)
+  k = np.clip(np.searchsorted(counter_at_frame, c), 1,
+              len(counter_at_frame) - 1)
+  before = c - counter_at_frame[k - 1] <= counter_at_frame[k] - c
+  return np.where(before, k - 1, k)
+
+
+def contact_tracks(meta: dict, counter_at_frame: np.ndarray, covered,
+                   json_path, repairs: dict[str, int]) -> dict:
+  """Contact events, stance/swing and stride time per frame (README).
+
+  Each [start, end] of a foot's swings is its final contact (toe-off) at
+  `start` and its initial contact (heel-strike) at `end`; the foot is in
+  stance outside its swings. A stride of a foot runs from one of its initial
+  contacts to the next, if exactly one swing of the other foot starts in
+  between and it lasts at most MAX_STRIDE_S; its time, (end - start) / 100
+  s, is the target on its frames [start, end).
+
+  Args:
+    meta: the trial JSON (`read_annotations`).
+    counter_at_frame: <float64>[T'] each frame's counter position.
+    covered: (first, last) counter any sensor file holds: the recording.
+    json_path: names the file in errors.
+    repairs: counts `contact_events_outside_shared_span_dropped` (events in
+      a sensor file but past the span all three share) and
+      `strides_not_alternating_skipped`, `strides_longer_than_max_skipped`
+      (over MAX_STRIDE_S).
+
+  Returns:
+    CONTACT_TRACKS (int32) and TARGETS (float32), each [T'].
+
+  Raises:
+    ValueError: an event outside every sensor file, naming file and field.
+  """
+  n = len(counter_at_frame)
+  out = {name: np.zeros(n, np.int32) for name in CONTACT_TRACKS}
+  # Half a frame beyond the first and last frame still rounds onto them.
+  half = 0.5 * (counter_at_frame[-1] - counter_at_frame[0]) / max(n - 1, 1)
+  lo, hi = counter_at_frame[0] - half, counter_at_frame[-1] + half
+  hold = np.floor(counter_at_frame + 1e-9)
+  ends = {}
+  for code, (foot, key) in enumerate(FEET.items(), 1):
+    for i, (start, end) in enumerate(meta[key]):
+      for kind, c in (("final", start), ("initial", end)):
+        if not covered[0] <= c <= covered[1]:
+          raise ValueError(
+              f"{json_path}: {key}[{i}] = {[start, end]} (0-based): its "
+              f"{kind} contact at counter {c} is outside the recording (the "
+              f"sensor files hold counters {covered[0]:g}..{covered[1]:g}). "
+              "The annotation belongs to another trial or a file is "
+              "damaged: restore the trial from the archive.")
+        if not lo <= c <= hi:
+          repairs["contact_events_outside_shared_span_dropped"] += 1
+          continue
+        f = int(nearest_frame(counter_at_frame, [c])[0])
+        out[f"labels_{kind}_contact_{foot}"][f] = 1
+        out[f"labels_{kind}_contact"][f] = 1
+        if kind == "initial":
+          side = out["labels_initial_contact_side"]
+          side[f] = code if side[f] in (0, code) else -1
+      out[f"labels_{foot}_foot"][(hold >= start) & (hold <= end)] = 1
+    ends[foot] = sorted(end for _, end in meta[key])
+  targets = {}
+  total, count = np.zeros(n), np.zeros(n)
+  for foot, other in (("left", "right"), ("right", "left")):
+    starts = np.asarray(sorted(s for s, _ in meta[FEET[other]]))
+    value = np.full(n, np.nan)
+    for t0, t1 in zip(ends[foot], ends[foot][1:]):
+      if ((starts >= t0) & (starts < t1)).sum() != 1:
+        repairs["strides_not_alternating_skipped"] += 1
+        continue
+      if t1 - t0 > MAX_STRIDE_S * NATIVE_RATE_HZ:  # A pause, not a stride.
+        repairs["strides_longer_than_max_skipped"] += 1
+        continue
+      inside = (counter_at_frame >= t0) & (counter_at_frame < t1)
+      value[inside] = (t1 - t0) / NATIVE_RATE_HZ
+      total[inside] += value[inside]
+      count[inside] += 1
+    targets[f"targets_stride_time_{foot}"] = value.astype(np.float32)
+  with np.errstate(invalid="ignore", divide="ignore"):
+    targets["targets_stride_time"] = np.where(
+        count > 0, total / count, np.nan).astype(np.float32)
+  return {**out, **targets}
+
+
 def make_example(trial_paths: dict[str, epath.Path], meta: dict, rate_hz,
                  repairs: dict[str, int]) -> dict:
   """Resamples the three sensors of one trial onto one grid.
@@ -194,8 +307,17 @@ def make_example(trial_paths: dict[str, epath.Path], meta: dict, rate_hz,
   counter_at_frame = out.timestamps_s * NATIVE_RATE_HZ
   labels, steps, overlap = label_tracks(meta, counter_at_frame)
   _add(repairs, {"footstep_overlap_frames_unlabelled": overlap})
+  contacts = dict.fromkeys(("contact_events_outside_shared_span_dropped",
+                            "strides_not_alternating_skipped",
+                            "strides_longer_than_max_skipped"), 0)
+  covered = (min(t.counter[0] for t in tables.values()),
+             max(t.counter[-1] for t in tables.values()))
+  derived = contact_tracks(meta, counter_at_frame, covered,
+                           trial_paths.get("json", trial_paths["lb"]),
+                           contacts)
+  _add(repairs, contacts)
   return {"signals": np.concatenate(parts, axis=1), "labels": labels,
-          "labels_footstep": steps}
+          "labels_footstep": steps, **derived}
 
 
 def _add(total: dict[str, int], repairs: dict[str, int]) -> None:
@@ -239,8 +361,14 @@ class Builder(common.RemembersManualDir,
               tfds.core.GeneratorBasedBuilder):
   """DatasetBuilder for ipol_gait."""
 
-  VERSION = tfds.core.Version("1.0.0")
-  RELEASE_NOTES = {"1.0.0": "Initial release: 110 trials, 19 subjects."}
+  VERSION = tfds.core.Version("1.1.0")
+  RELEASE_NOTES = {
+      "1.0.0": "Initial release: 110 trials, 19 subjects.",
+      "1.1.0": "Per-foot initial / final contact events, stance / swing "
+               "per foot and stride time (s) from the footstep annotation "
+               "(README, 'Contact events'); a foot's overlapping swings and "
+               "events outside the recording are errors.",
+  }
   BUILDER_CONFIGS = [
       Config(name=name, rate_hz=hz, description=f"3 IMUs at {hz:g} Hz")
       for name, hz in sorted(RATES.items(), key=lambda kv: kv[0] != "50hz")
@@ -256,17 +384,19 @@ class Builder(common.RemembersManualDir,
   """
 
   def _info(self) -> tfds.core.DatasetInfo:
-    tracks = {"labels": list(CLASS_NAMES),
-              "labels_footstep": list(FOOTSTEP_CLASSES)}
+    base = common.example_features(len(CHANNEL_NAMES), LABEL_TRACKS)
+    features = {name: base[name] for name in base.keys()}
+    features.update(common.target_features(TARGETS, __file__))
     return self.dataset_info_from_configs(
         description=__doc__,
-        features=common.example_features(len(CHANNEL_NAMES), tracks),
+        features=tfds.features.FeaturesDict(features),
         metadata=tfds.core.MetadataDict(
             channel_names=list(CHANNEL_NAMES),
             class_names=list(CLASS_NAMES),
-            label_tracks=tracks,
+            label_tracks=LABEL_TRACKS,
+            regression_targets=dict(TARGETS),
             sample_rate_hz=float(self.builder_config.rate_hz),
-            units={"acc": "m/s^2", "gyr": "rad/s"},
+            units={"acc": "m/s^2", "gyr": "rad/s", **TARGETS},
             repairs={},
         ),
         homepage="https://www.ipol.im/pub/art/2023/497/",

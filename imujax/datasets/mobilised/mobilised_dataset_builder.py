@@ -307,8 +307,7 @@ class Builder(common.RemembersManualDir,
   def _info(self) -> tfds.core.DatasetInfo:
     base = common.example_features(len(CHANNEL_NAMES), LABEL_TRACKS)
     features = {name: base[name] for name in base.keys()}
-    for name in TARGETS:
-      features[name] = tfds.features.Tensor(shape=(None,), dtype=np.float32)
+    features.update(common.target_features(TARGETS, __file__))
     config = self.builder_config
     return self.dataset_info_from_configs(
         description=__doc__,

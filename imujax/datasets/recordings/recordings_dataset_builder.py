@@ -211,8 +211,12 @@ def _hz(rate: str, spec) -> float | None:
   return float(_ANY_RATE.match(rate).group(1))
 
 
-class Builder(tfds.core.GeneratorBasedBuilder):
+class Builder(common.PrepareMessage, tfds.core.GeneratorBasedBuilder):
   """DatasetBuilder for a lab's own recordings described by a spec file."""
+
+  def local_source(self) -> str:
+    """Where the files are read from (nothing is ever downloaded)."""
+    return str(self._folder)
 
   VERSION = tfds.core.Version("1.1.0")
   RELEASE_NOTES = {

@@ -85,8 +85,10 @@ def read_recordings(path: epath.Path):
     }
 
 
-class Builder(tfds.core.GeneratorBasedBuilder):
+class Builder(common.PrepareMessage, tfds.core.GeneratorBasedBuilder):
   """DatasetBuilder for the seglearn watch recordings."""
+
+  LOCAL_SOURCE = "the seglearn package's data file"
 
   VERSION = tfds.core.Version("1.0.0")
   RELEASE_NOTES = {"1.0.0": "Initial release: 140 recordings, SI units."}

@@ -19,6 +19,9 @@ external assets). The page shows:
 * stream health: input rate vs model rate, samples and frames, queue depth,
   latency per sample from its arrival to its probabilities (median, p99),
   resets, gaps, dropped / malformed packets by kind, server CPU;
+* for a regression or events run (no classifier): each target's trace in
+  its unit and a marker at each event the causal decoder finds (at most its
+  delay_ms after the peak), instead of the probabilities and labels;
 * the model card: the run or artifact, dataset, channels, rate, cell,
   pre-training objective, and the test scores of its summary.json.
 

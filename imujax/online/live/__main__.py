@@ -26,9 +26,16 @@ def load_model(path: str, backend: str = "jax"):
     from imujax.online import model as model_lib
     from imujax.online import numpy_model
     ckpt = model_lib.load(path)
-    model = (numpy_model.NumpyModel(ckpt) if backend == "numpy"
-             else model_lib.Model(ckpt))
     record = ckpt.record
+    if not record.model.num_classes:  # Regression / events heads stream
+      import tempfile  # through their artifact (physical units, decoder).
+      from imujax.online import export
+      out = os.path.join(tempfile.mkdtemp(prefix="imujax_live_"), "run.imujax")
+      export.export_run(path, out)
+      model = export.Artifact.load(out)
+    else:
+      model = (numpy_model.NumpyModel(ckpt) if backend == "numpy"
+               else model_lib.Model(ckpt))
   warm_up(model)
   return model, record
 
@@ -45,8 +52,10 @@ def warm_up(model):
   zeros = np.zeros((streamer.STEPS_CHUNK, len(model.channel_names)),
                    np.float32)
   state = model.init_state(1)
+  step = (model.step if "probs" in (getattr(model, "outputs", None)
+                                    or {"probs": 0}) else model.step_outputs)
   for _ in range(2):
-    state, _ = model.step(state, zeros[:1])
+    state, _ = step(state, zeros[:1])
   if getattr(model, "steps", None):
     for n in range(2, streamer.STEPS_CHUNK + 1):  # What `Streamer` calls.
       state = model.init_state(1)

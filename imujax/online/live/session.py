@@ -77,6 +77,11 @@ class Session:
     self._open = None          # The change waiting for its detection.
     self._prev_truth = -1
     self.latencies = collections.deque(maxlen=4096)
+    # A model's heads besides a classifier ({} for a classifier) and the
+    # events decoded in this session ([track, peak frame], the last 1000).
+    self.outputs = {k: v for k, v in (getattr(model, "outputs", None)
+                                      or {}).items() if k != "probs"}
+    self.events = collections.deque(maxlen=1000)
     self.dropped = dict.fromkeys(PIPELINE_DROPS, 0)
     self.streamer = None       # Set by the pipeline (its repair counters).
     self.queue = None          # The pipeline's sample queue.
@@ -108,16 +113,20 @@ class Session:
         self.frame += 1
         self.label = int(o.label)
         self._score(int(sample.truth), self.label)
-        rows.append((self.frame, json.dumps(
-            [self.frame, self.label, int(sample.truth),
-             (flags | FLAGS["reset"] * bool(o.reset)) if i == 0 else 0,
-             _row_values(o.smoothed, 3), _row_values(o.frame, 4)],
-            separators=(",", ":"))))
+        row = [self.frame, self.label, int(sample.truth),
+               (flags | FLAGS["reset"] * bool(o.reset)) if i == 0 else 0,
+               _row_values(o.smoothed, 3), _row_values(o.frame, 4)]
+        if o.heads is not None:  # [regression [R], [[track, peak frame]]].
+          row.append([_row_values(o.heads.get("regression", []), 4),
+                      [[j, self.frame - back]
+                       for j, back in o.heads.get("events", [])]])
+          self.events.extend(row[-1][1])
+        rows.append((self.frame, json.dumps(row, separators=(",", ":"))))
       self.rows.extend(rows)
 
   def _score(self, truth: int, pred: int):
     self.truth = truth
-    if truth < 0:
+    if truth < 0 or not self.class_names:
       return
     self.confusion[truth, pred] += 1
     f = self.frame
@@ -141,9 +150,13 @@ class Session:
             "classes": self.class_names, "channels": self.channel_names,
             "groups": card_lib.channel_groups(self.channel_names),
             "rate_hz": self.rate, "flags": FLAGS, "card": self.card,
-            "has_truth": self.has_truth}
+            "has_truth": self.has_truth, "outputs": self.outputs}
 
   def scores(self) -> dict:
+    if not self.class_names:  # Regression / events: no confusion matrix.
+      return {"accuracy": None, "macro_f1": None, "frames": 0, "changes": [],
+              "median_delay_s": None, "missed": 0,
+              "events": len(self.events)}
     s = metrics.scores(self.confusion)
     detected = [c["delay_s"] for c in self.changes
                 if c["status"] == "detected"]
