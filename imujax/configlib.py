@@ -60,6 +60,7 @@ def base() -> ml_collections.ConfigDict:
   c.model.dropout = 0.1
   c.model.layer_norm = True
   c.model.residual = False  # h + layer(h) around layers 2.. (models.py).
+  c.model.modality_dropout = 0.0  # Drop one modality per sequence (models).
   c.model.unroll = 1
 
   c.pretrain = _phase(steps=2000, learning_rate=2e-3)
@@ -77,6 +78,7 @@ def base() -> ml_collections.ConfigDict:
   c.pretrain.corpus = ""
   # Mixing weights, one per member ("3,1,1"); "" = proportional to hours.
   c.pretrain.corpus_weights = ""
+  c.pretrain.corpus_hours = 0.0  # > 0: a nested subset (data/corpus_budget.py).
   # Input space: "canonical" (each placement as one imu_acc_x..imu_gyr_z
   # unit; any target) or "union" (every member's channel names, absent ones
   # zero; the target's placement must be among them). CORPUS.md.
@@ -108,10 +110,9 @@ def base() -> ml_collections.ConfigDict:
   # "regression" of float targets, "events" of an integer track's instants,
   # or "prediction" of the input channels ahead. Options: finetune.<target>.
   c.finetune.target = "classification"
-  # Tracks of data.name, separated by "," or "+" (without the "labels_" /
-  # "targets_" prefix): regression's targets ("walking_speed+stride_length"),
-  # events' integer tracks ("initial_contact"), classification's label track
-  # ("": `labels`); prediction takes none.
+  # Tracks of data.name, split by "," or "+", no "labels_" / "targets_" prefix:
+  # regression's targets ("walking_speed+stride_length"), events' integer tracks
+  # ("initial_contact"), classification's label track ("" = labels).
   c.finetune.tracks = ""
   for kind, options in pretext_options.TARGET_DEFAULTS.items():
     c.finetune[kind] = ml_collections.ConfigDict(dict(options))
@@ -325,9 +326,10 @@ def check(config: ml_collections.ConfigDict) -> None:
         "pretrain.dataset: a labelled "
         "source dataset other than data.name (pre-training on the target's "
         "own labels would leak the label budget).")
-  if config.mode == "compare" and config.init_from:
-    raise ValueError("init_from is set but mode='compare' pre-trains its own "
-                     "encoder; use mode='finetune' to start from init_from.")
+  if config.mode == "compare" and config.init_from and config.pretrain.corpus:
+    raise ValueError("mode='compare' with init_from fine-tunes that encoder "
+                     "(nothing is pre-trained), so pretrain.corpus is unused: "
+                     "unset one of them.")
 
 
 def corpus_members(text: str) -> list[tuple[str, str]]:

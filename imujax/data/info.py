@@ -133,12 +133,20 @@ def resampling(builder, recordings=None) -> dict:
   return dict(sorted(collections.Counter(rates).items()))
 
 
+def _factor(native: float, rate: float) -> str:
+  """"no resampling", "upsampled 2.5x" or "downsampled 2x"."""
+  if native == rate or not native > 0 or not rate > 0:
+    return "no resampling" if native == rate else "rate unknown"
+  ratio = rate / native
+  return (f"upsampled {ratio:.3g}x" if ratio > 1
+          else f"downsampled {1 / ratio:.3g}x")
+
+
 def format_summary(s: dict, split: bool = False) -> str:
   """The summary as text; `split`: only the first line and the classes."""
   rate = s["sample_rate_hz"]
   how = "; ".join(
-      f"{n} recordings {native:g} Hz -> {rate:g} Hz"
-      + (" (as recorded)" if native == rate else "")
+      f"{n} recordings {native:g} Hz -> {rate:g} Hz ({_factor(native, rate)})"
       for native, n in s.get("resampling", {}).items()) or "not recorded"
   lines = [
       f"{s['name']}: {s['recordings']} recordings, {s['subjects']} subjects, "

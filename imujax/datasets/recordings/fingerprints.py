@@ -18,11 +18,11 @@ from imujax.datasets.recordings import schema
 Spec = schema.Spec
 
 
-# Spec fields added with reader 3 (`Spec` lists them last).
+# Spec fields added with reader 3 (`Spec` lists them last) and later.
 _LATER_FIELDS = ("comment", "skip_rows", "csv_columns", "key_regex",
                  "channel_files", "label_from_name", "segments",
                  "segment_columns", "segment_unit", "segment_first",
-                 "segment_end_inclusive")
+                 "segment_end_inclusive", "label_from_header")
 
 
 def spec_record(spec: Spec) -> dict:
@@ -34,8 +34,8 @@ def spec_record(spec: Spec) -> dict:
   """
   out = {}
   for field in dataclasses.fields(Spec):
-    if field.name in ("path", "folder"):
-      continue
+    if field.name in ("path", "folder", "channel_units"):
+      continue  # channel_units: metadata only (the factors are in channels).
     value = getattr(spec, field.name)
     if field.name in _LATER_FIELDS and value == field.default:
       continue  # A key added later, at its default: the same fingerprint.

@@ -3,7 +3,9 @@
 A label value maps through the spec (`labels.map`, `unlabelled`) to a class
 id or -1; a label file (per recording, `labels.file`) holds segments
 [start, end, label] in the spec's time unit, which must cover at least
-`labels.min_coverage` of the recording's frames.
+`labels.min_coverage` of the recording's frames. A whole recording's label
+may also come from its file name (`labels.from_name`) or a line of its CSV
+preamble (`labels.from_header`).
 """
 
 import math
@@ -143,3 +145,26 @@ def from_name(spec: Spec, data_path, num_samples: int) -> np.ndarray:
   value = m.group("label") if "label" in m.re.groupindex else m.group(1)
   label = label_id(spec, value or "", f"{data_path} (labels.from_name)")
   return np.full(num_samples, label, np.int32)
+
+
+def from_header(spec: Spec, data_path, preamble: list[str] | None,
+                num_samples: int) -> np.ndarray:
+  """<int32>[T]: the label `labels.from_header` captures from the first
+  preamble line it matches (`preamble`: the lines before the header)."""
+  pattern = spec.label_from_header
+  if preamble is None:
+    raise ValueError(f"{data_path}: labels.from_header reads a CSV file's "
+                     "preamble; this file is not CSV. Label it another way.")
+  for lineno, line in enumerate(preamble, 1):
+    m = re.search(pattern, line)
+    if m:
+      value = m.group("label") if "label" in m.re.groupindex else m.group(1)
+      label = label_id(spec, value or "",
+                       f"{data_path}:{lineno} (labels.from_header)")
+      return np.full(num_samples, label, np.int32)
+  seen = [ln for ln in preamble if ln.strip()][:3]
+  raise ValueError(
+      f"{data_path}: labels.from_header {pattern!r} matches none of the "
+      f"{len(preamble)} line(s) before the header (first: "
+      f"{[ln[:60] for ln in seen]}); add the label line, or fix "
+      f"labels.from_header (or csv.skip_rows, csv.comment) in {spec.path}.")

@@ -43,7 +43,9 @@ class Table:
       counted from 0 with dropped (malformed or cut-off) rows included: the
       sample index that segment tables and sibling files refer to.
     num_rows: data rows in the file, dropped ones included.
+    preamble: a text file's lines before its header (None for binary files).
   """
+  preamble = None
 
   def __init__(self, timestamps_s, values, labels, lines, repairs, rows=None,
                num_rows=None):
@@ -192,9 +194,11 @@ def read_csv(path: epath.Path, spec: Spec) -> Table:
     t = np.asarray(ts, np.float64) * spec.time_unit
   else:
     t = rows / spec.rate_hz  # Row positions keep dropped rows' slots.
-  return Table(t, values, np.asarray(labels, np.int32)
-               if spec.label_column else None, lines_kept, repairs, rows,
-               position + 1 + repairs["truncated_rows_dropped"])
+  table = Table(t, values, np.asarray(labels, np.int32)
+                if spec.label_column else None, lines_kept, repairs, rows,
+                position + 1 + repairs["truncated_rows_dropped"])
+  table.preamble = lines[:paths.first_row(lines, spec)]
+  return table
 
 
 def _numeric(path, name: str, a: np.ndarray, spec: Spec) -> np.ndarray:
@@ -401,6 +405,9 @@ def read_recording(path: epath.Path, spec: Spec,
     names = [n for _, n, _ in spec.channels]
   if spec.label_from_name:
     table.labels = label_files.from_name(spec, path, len(table.timestamps_s))
+  elif spec.label_from_header:
+    table.labels = label_files.from_header(spec, path, table.preamble,
+                                           len(table.timestamps_s))
   elif spec.label_file or spec.segments:
     if spec.label_file:
       labels = _label_file(path, spec, table)

@@ -3,9 +3,10 @@
 The spec (see README.md beside this file) names the files, the channel columns
 with their placement and unit (some possibly from sibling files), the time
 column (+ unit) or the sampling rate, the labels (a column, a segment file per
-recording, the file name, or one segment table for all), the label map, and
-the regex that finds the subject in a file path. Every file becomes one
-example on the config's uniform grid (`imujax.datasets.resample`).
+recording, the file name, a preamble line, or one segment table for all), the
+label map, and the regex that finds the subject in a file path. Every file
+becomes one example on the config's uniform grid (`imujax.datasets.resample`);
+its native rate is kept in `metadata["native_rates_hz"]`.
 
   builder = Builder(spec="/data/mylab/imujax_spec.toml", config="50hz",
                     data_dir="/tmp/tfds")      # manual_dir=... overrides folder
@@ -75,6 +76,7 @@ import tensorflow_datasets as tfds
 from imujax.datasets import common
 from imujax.datasets import mvnx
 from imujax.datasets import resample
+from imujax.datasets.recordings import channel_modality
 from imujax.datasets.recordings import fingerprints
 from imujax.datasets.recordings import paths
 from imujax.datasets.recordings import readers
@@ -133,6 +135,8 @@ def make_example(path, spec: Spec, rate_hz, repairs: dict,
   """One file -> example (signals, labels) on the grid; None if skipped.
 
   `segments`: the parsed `labels.segments` table, when the spec has one.
+  The example's `native_rate_hz` (the file's median rate, to 0.001 Hz) is
+  metadata, not a feature: the builder moves it to `native_rates_hz`.
   """
   table, _ = readers.read_recording(path, spec, segments)
   if len(table.timestamps_s) < 2:
@@ -160,8 +164,12 @@ def make_example(path, spec: Spec, rate_hz, repairs: dict,
     logging.warning("%s: %.2f s long, shorter than min_duration_s=%g: kept.",
                     path, duration, spec.min_duration_s)
     _add(repairs, {"recordings_shorter_than_min_duration": 1})
+  try:
+    native = round(resample.native_rate_hz(table.timestamps_s), 3)
+  except resample.ResampleError:  # No two distinct times: not recorded.
+    native = None
   n = out.signals.shape[0]
-  return {"signals": out.signals,
+  return {"signals": out.signals, "native_rate_hz": native,
           "labels": out.labels.get("labels", np.full(n, -1, np.int32))}
 
 
@@ -218,12 +226,15 @@ class Builder(common.PrepareMessage, tfds.core.GeneratorBasedBuilder):
     """Where the files are read from (nothing is ever downloaded)."""
     return str(self._folder)
 
-  VERSION = tfds.core.Version("1.1.0")
+  VERSION = tfds.core.Version("1.2.0")
   RELEASE_NOTES = {
       "1.0.0": "Initial release.",
       "1.1.0": "Configs keyed on a fingerprint of spec and files; values "
                "beyond float32 counted; label files must cover "
                "labels.min_coverage; strict spec.",
+      "1.2.0": "Each recording's native rate in metadata native_rates_hz "
+               "(`python -m imujax.data` prints how each was resampled); "
+               "labels.from_header.",
   }
   # Placeholders so that TFDS can list the builder; a real config is made from
   # the spec (`Builder(spec=..., config="50hz")`).
@@ -323,10 +334,13 @@ class Builder(common.PrepareMessage, tfds.core.GeneratorBasedBuilder):
             channel_names=names, class_names=list(spec.class_names),
             label_tracks={"labels": list(spec.class_names)},
             sample_rate_hz=float(self.builder_config.rate_hz or 0.0),
-            units={"acc": "m/s^2", "gyr": "rad/s", "quat": "1"},
+            units={"acc": "m/s^2", "gyr": "rad/s", "quat": "1",
+                   **channel_modality.stored_units(spec.channels,
+                                                   spec.channel_units)},
             spec=spec.path, folder=str(self._folder),
             fingerprint=self._fingerprint,
-            fingerprint_inputs=self._manifest, repairs={}))
+            fingerprint_inputs=self._manifest, repairs={},
+            native_rates_hz={}))
 
   def _channel_names(self) -> list[str]:
     spec = self._spec
@@ -345,6 +359,7 @@ class Builder(common.PrepareMessage, tfds.core.GeneratorBasedBuilder):
     repairs = self.info.metadata["repairs"]
     repairs.clear()
     repairs.update(dict.fromkeys(REPAIR_KEYS, 0))
+    self.info.metadata["native_rates_hz"].clear()
     return {"train": self._generate_examples(self._folder, repairs)}
 
   def _generate_examples(self, folder, repairs):
@@ -370,6 +385,9 @@ class Builder(common.PrepareMessage, tfds.core.GeneratorBasedBuilder):
       recording = pathlib.Path(path).relative_to(folder).as_posix()
       recording = recording.rsplit(".", 1)[0].replace("/", "__")
       example["subject"], example["recording"] = subject, recording
+      native = example.pop("native_rate_hz")
+      if native is not None:
+        self.info.metadata["native_rates_hz"][recording] = native
       yielded += 1
       if not errors:  # After an error nothing will be written: stop yielding.
         yield recording, example

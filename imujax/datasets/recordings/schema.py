@@ -14,6 +14,7 @@ import tomllib
 
 from etils import epath
 
+from imujax.datasets.recordings import channel_modality
 from imujax.datasets.recordings import checker
 
 plain = checker.plain
@@ -24,6 +25,10 @@ UNITS = {
     "rad/s": 1.0, "deg/s": math.pi / 180, "dps": math.pi / 180,
     "rad": 1.0, "deg": math.pi / 180, "uT": 1.0, "T": 1e6, "a.u.": 1.0,
     "m": 1.0, "m/s": 1.0, "": 1.0,
+    # Other modalities (objectives/modality.py): pressure to Pa, field to uT;
+    # the rest are kept as they are.
+    "mT": 1e3, "nT": 1e-3, "Pa": 1.0, "kPa": 1e3, "N/cm^2": 1e4,
+    "N": 1.0, "N/kg": 1.0, "BW": 1.0, "px": 1.0, "normalised": 1.0, "1": 1.0,
 }
 TIME_UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
 FORMATS = {".csv": "csv", ".txt": "csv", ".parquet": "parquet", ".npz": "npz",
@@ -35,20 +40,21 @@ TOP_KEYS = ("name", "folder", "files", "format", "subject_regex", "key_regex",
             "max_gap_s", "max_nonfinite_run", "max_file_mb")
 TABLE_KEYS = {
     "time": ("column", "unit", "rate_hz"),
-    "labels": ("column", "file", "from_name", "segments", "segment_columns",
-               "segment_unit", "segment_first", "segment_end", "class_names",
-               "map", "unlabelled", "missing_file", "min_coverage"),
+    "labels": ("column", "file", "from_name", "from_header", "segments",
+               "segment_columns", "segment_unit", "segment_first",
+               "segment_end", "class_names", "map", "unlabelled",
+               "missing_file", "min_coverage"),
     "csv": ("delimiter", "encoding", "comment", "skip_rows", "columns",
             "max_malformed_rows"),
     "mvnx": ("sensors", "quantities", "allow_truncated"),
 }
-CHANNEL_KEYS = ("column", "name", "unit", "file")
+CHANNEL_KEYS = ("column", "name", "unit", "file", "modality", "placement")
 # Placeholders `labels.file` may use without key_regex.
 LABEL_FILE_FIELDS = checker.FILE_FIELDS
 # `labels.segment_columns` names with a meaning of their own ("_": ignored).
 SEGMENT_FIELDS = ("start", "end", "label", "_")
 # The ways of labelling a recording; at most one per spec.
-LABEL_SOURCES = ("column", "file", "from_name", "segments")
+LABEL_SOURCES = ("column", "file", "from_name", "from_header", "segments")
 
 
 class SpecError(ValueError):
@@ -92,11 +98,15 @@ class Spec:
   key_regex: str | None = None
   channel_files: tuple[str, ...] = ()  # Per channel: "" = the data file.
   label_from_name: str | None = None
+  label_from_header: str | None = None  # Added in builder 1.2.0.
   segments: str | None = None
   segment_columns: tuple[str, ...] = ()
   segment_unit: str = "samples"  # Or a key of TIME_UNITS.
   segment_first: int = 0
   segment_end_inclusive: bool = False
+  # Per channel: its declared unit ("" = SI); metadata only, so never part
+  # of the fingerprint (the factor in `channels` is).
+  channel_units: tuple[str, ...] = ()
 
 
 def _read_toml(path: epath.Path) -> dict:
@@ -129,7 +139,7 @@ def _key_fields(raw: dict, c: checker.SpecChecker) -> tuple[str | None, tuple]:
 
 def _channels(raw: dict, fmt, fields, c: checker.SpecChecker):
   """(channels, channel_files): (column, name, SI factor) and file pattern."""
-  channels, files, names = [], [], set()
+  channels, files, names, units = [], [], set(), []
   raw_channels = raw.get("channels", [])
   if not isinstance(raw_channels, list):
     c.fail(f"channels must be a list of tables, got "
@@ -149,6 +159,10 @@ def _channels(raw: dict, fmt, fields, c: checker.SpecChecker):
     if unit not in UNITS:
       c.fail(f"{label}unit {unit!r} unknown; use one of {sorted(UNITS)}.")
       unit = ""
+    if ch_name is not None:
+      channel_modality.check(label, ch_name, unit,
+                             c.get(ch, "modality", label, "str"),
+                             c.get(ch, "placement", label, "str"), c.fail)
     if ch_name in names:
       c.fail(f"{label}name {ch_name!r} is used by an earlier channel; "
              "channel names must be unique.")
@@ -161,6 +175,7 @@ def _channels(raw: dict, fmt, fields, c: checker.SpecChecker):
     if column is not None and ch_name is not None:
       channels.append((column, ch_name, UNITS[unit]))
       files.append(pattern)
+      units.append(unit)
   if channels and all(files):
     c.fail("every channel has a file; at least one must come from the data "
            "file itself (no file key), which gives the recording its rows.")
@@ -168,7 +183,8 @@ def _channels(raw: dict, fmt, fields, c: checker.SpecChecker):
       e.startswith("channels") for e in c.errors):
     c.fail('list the channels, e.g. channels = [{column = "ax", name = '
            '"wrist_acc_x", unit = "g"}].')
-  return tuple(channels), tuple(files) if any(files) else ()
+  return (tuple(channels), tuple(files) if any(files) else (),
+          tuple(units) if any(units) else ())
 
 
 def _time(table: dict, fmt, c: checker.SpecChecker) -> dict:
@@ -207,12 +223,13 @@ def _class_map(labels: dict, c: checker.SpecChecker) -> dict:
           "unlabelled": frozenset(u.strip() for u in unlabelled)}
 
 
-def _from_name(pattern: str | None, c: checker.SpecChecker) -> None:
-  compiled = c.regex(pattern, "labels.from_name")
+def _from_name(pattern: str | None, c: checker.SpecChecker,
+               key: str = "from_name", example: str = "^(?P<label>walk|run)_"
+               ) -> None:
+  compiled = c.regex(pattern, f"labels.{key}")
   if compiled and "label" not in compiled.groupindex and compiled.groups != 1:
-    c.fail(f"labels.from_name = {pattern!r} has {compiled.groups} groups; "
-           "give exactly one (or one named label), e.g. "
-           '"^(?P<label>walk|run)_".')
+    c.fail(f"labels.{key} = {pattern!r} has {compiled.groups} groups; "
+           f'give exactly one (or one named label), e.g. "{example}".')
 
 
 def _segments(labels: dict, fields, c: checker.SpecChecker) -> dict:
@@ -264,6 +281,7 @@ def _labels(labels: dict, fields, c: checker.SpecChecker) -> dict:
   out["label_column"] = c.get(labels, "column", "labels.", "str")
   out["label_file"] = c.get(labels, "file", "labels.", "str")
   out["label_from_name"] = c.get(labels, "from_name", "labels.", "str")
+  out["label_from_header"] = c.get(labels, "from_header", "labels.", "str")
   given = [k for k in LABEL_SOURCES if labels.get(k) is not None]
   if len(given) > 1:
     c.fail(f"give one of labels.{', labels.'.join(LABEL_SOURCES)}, not "
@@ -271,6 +289,8 @@ def _labels(labels: dict, fields, c: checker.SpecChecker) -> dict:
   if out["label_file"]:
     checker.check_file_pattern(out["label_file"], "labels.file", fields, c)
   _from_name(out["label_from_name"], c)
+  _from_name(out["label_from_header"], c, "from_header",
+             "activity: (?P<label>[a-z_]+)")
   out.update(_segments(labels, fields, c))
   if given and not out["class_names"]:
     c.fail("labels.class_names is required with labels (the ordered class "
@@ -361,11 +381,19 @@ def load_spec(path) -> Spec:
     c.known(tables[t], keys, f"{t}.")
   key_regex, fields = _key_fields(raw, c)
   out = dict(name=name, format=fmt, files=files, key_regex=key_regex)
-  out["channels"], out["channel_files"] = _channels(raw, fmt, fields, c)
+  out["channels"], out["channel_files"], out["channel_units"] = _channels(
+      raw, fmt, fields, c)
   out.update(_time(tables["time"], fmt, c))
   out.update(_labels(tables["labels"], fields, c))
   out.update(_csv(tables["csv"], c))
   _columns_named(out, c)
+  if out["label_from_header"] and fmt not in (None, "csv"):
+    c.fail(f"labels.from_header reads a CSV file's preamble; {fmt} files "
+           "have none. Label them another way.")
+  elif out["label_from_header"] and not (out["skip_rows"] or out["comment"]):
+    c.fail("labels.from_header reads a CSV file's preamble, the lines before "
+           "its header: set csv.skip_rows (how many) or csv.comment (their "
+           'marker, e.g. "#").')
 
   mv = tables["mvnx"]
   quantities = tuple(c.get(mv, "quantities", "mvnx.", "str_list",

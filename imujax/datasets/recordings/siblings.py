@@ -35,7 +35,8 @@ def sibling_spec(spec: Spec, pattern: str) -> Spec:
                                                spec.channel_files)
                            if f == pattern),
       channel_files=(), time_column=None, rate_hz=1.0, label_column=None,
-      label_file=None, label_from_name=None, segments=None)
+      label_file=None, label_from_name=None, label_from_header=None,
+      segments=None)
 
 
 def _aligned(values: np.ndarray, rows: np.ndarray, num_rows: int,

@@ -89,8 +89,11 @@ def _parser():
   p.add_argument("--model", required=True,
                  help="A fine-tuned run's workdir or an exported artifact.")
   p.add_argument("--source", required=True, action="append",
-                 help="replay:PATH[,speed=N] | udp:PORT | mvn:PORT[,map=..]; "
-                 "repeat for several streams (a page each, and an overview).")
+                 help="replay:PATH[,speed=N] (PATH: an .npz, a --record "
+                 "file, an .mvnx, or a dataset name such as seglearn_watch or "
+                 "recordings/50hz: its test subjects) | udp:PORT | "
+                 "mvn:PORT[,map=..]; repeat for several streams (a page each, "
+                 "and an overview).")
   p.add_argument("--backend", default="jax", choices=("jax", "numpy"),
                  help="For a workdir: the jitted step (fastest) or the same "
                  "maths in NumPy (no XLA); the outputs agree to 1e-5.")
