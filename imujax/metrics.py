@@ -1,9 +1,10 @@
 """Per-frame metrics, pure NumPy: one definition for all.
 
-Classification (confusion matrix, macro-F1), regression (MAE, RMSE, R²,
-Pearson r), events (the causal decoder, tolerance matching, F1 and timing)
-and prediction (RMSE against last-value and constant-velocity baselines);
-`HIGHER_IS_BETTER` says which way each is better.
+Classification (confusion matrix, macro-F1; per-class Cohen's kappa and
+event-level F1 with events matched by overlap, for gaze), regression (MAE,
+RMSE, R², Pearson r), events (the causal decoder, tolerance matching, F1
+and timing) and prediction (RMSE against last-value and constant-velocity
+baselines); `HIGHER_IS_BETTER` says which way each is better.
 
 Training evaluation, streaming evaluation and reports score with these, so
 a number means the same wherever it is printed.
@@ -50,6 +51,88 @@ def scores(confusion: np.ndarray, f1_classes: str = "present") -> dict:
       "f1_per_class": f1.tolist(),
       "frames": int(total),
   }
+
+
+# ------------------------------------------ agreement and event segments
+def kappa_per_class(confusion: np.ndarray) -> list:
+  """Sample-level Cohen's kappa of each class, one-vs-rest.
+
+  Class c's kappa is scikit-learn's `cohen_kappa_score(y_true == c,
+  y_pred == c)`, computed from the K x K confusion matrix (rows true); NaN
+  where it is undefined (chance agreement 1: the class is everywhere or
+  nowhere in both).
+  """
+  c = np.asarray(confusion, np.float64)
+  n = c.sum()
+  out = []
+  for k in range(len(c)):
+    tp = c[k, k]
+    fn, fp = c[k].sum() - tp, c[:, k].sum() - tp
+    tn = n - tp - fn - fp
+    if not n:
+      out.append(float("nan"))
+      continue
+    po = (tp + tn) / n
+    pe = ((tp + fn) * (tp + fp) + (tn + fp) * (tn + fn)) / n**2
+    out.append(float((po - pe) / (1 - pe)) if pe < 1 else float("nan"))
+  return out
+
+
+def segments(labels: np.ndarray) -> np.ndarray:
+  """<int64>[N, 3] (start, end, class) of each run of one class, [start,
+  end); frames labelled < 0 (unlabelled) belong to no run."""
+  y = np.asarray(labels)
+  if not len(y):
+    return np.zeros((0, 3), np.int64)
+  cut = np.flatnonzero(y[1:] != y[:-1]) + 1
+  starts = np.concatenate([[0], cut])
+  ends = np.concatenate([cut, [len(y)]])
+  runs = np.stack([starts, ends, y[starts]], 1).astype(np.int64)
+  return runs[runs[:, 2] >= 0]
+
+
+def event_overlap_counts(y_true: np.ndarray, y_pred: np.ndarray,
+                         num_classes: int) -> np.ndarray:
+  """<int64>[num_classes, 3]: (matched, true events, predicted events).
+
+  An event is a run of one class (`segments`); a predicted event matches a
+  true event of the same class that it overlaps by at least one frame, one
+  to one, in time order (the earliest unmatched overlapping true event).
+  Frames whose truth is unlabelled (< 0) are left out of both sequences
+  (pass y_pred there as -1): they end an event.
+  """
+  y_true, y_pred = np.asarray(y_true), np.asarray(y_pred).copy()
+  y_pred[y_true < 0] = -1
+  t_runs, p_runs = segments(y_true), segments(y_pred)
+  out = np.zeros((num_classes, 3), np.int64)
+  for k in range(num_classes):
+    t = t_runs[t_runs[:, 2] == k]
+    p = p_runs[p_runs[:, 2] == k]
+    i = j = matched = 0
+    while i < len(t) and j < len(p):
+      if t[i, 1] <= p[j, 0]:
+        i += 1          # The true event ends before the prediction starts.
+      elif p[j, 1] <= t[i, 0]:
+        j += 1          # The prediction ends before the true event starts.
+      else:
+        matched, i, j = matched + 1, i + 1, j + 1
+    out[k] = matched, len(t), len(p)
+  return out
+
+
+def event_overlap_scores(counts: np.ndarray) -> dict:
+  """Event-level F1 per class from summed `event_overlap_counts`.
+
+  Returns {"event_f1_per_class": [K] (NaN for a class with no true and no
+  predicted event), "event_f1": their mean over the classes with an event}.
+  """
+  counts = np.asarray(counts, np.float64)
+  tp, n_true, n_pred = counts[:, 0], counts[:, 1], counts[:, 2]
+  denom = n_true + n_pred
+  f1 = np.where(denom > 0, 2 * tp / np.maximum(denom, 1), np.nan)
+  return {"event_f1_per_class": f1.tolist(),
+          "event_f1": float(np.nanmean(f1)) if (denom > 0).any()
+          else float("nan")}
 
 
 # ------------------------------------------------------------- regression
@@ -240,7 +323,7 @@ HIGHER_IS_BETTER = {
     "recall": True, "r2": True, "pearson_r": True, "loss": False,
     "mae": False, "rmse": False, "rmse_last": False, "rmse_velocity": False,
     "timing_error_ms_abs": False, "timing_error_ms_sd": False,
-    "delay_ms_mean": False,
+    "delay_ms_mean": False, "kappa": True, "event_f1": True,
 }
 
 

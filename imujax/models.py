@@ -7,6 +7,10 @@ Parameters are plain nested dicts:
    "classifier": {"w": [H, K], "b": [K]},        # when num_classes > 0
    "reconstructor": {"w": [H, C], "b": [C]}}     # when reconstruct is True
 
+With `residual`, layers 1, 2, ... add their input to their output before
+the layer norm (post-norm, so every layer's output stays normalised as
+without it); the parameter tree is the same.
+
 Causal by construction: every layer is a forward recurrence and everything
 else (layer norm, dropout, heads) acts on one frame at a time, so outputs at
 frame t depend on inputs up to t only. `encoder_step` runs the very same
@@ -40,6 +44,37 @@ class ModelConfig:
   # adapter_dim channels a pre-trained first layer expects (transfer between
   # datasets whose channels differ).
   adapter_dim: int = 0
+  # Residual connections around every layer after the first (whose widths
+  # always match: hidden -> hidden), as the minGRU / LRU papers stack their
+  # cells: h = norm(h + layer(dropout(h))) (norm(...) only if layer_norm).
+  # The first layer (input channels -> hidden) never has one, even when
+  # in_dim == hidden: no projection, so the params are those without it.
+  residual: bool = False
+  # Training only (with a dropout rng): per sequence, with this probability,
+  # every input channel of ONE modality, drawn uniformly among the distinct
+  # `modalities`, is set to 0, the normaliser's mean: the model learns to
+  # work on when a modality is missing at run time (the streamer then feeds
+  # that modality as 0 too: online/modality_gaps.py). 0 = off.
+  modality_dropout: float = 0.0
+  modalities: Optional[tuple] = None  # Per input channel (modality.of).
+
+  def __post_init__(self):
+    if self.modalities is not None:  # A list read back from run.json.
+      object.__setattr__(self, "modalities", tuple(self.modalities))
+
+
+def drop_modality(rng: jax.Array, x: jax.Array, modalities: tuple,
+                  rate: float) -> jax.Array:
+  """x <float32>[batch, time, C] with, for each sequence, with probability
+  `rate`, all channels of one modality (uniform among the distinct ones in
+  `modalities`, one per channel) set to 0 at every frame."""
+  kinds = sorted(set(modalities))
+  groups = jnp.asarray([[m == k for m in modalities] for k in kinds])
+  k_drop, k_which = jax.random.split(rng)
+  drop = jax.random.bernoulli(k_drop, rate, (x.shape[0],))
+  which = jax.random.randint(k_which, (x.shape[0],), 0, len(kinds))
+  zero = groups[which] & drop[:, None]
+  return jnp.where(zero[:, None, :], 0., x)
 
 
 def linear_init(key, in_dim: int, out_dim: int) -> Params:
@@ -125,7 +160,8 @@ def encode(params: Params, cfg: ModelConfig, x: jax.Array,
     cfg: the model config.
     x: <float32>[batch, time, in_dim] normalised inputs.
     state: per-layer initial carries; zeros when None.
-    dropout_rng: enables dropout between layers when given and cfg.dropout > 0.
+    dropout_rng: enables dropout between layers when given and cfg.dropout > 0
+      (and modality dropout of the inputs when cfg.modality_dropout > 0).
 
   Returns:
     (h, state): h <float32>[batch, time, hidden], the top layer's per-frame
@@ -135,9 +171,13 @@ def encode(params: Params, cfg: ModelConfig, x: jax.Array,
   cell = cells.get(cfg.cell)
   if state is None:
     state = initial_state(cfg, x.shape[0])
+  if dropout_rng is not None and cfg.modality_dropout > 0:
+    x = drop_modality(jax.random.fold_in(dropout_rng, 1_000_003), x,
+                      cfg.modalities, cfg.modality_dropout)
   h, final = _adapt(params, x), []
   for i in range(cfg.layers):
     layer = params[f"layer_{i}"]
+    skip = h
     if i > 0 and dropout_rng is not None and cfg.dropout > 0:
       keep = jax.random.bernoulli(jax.random.fold_in(dropout_rng, i),
                                   1. - cfg.dropout, h.shape)
@@ -147,6 +187,8 @@ def encode(params: Params, cfg: ModelConfig, x: jax.Array,
     else:
       h, carry = cells.scan(cell.step, layer["cell"], state[i], h,
                             unroll=cfg.unroll)
+    if cfg.residual and i > 0:
+      h = skip + h
     if cfg.layer_norm:
       h = _layer_norm(layer["norm"], h)
     final.append(carry)
@@ -171,7 +213,8 @@ def encoder_step(params: Params, cfg: ModelConfig, state: list,
   h, new_state = _adapt(params, x_t), []
   for i in range(cfg.layers):
     layer = params[f"layer_{i}"]
-    carry, h = cell.step(layer["cell"], state[i], h)
+    carry, out = cell.step(layer["cell"], state[i], h)
+    h = h + out if cfg.residual and i > 0 else out
     if cfg.layer_norm:
       h = _layer_norm(layer["norm"], h)
     new_state.append(carry)

@@ -135,8 +135,11 @@ class Streamer:
                source: str = "stream", reorder: bool = False,
                gap_policy: str = "interpolate", gap_factor: float = 1.5,
                max_gap_s: float = 1.0, ema: float = 0.,
-               hysteresis: float = 0.):
+               hysteresis: float = 0., modality_gaps=None):
     self.model = model
+    # None: a missing modality is an ordinary gap; a ModalityGaps: it is fed
+    # as the mean and counted (online/modality_gaps.py).
+    self.modality_gaps = modality_gaps
     self.index = check_channels(model.channel_names, input_channels,
                                 source=source, reorder=reorder)
     self._select = list(self.index) != list(range(len(input_channels)))
@@ -171,6 +174,8 @@ class Streamer:
     """One sample (in the source's channel order) -> the frames it completes."""
     if self._select:  # The resampler converts to float64 itself.
       x = np.asarray(x, np.float64)[self.index]
+    if self.modality_gaps is not None:
+      x = self.modality_gaps(x)
     t = float(t)
     if math.isfinite(t):
       if self._last_t is not None and t < self._last_t - self.max_gap_s:

@@ -17,6 +17,7 @@ from imujax.training import distributed
 from imujax import metrics
 from imujax import models
 from imujax.data import input_pipeline
+from imujax.objectives import modality
 
 
 @functools.partial(jax.jit, static_argnames="cfg")
@@ -27,12 +28,16 @@ def predict(params, signals, *, cfg: models.ModelConfig):
 
 def evaluate_classifier(params, cfg: models.ModelConfig,
                         batches: Iterable[dict], sharding=None,
-                        f1_classes: str = "present") -> dict:
+                        f1_classes: str = "present",
+                        events: bool = False) -> dict:
   """Scores and confusion matrix over every valid, labelled frame.
 
   `f1_classes`: which classes macro-F1 averages over (`metrics.scores`).
+  `events`: also count events matched by overlap, one batch row being one
+  whole recording (`metrics.event_overlap_counts`): "event_counts" [K, 3].
   """
   confusion = np.zeros((cfg.num_classes, cfg.num_classes), np.int64)
+  counts = np.zeros((cfg.num_classes, 3), np.int64)
   for batch in batches:
     signals = batch["signals"]
     if sharding is not None:
@@ -41,8 +46,16 @@ def evaluate_classifier(params, cfg: models.ModelConfig,
     keep = batch["valid"] & (batch["labels"] >= 0)
     confusion += metrics.confusion_matrix(batch["labels"][keep], pred[keep],
                                   cfg.num_classes)
-  return {**metrics.scores(confusion, f1_classes),
-          "confusion": confusion.tolist()}
+    for b in range(len(pred) if events else 0):
+      valid = np.asarray(batch["valid"][b], bool)
+      counts += metrics.event_overlap_counts(
+          np.asarray(batch["labels"][b])[valid], np.asarray(pred[b])[valid],
+          cfg.num_classes)
+  out = {**metrics.scores(confusion, f1_classes),
+         "confusion": confusion.tolist()}
+  if events:
+    out["event_counts"] = counts.tolist()
+  return out
 
 
 @functools.partial(jax.jit, static_argnames="loss_fn")
@@ -73,6 +86,8 @@ class Evaluator:
     # Which classes macro-F1 averages over (config eval.f1_classes).
     self.f1_classes = config.get("eval", {}).get("f1_classes", "present")
     self.length = input_pipeline.padded_length(run.data.recordings)
+    # Eye-movement runs also get per-class kappa and event-level F1.
+    self.gaze = "gaze" in modality.of(getattr(run.data, "channel_names", ()))
     # Built once: a new partial per evaluation would recompile each time.
     self.eval_loss_fn = functools.partial(run.loss_fn, dropout=False)
     if run.objective.predict is not None:
@@ -104,6 +119,7 @@ class Evaluator:
       by_subject.setdefault(rec.subject, []).append(rec)
     k = self.run.cfg.num_classes
     pooled = np.zeros((k, k), np.int64)
+    counts = np.zeros((k, 3), np.int64)
     per_subject = {}
     for subject, recs in sorted(by_subject.items()):
       scored = evaluate_classifier(
@@ -111,11 +127,18 @@ class Evaluator:
           input_pipeline.whole_recordings(
               recs, self.run.normalizer, self.config.data.eval_batch_size,
               self.length),
-          sharding=self.sharding, f1_classes=self.f1_classes)
+          sharding=self.sharding, f1_classes=self.f1_classes,
+          events=self.gaze)
       pooled += np.asarray(scored["confusion"])
       per_subject[subject] = {key: scored[key] for key in
                               ("macro_f1", "accuracy", "frames")}
-    return {**metrics.scores(pooled, self.f1_classes),
+      if self.gaze:
+        counts += np.asarray(scored["event_counts"])
+    extra = {}
+    if self.gaze:
+      extra = {"kappa_per_class": metrics.kappa_per_class(pooled),
+               **metrics.event_overlap_scores(counts)}
+    return {**metrics.scores(pooled, self.f1_classes), **extra,
             "confusion": pooled.tolist(), "per_subject": per_subject}
 
   def _target_scores(self, params, recordings) -> dict:

@@ -22,12 +22,14 @@ from imujax import configlib
 from imujax import models
 from imujax import objectives
 from imujax.data import corpus as corpus_lib
+from imujax.data import corpus_budget
 from imujax.data import corpus_labels
 from imujax.data import input_pipeline
 from imujax.objectives import corpus_supervised
 from imujax.objectives import losses
 from imujax.objectives import options
 from imujax.training import checkpoints
+from imujax.training import input_dropout
 from imujax.training import pretrained
 from imujax.training import run_record
 from imujax.training import transfer
@@ -195,7 +197,8 @@ def _model_config(config, data, objective, source,
       dropout=config.model.dropout, layer_norm=config.model.layer_norm,
       num_classes=len(data.class_names) if objective.uses_labels else 0,
       unroll=config.model.unroll, adapter_dim=adapter_dim,
-      residual=config.model.residual)
+      residual=config.model.residual,
+      **input_dropout.model_fields(config, data.channel_names))
 
 
 def _in_frames(config, phase: str, objective, opts: dict, rate_hz: float):
@@ -271,8 +274,9 @@ def _prepare_corpus(config, objective) -> Run:
   target = input_pipeline.load(config.data.name, config.data.data_dir,
                                config.data.manual_dir, config.data.spec)
   splits = _split(config, target)
-  pool = corpus_lib.build(
+  pool = corpus_budget.build(
       members, target, splits, data_dir=config.data.data_dir,
+      hours=config.pretrain.corpus_hours,
       channels=config.pretrain.corpus_channels,
       normalize=config.pretrain.corpus_normalizer,
       weights=configlib.corpus_weights(config.pretrain.corpus_weights,
@@ -280,7 +284,7 @@ def _prepare_corpus(config, objective) -> Run:
   held = pool.held_out(target, splits)
   data = input_pipeline.Dataset(
       target.name, held["val"] + held["test"], pool.channel_names, [],
-      target.sample_rate_hz, pool.fingerprint)
+      target.sample_rate_hz, corpus_budget.fingerprint(pool))
   cfg = _model_config(config, data, objective, None,
                       transfer.ChannelPlan(None, False, ""))
   given = config.pretrain.get(objective.name)
@@ -308,7 +312,8 @@ def _prepare_corpus(config, objective) -> Run:
       sample_rate_hz=data.sample_rate_hz,
       normalizer={"mean": normalizer.mean.tolist(),
                   "std": normalizer.std.tolist()},
-      source={}, data_fingerprint=pool.fingerprint, corpus=pool.describe())
+      source={}, data_fingerprint=data.fingerprint,
+      corpus=corpus_budget.describe(pool))
   for entry, index in zip(record.corpus, opts.get("corpus_label_maps", ())):
     entry["label_map"] = list(index)  # Class -> its head's class (-1: none).
   logging.info("Corpus for %s: %s", target.name, "; ".join(
@@ -420,6 +425,8 @@ def prepare(config: ml_collections.ConfigDict, phase: str) -> Run:
                    "channels": plan.note}
     if source.corpus:
       source_info["corpus"] = [m["name"] for m in source.corpus]
+      if "corpus_hours" in source.corpus[0]:  # A subset (corpus_budget).
+        source_info["corpus_hours"] = corpus_budget.total_hours(source.corpus)
     if config.init_from.startswith(pretrained.PREFIX):
       source_info["release"] = config.init_from[len(pretrained.PREFIX):]
     logging.info("Encoder from %s (step %d; %s).", init_from, src_step,
