@@ -89,3 +89,11 @@ def test_released_encoder_fine_tunes_on_seglearn(name, watch_data, tfds_dir,
   assert source["init_from"] == str(pretrained.RELEASES / name)
   assert source["step"] == checkpoints.restore_params(
       pretrained.RELEASES / name)[1]
+
+
+@pytest.mark.parametrize("name", RELEASED)
+def test_a_relative_workdir_restores_too(name, monkeypatch):
+  # Orbax wants absolute paths; a user's init_from=runs/pre is relative.
+  monkeypatch.chdir(pretrained.RELEASES)
+  _, step = checkpoints.restore_params(name)
+  assert step == checkpoints.restore_params(pretrained.RELEASES / name)[1]

@@ -12,6 +12,7 @@ run can restore the params alone (`init_from`) whatever optimizer wrote them.
 
 import hashlib
 import json
+import os
 import pathlib
 
 from absl import logging
@@ -33,6 +34,9 @@ class DamagedCheckpointError(run_record.IncompatibleRunError):
 def manager(workdir: epath.Path) -> ocp.CheckpointManager:
   # Saves are synchronous so that a step's checksums are written the moment
   # its files are complete (a small model's save takes milliseconds).
+  # Orbax refuses relative paths; a user's init_from=runs/pre is one.
+  if "://" not in str(workdir):
+    workdir = os.path.abspath(workdir)
   return ocp.CheckpointManager(
       epath.Path(workdir) / "checkpoints",
       options=ocp.CheckpointManagerOptions(
