@@ -9,6 +9,7 @@ vmap_seeds). Pure: nothing here starts a process.
 """
 
 import dataclasses
+import hashlib
 import importlib.util
 import json
 import os
@@ -23,11 +24,24 @@ REPO = pathlib.Path(__file__).resolve().parents[2]
 # points that differ in these alone.
 FINETUNE_ONLY = ("data.labeled_subjects", "data.labeled_recordings",
                  "finetune.")
-RESERVED = ("objective", "config", "set")
+RESERVED = ("objective", "config", "set", "finetune_only")
 # Short name parts for the usual keys; others are written `<last part>=<v>`.
 _ALIASES = {"data.name": "", "objective": "", "pretrain.dataset": "from-",
             "data.labeled_subjects": "b", "data.labeled_recordings": "r",
             "seed": "s"}
+
+
+def _corpus_part(value) -> str:
+  """`pretrain.corpus` in a name: "corpus=<members>m-<hash of their names>"."""
+  names = [m for m, _ in configlib.corpus_members(str(value))]
+  digest = hashlib.sha256(",".join(names).encode()).hexdigest()[:6]
+  return f"corpus={len(names)}m-{digest}"
+
+
+# Keys whose values are too long for a name: key -> the name part.
+_SHORT = {"pretrain.corpus": _corpus_part,
+          "pretrain.corpus_hours": lambda v: f"{float(v):g}h" if float(v)
+                                   else "allh"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,6 +92,9 @@ def slug(point: Iterable[tuple[str, Any]]) -> str:
   """A readable, stable directory name for the (key, value) pairs."""
   parts = []
   for key, value in point:
+    if key in _SHORT:
+      parts.append(_SHORT[key](value))
+      continue
     prefix = _ALIASES.get(key, key.split(".")[-1] + "=")
     parts.append(prefix + str(value).replace("/", "_").replace(" ", ""))
   return "-".join(parts)
@@ -103,6 +120,9 @@ def expand(points: Iterable[dict], config: str, sweep_dir: str) -> list[Job]:
     objective = point.pop("objective", None)
     cfg = point.pop("config", config)
     implied = list(point.pop("set", {}).items())
+    # Named keys this point's pre-training does not depend on (e.g. the fold
+    # of a leave-one-dataset-out corpus): one pre-training serves them all.
+    shared = set(point.pop("finetune_only", ()))
     for key in ("mode", "init_from"):
       if key in point or key in dict(implied):
         raise ValueError(f"Sweep point {point} sets {key!r}; the sweep sets "
@@ -118,10 +138,12 @@ def expand(points: Iterable[dict], config: str, sweep_dir: str) -> list[Job]:
                                           ("init_from", ""), *items),
                            objective=objective))
       continue
-    pre_items = [(k, v) for k, v in items if not _finetune_only(k)]
+    pre_items = [(k, v) for k, v in items
+                 if not _finetune_only(k) and k not in shared]
     pre_name = "pretrain/" + slug(
         [("objective", objective),
-         *((k, v) for k, v in named if not _finetune_only(k))])
+         *((k, v) for k, v in named
+           if not _finetune_only(k) and k not in shared)])
     pre = Job(pre_name, cfg, (("mode", "pretrain"),
                               ("pretrain.objective", objective), *pre_items),
               objective=objective)

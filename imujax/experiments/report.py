@@ -34,7 +34,9 @@ import numpy as np
 from imujax import metrics as metrics_lib
 from imujax.experiments import claims
 from imujax.experiments import plots
+from imujax.experiments import scale_report
 from imujax.experiments import stats
+from imujax.experiments import targets_report
 
 TARGETS = (0.90, 0.95)
 
@@ -87,9 +89,15 @@ def read_runs(sweep_dir) -> tuple[list, list]:
     if info["phase"] == "finetune" and target != "classification":
       # Tables and claims here are per-frame classification's (macro-F1);
       # other targets are listed with their own headline metric.
+      ft, data_cfg = config["finetune"], config["data"]
       OTHER_TARGETS.setdefault(str(sweep_dir), []).append(
           {"path": str(workdir), "dataset": info["dataset"],
-           "target": target,
+           "target": target, "tracks": str(ft.get("tracks", "")),
+           "arm": arm_name(info.get("source") or {}, info["dataset"], ft),
+           "budget": int(data_cfg.get("labeled_subjects", 0)),
+           "seed": int(config["seed"]),
+           "fold": (int(data_cfg.get("fold", 0))
+                    if data_cfg.get("num_folds") else -1),
            "test": summary["test"] if summary else None})
       continue
     if info["phase"] != "finetune":
@@ -140,8 +148,9 @@ def arm_name(source: dict, dataset: str, finetune: dict) -> str:
   arm = source.get("objective", "scratch")
   if source.get("release"):
     arm = f"pretrained:{source['release']}"
-  elif source.get("corpus"):
-    arm = f"{arm}@corpus"
+  elif source.get("corpus"):  # A corpus subset (corpus_hours) names its hours.
+    arm = f"{arm}@corpus" + (f"-{source['corpus_hours']:.2f}h"
+                             if source.get("corpus_hours") else "")
   elif source and source.get("dataset") != dataset:
     arm = f"{arm}@{source['dataset']}"
   if finetune.get("protocol", "full") != "full":
@@ -258,7 +267,8 @@ def markdown(rows: list, runs: list, pretrains: list, images: dict,
   done = [r for r in runs if r.test is not None]
   planned = planned_runs(sweep_dir)
   if planned is not None:
-    finished = len(done) + sum(p["done"] for p in pretrains)
+    finished = len(done) + sum(p["done"] for p in pretrains) + sum(
+        o["test"] is not None for o in OTHER_TARGETS.get(str(sweep_dir), []))
     lines += [(f"**Complete**: all {planned} planned runs of the sweep "
                "finished." if finished >= planned else
                f"**PARTIAL SWEEP**: {finished} of {planned} planned runs "
@@ -267,7 +277,9 @@ def markdown(rows: list, runs: list, pretrains: list, images: dict,
   lines += [
       f"{len(done)} finished fine-tune runs ({len(runs) - len(done)} "
       f"unfinished), {sum(p['done'] for p in pretrains)} finished "
-      f"pre-training runs. Test scores are per-frame macro-F1 and accuracy on "
+      f"pre-training runs and {len(OTHER_TARGETS.get(str(sweep_dir), []))} "
+      "fine-tunes of other targets (their own sections below). Classification "
+      "test scores are per-frame macro-F1 and accuracy on "
       "the whole recordings of held-out test subjects, run causally; mean ± "
       "std over seeds (sample std).", "",
       "Δ F1 vs scratch: mean paired difference (same seed = same split, "
@@ -307,6 +319,7 @@ def markdown(rows: list, runs: list, pretrains: list, images: dict,
                    f"{'yes' if p['done'] else 'no'} |")
     lines.append("")
   lines.append(other_targets_table(sweep_dir))
+  lines.append(targets_report.markdown(OTHER_TARGETS.get(str(sweep_dir), [])))
   unfinished = [r.path for r in runs if r.test is None]
   if unfinished:
     lines += ["## Unfinished fine-tune runs (not in the tables)", "",
@@ -359,6 +372,8 @@ def write_report(sweep_dir, out=None) -> pathlib.Path:
   runs += [r for r in all_runs if r.test is None]  # Listed as unfinished.
   rows = summarise(runs)
   _write_csv(out / "claims.csv", claims.claim_rows(runs))
+  _write_csv(out / "target_claims.csv", targets_report.paired_rows(
+      OTHER_TARGETS.get(str(sweep_dir), [])))
   images = {}
   try:
     plots._plt()
@@ -389,7 +404,8 @@ def write_report(sweep_dir, out=None) -> pathlib.Path:
        "val_auc": stats.curve_auc(r.val)} for r in all_runs])
   path = out / "report.md"
   path.write_text(markdown(rows, runs, pretrains, images, str(sweep_dir),
-                           chosen))
+                           chosen) + scale_report.section(
+                               runs, sweep_dir, out, plot=bool(rows_to_plot)))
   return path
 
 

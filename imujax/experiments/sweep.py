@@ -9,6 +9,9 @@ every run starts from. A point's reserved keys:
   "config":    another config file for this point (default: CONFIG);
   "set":       a dict of overrides that the named keys imply (e.g. a
                dataset's subject counts): applied, but kept out of the name.
+  "finetune_only": named keys the point's pre-training does not depend
+               on (e.g. data.fold of a leave-one-dataset-out corpus): kept
+               out of its pretrain job, which those points then share.
 
 Every other key is a config key (`"data.labeled_subjects": 2`). `expand`
 turns points into jobs:
