@@ -28,7 +28,8 @@ from imujax.training import run_record
 
 
 # The head each fine-tune target kind adds to the encoder (objectives/).
-TARGET_HEADS = {"regression": "regressor", "events": "event_detector"}
+TARGET_HEADS = {"regression": "regressor", "events": "event_detector",
+                "prediction": "predictor"}
 
 
 class Checkpoint(NamedTuple):
@@ -80,9 +81,11 @@ class Checkpoint(NamedTuple):
 def load(workdir) -> Checkpoint:
   """The record and latest params of the fine-tuned run `workdir`.
 
-  A classifier, or a regression / events run (its head, TARGET_HEADS, is
-  not in model_config: only the encoder's shapes are checked against it;
-  `Checkpoint.outputs` describes the heads, and `export` streams them).
+  A classifier, or a regression / events / prediction run (its head,
+  TARGET_HEADS, is not in model_config: only the encoder's shapes are
+  checked against it; `Checkpoint.outputs` describes the regression and
+  events heads, which `export` and `stream_pool` stream;
+  `stream_targets` scores all three).
 
   Args:
     workdir: a fine-tuned classifier run (e.g. `<compare

@@ -28,9 +28,12 @@ class NumpyModel:
     self.class_names = list(record.class_names)
     self.sample_rate_hz = float(record.sample_rate_hz)
     self._cfg = cfg = record.model
-    if not cfg.num_classes:
-      raise ValueError("NumpyModel needs a classifier run (model_config."
-                       "num_classes is 0): use step.step for other heads.")
+    # The heads of `export`'s artifact (model.Checkpoint.outputs).
+    self.outputs = ckpt.outputs()
+    if not self.outputs:
+      raise ValueError("NumpyModel needs a classifier, regression or events "
+                       "run (model_config.num_classes is 0 and the params "
+                       "hold no regressor or event_detector head).")
     if cfg.cell not in _NUMPY_STEPS:
       raise ValueError(
           f"NumpyModel implements the cells {sorted(_NUMPY_STEPS)}; this run's "
@@ -54,8 +57,12 @@ class NumpyModel:
       norm = ((f32(layer["norm"]["scale"]), f32(layer["norm"]["bias"]))
               if cfg.layer_norm else None)
       self._layers.append((p, norm))
-    self._head = (f32(ckpt.params["classifier"]["w"]),
-                  f32(ckpt.params["classifier"]["b"]))
+    heads = {"probs": "classifier", "regression": "regressor",
+             "event_probs": "event_detector"}
+    self._heads = {k: (f32(ckpt.params[h]["w"]), f32(ckpt.params[h]["b"]))
+                   for k, h in heads.items() if h in ckpt.params}
+    reg = self.outputs.get("regression")
+    self._target = reg and (f32(reg["target_mean"]), f32(reg["target_std"]))
 
   def init_state(self, batch_size: int = 1) -> list:
     """Per-layer carries, [batch, H] each: (c, h) LSTM, (re, im) LRU, else h."""
@@ -66,6 +73,34 @@ class NumpyModel:
 
   def step(self, state, x_raw: np.ndarray):
     """x_raw <float32>[batch, C] in the run's units -> (state, probs [B, K])."""
+    if "probs" not in self._heads:
+      raise ValueError(
+          f"This run has no classifier head (its outputs are "
+          f"{sorted(self.outputs)}): call step_outputs(state, x_raw).")
+    state, h = self._encode(state, x_raw)
+    w, b = self._heads["probs"]
+    logits = h @ w + b
+    e = np.exp(logits - logits.max(-1, keepdims=True))
+    return state, e / e.sum(-1, keepdims=True)
+
+  def step_outputs(self, state, x_raw: np.ndarray):
+    """x_raw <float32>[batch, C] -> (state, {"probs" [B, K], "regression"
+    [B, R] in the targets' units, "event_probs" [B, E]}: those it has), as
+    `export.Artifact.step_outputs`."""
+    state, h = self._encode(state, x_raw)
+    out = {k: h @ w + b for k, (w, b) in self._heads.items()}
+    if "probs" in out:
+      e = np.exp(out["probs"] - out["probs"].max(-1, keepdims=True))
+      out["probs"] = e / e.sum(-1, keepdims=True)
+    if "event_probs" in out:
+      out["event_probs"] = _np_sigmoid(out["event_probs"])
+    if "regression" in out:
+      out["regression"] = out["regression"] * self._target[1] + (
+          self._target[0])
+    return state, out
+
+  def _encode(self, state, x_raw: np.ndarray):
+    """(new state, the top layer's output h [B, H]) of one frame."""
     h = (np.asarray(x_raw, np.float32) - self._mean) / self._std
     if self._adapter is not None:
       h = h @ self._adapter[0] + self._adapter[1]
@@ -78,9 +113,7 @@ class NumpyModel:
         var = np.square(h - mu).mean(-1, keepdims=True)
         h = (h - mu) / np.sqrt(var + np.float32(1e-5)) * norm[0] + norm[1]
       new_state.append(carry)
-    logits = h @ self._head[0] + self._head[1]
-    e = np.exp(logits - logits.max(-1, keepdims=True))
-    return new_state, e / e.sum(-1, keepdims=True)
+    return new_state, h
 
 
 def _np_sigmoid(z):

@@ -19,6 +19,9 @@ changes). The model's shape is the run record's (`run_record.read(RUN)
 * switches per minute: predicted-label changes, and "spurious" ones, those
   that switch to a label other than the true label of that frame.
 
+Regression, events and prediction runs are scored by `stream_targets`
+(each recording its own stream, as the offline evaluation runs them).
+
 The rest of the online package: `step` (the pure step), `resampler`,
 `streamer`, `model` (loading a run; the jitted `Model`), `numpy_model`,
 `stream_pool`, `export`, `live`.
@@ -116,6 +119,22 @@ def split_recordings(record, split: str, data_dir: str = ""):
     split: a key of its splits.
     data_dir: the TFDS data_dir; the run's when empty.
   """
+  return select_split(record, load_data(record, data_dir).recordings, split)
+
+
+def select_split(record, recordings, split: str):
+  """The recordings of the run's `split`, naming the splits it has."""
+  from imujax.data import input_pipeline  # Reads TFDS: heavy, CLI only.
+
+  splits = record.splits
+  if split not in splits:
+    raise ValueError(f"--split={split!r}; the run's splits (run.json: "
+                     f"splits) are {sorted(splits)}.")
+  return input_pipeline.select(recordings, splits[split])
+
+
+def load_data(record, data_dir: str = ""):
+  """The run's dataset (fingerprint checked) with the run's channels only."""
   from imujax.data import input_pipeline  # Reads TFDS: heavy, CLI only.
 
   data_cfg = record.config["data"]
@@ -132,13 +151,8 @@ def split_recordings(record, split: str, data_dir: str = ""):
   select = streamer.check_channels(
       record.channel_names, data.channel_names,
       source=f"dataset {data_cfg['name']}", reorder=True)
-  data = data._replace(recordings=[r._replace(signals=r.signals[:, select])
+  return data._replace(recordings=[r._replace(signals=r.signals[:, select])
                                    for r in data.recordings])
-  splits = record.splits
-  if split not in splits:
-    raise ValueError(f"--split={split!r}; the run's splits (run.json: "
-                     f"splits) are {sorted(splits)}.")
-  return input_pipeline.select(data.recordings, splits[split])
 
 
 def format_table(result: dict) -> str:
@@ -163,8 +177,10 @@ def main(argv=None):
 
   p = argparse.ArgumentParser(
       prog="python -m imujax.online.stream",
-      description="Streaming evaluation of a classifier run on held-out "
-      "recordings streamed back to back without state reset.")
+      description="Streaming evaluation of a run on held-out recordings: a "
+      "classifier's streamed back to back without state reset; regression, "
+      "events and prediction runs each recording from the initial state "
+      "(online/stream_targets.py).")
   p.add_argument("--workdir", required=True, help="A fine-tuned run.")
   p.add_argument("--split", default="test", help="train, val or test.")
   p.add_argument("--ema", type=float, default=0.,
@@ -176,6 +192,18 @@ def main(argv=None):
   p.add_argument("--json", default="", help="Also write the result here.")
   args = p.parse_args(argv)
   ckpt = model.load(args.workdir)
+  if ckpt.record.objective in model.TARGET_HEADS:  # Not a classifier.
+    from imujax.online import stream_targets  # pylint: disable=g-import-not-at-top
+    recs, units = stream_targets.load_split(ckpt.record, args.split,
+                                            args.data_dir)
+    result = stream_targets.evaluate_targets(ckpt, recs, units)
+    print(f"{args.workdir}: {result['recordings']} {args.split} recordings "
+          f"({result['minutes']:.1f} min), each streamed from the initial "
+          f"state; {result['kind']} scores.")
+    print(stream_targets.format_table(result))
+    if args.json:
+      epath.Path(args.json).write_text(json.dumps(result, indent=1))
+    return result
   recs = split_recordings(ckpt.record, args.split, args.data_dir)
   result = evaluate_stream(ckpt, recs, ema=args.ema,
                            hysteresis=args.hysteresis)

@@ -12,6 +12,11 @@ like the dynamic batching of an inference server):
   probs = pool.step(slot_ids, frames)      # <int>[b], <float32>[b, C] raw
   pool.reset(slot_ids)                     # initial carries (gap / new stream)
 
+A regression or events run has no probs: `pool.step_outputs(slot_ids,
+frames)` returns the dict of its heads, as `export.Artifact.step_outputs`:
+"regression" [b, R] in the targets' physical units, "event_probs" [b, E]
+(decode them causally with `export.EventDecoder`), "probs" [b, K].
+
 One call gathers the listed slots' carries, normalises the raw frames with the
 run's saved normaliser exactly as `model.Model` does, runs the pure
 `step.step` with the run record's model config, scatters the new carries back
@@ -39,9 +44,11 @@ def bucket(b: int) -> int:
   return max(MIN_BUCKET, 1 << max(0, int(b) - 1).bit_length())
 
 
-def _pool_step(params, cfg, mean, std, state, slot_ids, x_raw):
-  """Pure: (state [S, ...] leaves, <int32>[b], <float32>[b, C]) -> (state, p).
+def _pool_step(params, cfg, mean, std, state, slot_ids, x_raw, target=None):
+  """Pure: (state [S, ...] leaves, <int32>[b], <float32>[b, C]) -> (state, out).
 
+  `out` holds the heads of `export`'s artifact: "probs", "event_probs",
+  "regression" (un-standardised with `target` = (target_mean, target_std)).
   Padding rows name the scratch slot; the scatter of duplicate scratch ids
   keeps any one of them, which nothing reads as a real stream.
   """
@@ -51,7 +58,10 @@ def _pool_step(params, cfg, mean, std, state, slot_ids, x_raw):
   state = jax.tree.map(
       lambda a, c: a.at[slot_ids].set(c, mode="promise_in_bounds"),
       state, carries)
-  return state, out["probs"]
+  kept = {k: out[k] for k in ("probs", "event_probs") if k in out}
+  if "regression" in out:
+    kept["regression"] = out["regression"] * target[1] + target[0]
+  return state, kept
 
 
 def _pool_reset(initial, state, slot_ids):
@@ -70,8 +80,9 @@ class StreamPool:
 
   Attributes:
     num_streams: N; valid slot ids are 0 .. N - 1 (slot N is scratch).
-    channels, num_classes: C and K of the run.
+    channels, num_classes: C and K of the run (K = 0 without a classifier).
     channel_names, class_names, sample_rate_hz: the run's.
+    outputs: the heads (`model.Checkpoint.outputs`: names, units, decoder).
   """
 
   def __init__(self, ckpt: model.Checkpoint, num_streams: int):
@@ -79,9 +90,11 @@ class StreamPool:
       raise ValueError(f"num_streams must be >= 1, got {num_streams}.")
     record = ckpt.record
     cfg = record.model
-    if not cfg.num_classes:
-      raise ValueError("StreamPool needs a classifier run (run.json: "
-                       "model_config.num_classes is 0).")
+    self.outputs = ckpt.outputs()
+    if not self.outputs:
+      raise ValueError("StreamPool needs a classifier, regression or events "
+                       "run (run.json: model_config.num_classes is 0 and "
+                       "the params hold no regressor or event_detector).")
     self.num_streams = int(num_streams)
     self.channel_names = list(record.channel_names)
     self.class_names = list(record.class_names)
@@ -90,11 +103,14 @@ class StreamPool:
     self.num_classes = cfg.num_classes
     params = jax.tree.map(jnp.asarray, ckpt.params)
     mean, std = jnp.asarray(ckpt.mean), jnp.asarray(ckpt.std)
+    reg = self.outputs.get("regression")
+    target = reg and (jnp.asarray(reg["target_mean"], jnp.float32),
+                      jnp.asarray(reg["target_std"], jnp.float32))
     # Params and normaliser are constants of the compiled step (as in
     # `model.Model`); the state is donated and never leaves the device.
     self._step = jax.jit(
         lambda state, ids, x: _pool_step(params, cfg, mean, std, state, ids,
-                                         x), donate_argnums=0)
+                                         x, target), donate_argnums=0)
     initial = step.init_state(cfg, 1)
     self._reset = jax.jit(
         lambda state, ids: _pool_reset(initial, state, ids), donate_argnums=0)
@@ -150,6 +166,15 @@ class StreamPool:
     Returns:
       <float32>[b, K] probabilities on the host, row i for slot_ids[i].
     """
+    if "probs" not in self.outputs:
+      raise ValueError(
+          f"This run has no classifier head (its outputs are "
+          f"{sorted(self.outputs)}): call step_outputs(slot_ids, frames).")
+    return self.step_outputs(slot_ids, frames)["probs"]
+
+  def step_outputs(self, slot_ids, frames) -> dict:
+    """As `step`, returning every head: {"probs" [b, K], "regression"
+    [b, R] in the targets' units, "event_probs" [b, E]}: those it has."""
     ids = self._slot_ids(slot_ids)
     x = np.asarray(frames, np.float32)
     if x.shape != (ids.size, self.channels):
@@ -158,11 +183,13 @@ class StreamPool:
           f"(one frame of the run's {self.channels} channels per slot id), "
           f"got shape {list(x.shape)}.")
     if not ids.size:
-      return np.zeros((0, self.num_classes), np.float32)
+      return {k: np.zeros((0, len(v["names"])), np.float32) for k, v in
+              (("event_probs" if k == "events" else k, v)
+               for k, v in self.outputs.items())}
     b = ids.size
     ids, x = self._pad(ids, x)
-    self._state, probs = self._step(self._state, ids, x)
-    return np.asarray(probs)[:b]
+    self._state, out = self._step(self._state, ids, x)
+    return {k: np.asarray(v)[:b] for k, v in out.items()}
 
   def reset(self, slot_ids) -> None:
     """Restarts <int>[b] distinct slots (a new or gapped stream)."""
@@ -178,9 +205,9 @@ class StreamPool:
     sizes, size = [], MIN_BUCKET
     while size <= bucket(max_batch):
       ids = np.full(size, self.num_streams, np.int32)
-      self._state, probs = self._step(
+      self._state, out = self._step(
           self._state, ids, np.zeros((size, self.channels), np.float32))
-      np.asarray(probs)
+      jax.block_until_ready(out)
       self._state = self._reset(self._state, ids)
       sizes.append(size)
       size *= 2
