@@ -44,5 +44,5 @@ def test_ipol_gait_tasks_share_their_pretraining():
 def test_unknown_switch_or_variant_is_refused():
   with pytest.raises(ValueError, match="variant"):
     jobs.load_sweep(f"{SWEEP}:variant=huge")
-  with pytest.raises(ValueError, match="switches variant and data_root"):
+  with pytest.raises(ValueError, match="switches variant, data_root"):
     jobs.load_sweep(f"{SWEEP}:model.hidden=8")

@@ -36,7 +36,7 @@ Variants (`gaze.py:variant=<name>,data_root=<folder of manual dirs>`):
   python -m imujax.experiments.report /tmp/gaze_smoke
 """
 
-from imujax import configlib
+from imujax.experiments import jobs as jobs_lib
 
 DATASET = "gaze_lund2013/500hz"
 MANUAL = "gaze_lund2013"
@@ -74,15 +74,7 @@ VARIANTS = {
 
 def sweep(arg=None):
   """Yields one override dict per fine-tune run."""
-  sw, keys = configlib.parse_arg(arg, variant="full",
-                                 data_root="../shared/data")
-  if keys:
-    raise ValueError(f"configs/sweeps/gaze.py takes the switches variant and "
-                     f"data_root, not {keys!r}; set keys with --set.")
-  if sw.variant not in VARIANTS:
-    raise ValueError(f"Unknown variant {sw.variant!r}; choose one of "
-                     f"{sorted(VARIANTS)}.")
-  v = VARIANTS[sw.variant]
+  sw, v = jobs_lib.variant_of(arg, VARIANTS, "configs/sweeps/gaze.py")
   implied = {"data.val_subjects": VAL_SUBJECTS, "data.num_folds": v["folds"],
              "data.manual_dir": f"{sw.data_root}/{MANUAL}"}
   for objective, finetune in v["arms"]:

@@ -72,8 +72,8 @@ seglearn_watch's size, ~2.4 h allowing 1.5x for the larger targets'
 evaluations (uci_hapt 30, sp_sw_har 23 subjects).
 """
 
-from imujax import configlib
 from imujax.data import corpus_labels
+from imujax.experiments import jobs as jobs_lib
 
 # The pooled datasets (each at 50 Hz) as "name@<manual dir under data_root>".
 POOL = ("uci_hapt/50hz@{root}/uci_hapt", "sp_sw_har/phone_50hz@{root}/sp_sw_har",
@@ -132,15 +132,7 @@ def sizes(target: str, hours) -> list:
 
 def sweep(arg=None):
   """Yields one override dict per fine-tune run."""
-  sw, keys = configlib.parse_arg(arg, variant="full",
-                                 data_root="../shared/data")
-  if keys:
-    raise ValueError(f"configs/sweeps/scale.py takes the switches variant "
-                     f"and data_root, not {keys!r}; set keys with --set.")
-  if sw.variant not in VARIANTS:
-    raise ValueError(f"Unknown variant {sw.variant!r}; choose one of "
-                     f"{sorted(VARIANTS)}.")
-  v = VARIANTS[sw.variant]
+  sw, v = jobs_lib.variant_of(arg, VARIANTS, "configs/sweeps/scale.py")
   for target in v["targets"]:
     val, manual, _ = TARGETS[target]
     implied = {"data.val_subjects": val, "data.num_folds": FOLDS}

@@ -45,7 +45,7 @@ Variants (`study_cv.py:variant=<name>,data_root=<folder of manual dirs>`):
   python -m imujax.experiments.report /tmp/study_cv
 """
 
-from imujax import configlib
+from imujax.experiments import jobs as jobs_lib
 
 CONFIG = ("configs/default.py:eval_every=100,checkpoint_every=100,"
           "dense_eval_until=200,dense_eval_every=10")
@@ -94,15 +94,7 @@ VARIANTS = {
 
 def sweep(arg=None):
   """Yields one override dict per fine-tune run."""
-  sw, keys = configlib.parse_arg(arg, variant="full",
-                                 data_root="../shared/data")
-  if keys:
-    raise ValueError(f"configs/sweeps/study_cv.py takes the switches variant "
-                     f"and data_root, not {keys!r}; set keys with --set.")
-  if sw.variant not in VARIANTS:
-    raise ValueError(f"Unknown variant {sw.variant!r}; choose one of "
-                     f"{sorted(VARIANTS)}.")
-  v = VARIANTS[sw.variant]
+  sw, v = jobs_lib.variant_of(arg, VARIANTS, "configs/sweeps/study_cv.py")
   for name in v["datasets"]:
     val, manual = DATASETS[name]
     implied = {"data.val_subjects": val, "data.num_folds": v["folds"],

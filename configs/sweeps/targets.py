@@ -53,7 +53,7 @@ Variants (`targets.py:variant=<name>,data_root=<folder of manual dirs>`):
   python -m imujax.experiments.report /tmp/targets_smoke
 """
 
-from imujax import configlib
+from imujax.experiments import jobs as jobs_lib
 
 CONFIG = "configs/default.py:eval_every=100,checkpoint_every=100"
 
@@ -90,15 +90,7 @@ VARIANTS = {
 
 def sweep(arg=None):
   """Yields one override dict per fine-tune run."""
-  sw, keys = configlib.parse_arg(arg, variant="full",
-                                 data_root="../shared/data")
-  if keys:
-    raise ValueError(f"configs/sweeps/targets.py takes the switches variant "
-                     f"and data_root, not {keys!r}; set keys with --set.")
-  if sw.variant not in VARIANTS:
-    raise ValueError(f"Unknown variant {sw.variant!r}; choose one of "
-                     f"{sorted(VARIANTS)}.")
-  v = VARIANTS[sw.variant]
+  sw, v = jobs_lib.variant_of(arg, VARIANTS, "configs/sweeps/targets.py")
   for task, (name, manual, val, folds, budget, finetune) in TASKS.items():
     budgets = (budget,) if budget is not None else v["budgets"]
     implied = {"data.val_subjects": val, "data.num_folds": folds,

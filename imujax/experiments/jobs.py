@@ -88,6 +88,25 @@ def load_sweep(spec: str) -> tuple[str, list[dict]]:
   return module.CONFIG, list(module.sweep(arg or None))
 
 
+def variant_of(arg, variants: dict, sweep_file: str, **switches):
+  """(switches, chosen variant) of a sweep file's `:arg`.
+
+  Every declared study takes `variant` (default "full") and `data_root` (the
+  folder of the datasets' manual dirs, default ../shared/data), plus its own
+  `switches`; config keys are refused here (give them with --set, so that
+  every run of the sweep shares them).
+  """
+  defaults = dict(variant="full", data_root="../shared/data", **switches)
+  sw, keys = configlib.parse_arg(arg, **defaults)
+  if keys:
+    raise ValueError(f"{sweep_file} takes the switches {', '.join(defaults)}"
+                     f", not {keys!r}; set config keys with --set.")
+  if sw.variant not in variants:
+    raise ValueError(f"{sweep_file}: unknown variant {sw.variant!r}; choose "
+                     f"one of {sorted(variants)}.")
+  return sw, variants[sw.variant]
+
+
 def slug(point: Iterable[tuple[str, Any]]) -> str:
   """A readable, stable directory name for the (key, value) pairs."""
   parts = []
