@@ -22,7 +22,6 @@ divided by its span of steps (the curve's mean height; 1 is perfect).
 """
 
 import argparse
-import csv
 import json
 import math
 import pathlib
@@ -344,17 +343,6 @@ def other_targets_table(sweep_dir) -> str:
   return "\n".join(lines) + "\n"
 
 
-def _write_csv(path: pathlib.Path, rows: list) -> None:
-  if not rows:
-    path.write_text("")
-    return
-  fields = list(dict.fromkeys(k for r in rows for k in r))
-  with path.open("w", newline="") as f:
-    w = csv.DictWriter(f, fieldnames=fields)
-    w.writeheader()
-    w.writerows(rows)
-
-
 def planned_runs(sweep_dir) -> int | None:
   """How many runs the sweep's plan (sweep.json) declares; None without it."""
   plan = pathlib.Path(sweep_dir) / "sweep.json"
@@ -371,8 +359,8 @@ def write_report(sweep_dir, out=None) -> pathlib.Path:
   runs, chosen = claims.select_by_validation(all_runs)
   runs += [r for r in all_runs if r.test is None]  # Listed as unfinished.
   rows = summarise(runs)
-  _write_csv(out / "claims.csv", claims.claim_rows(runs))
-  _write_csv(out / "target_claims.csv", targets_report.paired_rows(
+  stats.write_csv(out / "claims.csv", claims.claim_rows(runs))
+  stats.write_csv(out / "target_claims.csv", targets_report.paired_rows(
       OTHER_TARGETS.get(str(sweep_dir), [])))
   images = {}
   try:
@@ -392,8 +380,8 @@ def write_report(sweep_dir, out=None) -> pathlib.Path:
       name = f"{key}_{plots._slug(dataset)}.png"
       plot(out / name)
       images[(dataset, key)] = name
-  _write_csv(out / "summary.csv", rows)
-  _write_csv(out / "runs.csv", [
+  stats.write_csv(out / "summary.csv", rows)
+  stats.write_csv(out / "runs.csv", [
       {"path": r.path, "dataset": r.dataset, "arm": r.arm,
        "budget": r.budget, "labelled_subjects": r.labelled_subjects,
        "seed": r.seed, "fold": r.fold, "learning_rate": r.learning_rate,

@@ -24,6 +24,7 @@ import pathlib
 import numpy as np
 
 from imujax.experiments import paired
+from imujax.experiments import stats
 
 POOLED, IN_DOMAIN, SCRATCH = "pooled", "in-domain", "scratch"
 
@@ -211,8 +212,8 @@ def section(runs: list, sweep_dir, out, plot: bool = True) -> str:
     return ""
   table, versus = rows(cells)
   out = pathlib.Path(out)
-  _write_csv(out / "scale.csv", table)
-  _write_csv(out / "scale_vs_in_domain.csv", versus)
+  stats.write_csv(out / "scale.csv", table)
+  stats.write_csv(out / "scale_vs_in_domain.csv", versus)
   lines = [
       "## Pre-training hours: scratch, in-domain, pooled corpora", "",
       "Test macro-F1: mean over (subject, seed) scores; 95% interval: "
@@ -256,15 +257,3 @@ def section(runs: list, sweep_dir, out, plot: bool = True) -> str:
             f"{len(versus)} cells, loses (below 0) in {losses}; the rest are "
             "undecided at these n.", ""]
   return "\n".join(lines)
-
-
-def _write_csv(path: pathlib.Path, table: list) -> None:
-  import csv  # pylint: disable=g-import-not-at-top
-  if not table:
-    path.write_text("")
-    return
-  fields = list(dict.fromkeys(k for r in table for k in r))
-  with path.open("w", newline="") as f:
-    w = csv.DictWriter(f, fieldnames=fields)
-    w.writeheader()
-    w.writerows(table)

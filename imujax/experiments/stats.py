@@ -6,7 +6,9 @@ and the {(dataset, budget): {arm: {seed: run}}} grid.
 """
 
 import collections
+import csv
 import math
+import pathlib
 from typing import Optional
 
 import numpy as np
@@ -82,3 +84,13 @@ def arm_order(arms) -> list:
   return sorted(arms, key=lambda a: (a != "scratch", a))
 
 
+def write_csv(path: pathlib.Path, rows: list) -> None:
+  """`rows` (dicts) as a CSV with the union of their keys; empty: no rows."""
+  if not rows:
+    path.write_text("")
+    return
+  fields = list(dict.fromkeys(k for r in rows for k in r))
+  with path.open("w", newline="") as f:
+    w = csv.DictWriter(f, fieldnames=fields)
+    w.writeheader()
+    w.writerows(rows)
