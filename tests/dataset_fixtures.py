@@ -141,3 +141,30 @@ def write_ipol_gait(root: pathlib.Path,
       written[name][sensor] = c
     (data / f"{name}.json").write_text(json.dumps(ipol_meta(subject, trial)))
   return written
+
+
+# ------------------------------------------------------------- recordings
+def build_recordings(tmp_path: pathlib.Path, spec_text: str, *,
+                     spec_path: pathlib.Path = None, config: str = "50hz",
+                     manual_dir=None):
+  """Writes a recordings spec, builds it; (builder, {recording: example}).
+
+  The spec goes to `spec_path` (default <tmp_path>/data/imujax_spec.toml, so
+  its folder is the data folder), the build to <tmp_path>/tfds.
+  """
+  from imujax.datasets.recordings import recordings_dataset_builder as rb  # pylint: disable=g-import-not-at-top
+  spec = spec_path or tmp_path / "data" / "imujax_spec.toml"
+  spec.parent.mkdir(parents=True, exist_ok=True)
+  spec.write_text(spec_text)
+  builder = rb.Builder(spec=str(spec), config=config,
+                       manual_dir=str(manual_dir) if manual_dir else None,
+                       data_dir=str(tmp_path / "tfds"),
+                       file_format="array_record")
+  builder.download_and_prepare()
+  source = builder.as_data_source()["train"]
+  return builder, {_text(source[i]["recording"]): source[i]
+                   for i in range(len(source))}
+
+
+def _text(value) -> str:
+  return value.decode() if isinstance(value, bytes) else str(value)

@@ -10,6 +10,7 @@ import pytest
 from imujax.datasets import resample
 from imujax.datasets.recordings import recordings_dataset_builder as rb
 from imujax.datasets.recordings import readers
+from tests import dataset_fixtures
 import mvnx_fixtures
 
 SPEC = """
@@ -42,17 +43,7 @@ def _csv(path, t_ms, ax, gx, labels, extra_lines=(), newline_at_end=True):
 
 
 def _build(tmp_path, spec_text=SPEC, config="50hz"):
-  spec = tmp_path / "data" / "imujax_spec.toml"
-  spec.parent.mkdir(parents=True, exist_ok=True)
-  spec.write_text(spec_text)
-  builder = rb.Builder(spec=str(spec), config=config,
-                       data_dir=str(tmp_path / "tfds"),
-                       file_format="array_record")
-  builder.download_and_prepare()
-  source = builder.as_data_source()["train"]
-  examples = {ex["recording"]: ex for ex in (source[i] for i in
-                                             range(len(source)))}
-  return builder, examples
+  return dataset_fixtures.build_recordings(tmp_path, spec_text, config=config)
 
 
 def _rec(examples, name):

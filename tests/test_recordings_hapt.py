@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from imujax.datasets.recordings import recordings_dataset_builder as rb
+from tests import dataset_fixtures
 from tests.conftest import REPO
 
 README = REPO / "imujax" / "datasets" / "recordings" / "README.md"
@@ -64,15 +65,9 @@ def write_hapt(folder):
 
 
 def build(tmp_path, folder, spec_text=None):
-  spec = tmp_path / "hapt_spec.toml"
-  spec.write_text(spec_text or readme_spec())
-  builder = rb.Builder(spec=str(spec), config="50hz", manual_dir=str(folder),
-                       data_dir=str(tmp_path / "tfds"),
-                       file_format="array_record")
-  builder.download_and_prepare()
-  source = builder.as_data_source()["train"]
-  return builder, {_text(source[i]["recording"]): source[i]
-                   for i in range(len(source))}
+  return dataset_fixtures.build_recordings(
+      tmp_path, spec_text or readme_spec(),
+      spec_path=tmp_path / "hapt_spec.toml", manual_dir=folder)
 
 
 def _text(value) -> str:

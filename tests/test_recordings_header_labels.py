@@ -6,6 +6,7 @@ import pytest
 
 from imujax.data import info
 from imujax.datasets.recordings import recordings_dataset_builder as rb
+from tests import dataset_fixtures
 
 SPEC = """
 name = "lab"
@@ -31,18 +32,7 @@ def _write(folder, name, preamble, n=100, step_ms=20.0):
 
 
 def _build(tmp_path, spec_text=SPEC, config="50hz"):
-  spec = tmp_path / "data" / "imujax_spec.toml"
-  spec.parent.mkdir(parents=True, exist_ok=True)
-  spec.write_text(spec_text)
-  builder = rb.Builder(spec=str(spec), config=config,
-                       data_dir=str(tmp_path / "tfds"),
-                       file_format="array_record")
-  builder.download_and_prepare()
-  source = builder.as_data_source()["train"]
-  examples = {ex["recording"].decode() if isinstance(ex["recording"], bytes)
-              else ex["recording"]: ex for ex in (source[i] for i in
-                                                  range(len(source)))}
-  return builder, examples
+  return dataset_fixtures.build_recordings(tmp_path, spec_text, config=config)
 
 
 def test_label_from_a_comment_line_before_the_header(tmp_path):

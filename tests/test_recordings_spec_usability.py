@@ -14,6 +14,7 @@ from imujax.datasets.recordings import paths
 from imujax.datasets.recordings import readers
 from imujax.datasets.recordings import recordings_dataset_builder as rb
 from imujax.datasets.recordings import schema
+from tests import dataset_fixtures
 
 SPEC = """
 name = "lab"
@@ -37,16 +38,7 @@ def _spec(tmp_path, text=SPEC):
 
 
 def _build(tmp_path, text=SPEC):
-  path = tmp_path / "data" / "imujax_spec.toml"
-  path.parent.mkdir(parents=True, exist_ok=True)
-  path.write_text(text)
-  builder = rb.Builder(spec=str(path), config="50hz",
-                       data_dir=str(tmp_path / "tfds"),
-                       file_format="array_record")
-  builder.download_and_prepare()
-  source = builder.as_data_source()["train"]
-  return builder, {_text(source[i]["recording"]): source[i]
-                   for i in range(len(source))}
+  return dataset_fixtures.build_recordings(tmp_path, text)
 
 
 def _text(value) -> str:
