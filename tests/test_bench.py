@@ -126,3 +126,56 @@ def test_parallel_cells_rows_compare_with_the_lstm_rows():
   assert lstm["speedup_vs_imujax_lstm"] == pytest.approx(1.)
   assert "speedup_vs_flax" not in mingru and mingru["peak_bytes"] > 0
   assert "| vs imujax LSTM |" in bench.markdown(rows)
+
+
+def test_torch_rows_are_measured_or_say_not_installed(monkeypatch):
+  import builtins  # pylint: disable=g-import-not-at-top
+  real_import = builtins.__import__
+
+  def no_torch(name, *args, **kwargs):
+    if name == "torch" or name.startswith("torch."):
+      raise ImportError("No module named 'torch'")
+    return real_import(name, *args, **kwargs)
+
+  monkeypatch.setattr(builtins, "__import__", no_torch)
+  rows = bench.run(["lstm", "mingru"], ["imujax", "torch"], batch=2, time_=4,
+                   channels=C, hidden=H, classes=K, steps=2, warmup=1)
+  assert [(r["cell"], r["impl"]) for r in rows] == [
+      ("lstm", "imujax"), ("lstm", "torch"), ("mingru", "imujax")]
+  missing = rows[1]
+  assert missing["ms"] != missing["ms"]  # NaN: no fake number.
+  assert "not installed (pip install torch --index-url" in missing["note"]
+  assert "speedup_vs_torch" not in rows[0]
+  assert missing["note"] in bench.markdown(rows)
+  monkeypatch.undo()
+  pytest.importorskip("torch")
+  rows = bench.run(["lstm", "gru"], ["imujax", "torch"], batch=2, time_=4,
+                   channels=C, hidden=H, classes=K, steps=2, warmup=1)
+  by = {(r["cell"], r["impl"]): r for r in rows}
+  torch_lstm = by["lstm", "torch"]["ms"]
+  assert by["gru", "imujax"]["speedup_vs_torch_lstm"] == pytest.approx(
+      torch_lstm / by["gru", "imujax"]["ms"])
+  assert by["gru", "torch"]["speedup_vs_torch_lstm"] == pytest.approx(
+      torch_lstm / by["gru", "torch"]["ms"])
+  assert by["lstm", "imujax"]["speedup_vs_torch"] == pytest.approx(
+      torch_lstm / by["lstm", "imujax"]["ms"])
+
+
+def test_bench_stream_per_cell_table(tmp_path):
+  out = tmp_path / "cells.json"
+  proc = subprocess.run(
+      [sys.executable, "-m", "imujax.bench.stream", "--cells=mingru,lru",
+       "--samples=60", "--sizes=1,4", "--reps=3", "--hidden=8",
+       f"--json={out}"],
+      cwd=REPO, env=subprocess_env(), capture_output=True, text=True,
+      timeout=300)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  rows = json.loads(out.read_text())["cells"]
+  assert [r["cell"] for r in rows] == ["mingru", "lru"]
+  for r in rows:
+    assert (r["hidden"], r["layers"]) == (8, 2) and r["params"] > 0
+    assert set(r["one_stream"]) == {"jit+const+donate", "numpy",
+                                    "resampler_only"}
+    assert r["one_stream"]["numpy"]["n"] == 40
+    assert [b["streams"] for b in r["capacity"]["batched"]] == [1, 4]
+  assert "| mingru | " in proc.stdout and "streams per core at 30" in proc.stdout

@@ -420,3 +420,38 @@ def test_mingru_trains_through_the_loop_and_streams(tmp_path, tfds_dir):
     state, probs = online.step(state, frame[None])
     got.append(np.asarray(probs)[0])
   np.testing.assert_allclose(np.stack(got), ref[0], atol=1e-5)
+
+
+# ------------------------------------------------- configs/sweeps/cells.py
+def test_cells_sweep_variants_expand_at_matched_parameter_counts(tmp_path):
+  from imujax.experiments import jobs  # pylint: disable=g-import-not-at-top
+  path = str(REPO / "configs" / "sweeps" / "cells.py")
+  sizes = {"full": (150, 1800), "readme": (100, 200), "smoke": (10, 20)}
+  for variant, (pre, fine) in sizes.items():
+    config, points = jobs.load_sweep(f"{path}:variant={variant},data_root=/d")
+    expanded = jobs.expand(points, config, str(tmp_path))
+    assert (sum(j.mode == "pretrain" for j in expanded),
+            sum(j.mode == "finetune" for j in expanded)) == (pre, fine)
+    assert {p["model.cell"] for p in points} == set(KINDS) | {"lstm", "gru"}
+    assert {p["objective"] for p in points} == {"scratch", "simclr"}
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  spec = importlib.util.spec_from_file_location("cells_sweep", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  for ref_hidden, layers in ((64, 2), (16, 1)):
+    target = module.encoder_params("lstm", 6, ref_hidden, layers)
+    for cell in module.CELLS:
+      hidden = module.matched_hidden(cell, 6, ref_hidden, layers)
+      # The count the sweep's runs will have, from real (not traced) init.
+      cfg = models.ModelConfig(in_dim=6, cell=cell, hidden=hidden,
+                               layers=layers)
+      real = sum(a.size for a in jax.tree.leaves(
+          models.init_encoder(jax.random.key(0), cfg)))
+      assert real == module.encoder_params(cell, 6, hidden, layers)
+      assert abs(real - target) <= 0.05 * target, (cell, hidden, real)
+  smoke = {p["model.cell"]: p["set"]["model.hidden"] for p in points}
+  assert smoke["lstm"] == 16 and smoke["mingru"] > 16
+  _, points = jobs.load_sweep(f"{path}:variant=smoke,residual=true")
+  assert all(p["model.residual"] is True for p in points)
+  with pytest.raises(ValueError, match="variant"):
+    jobs.load_sweep(f"{path}:variant=nope")

@@ -4,7 +4,11 @@ Times one jitted training step (forward + per-frame softmax cross-entropy +
 backward + Adam update, state donated) of a 1-layer recurrent encoder with a
 linear per-frame head, for imujax's cells and, in the same process, for
 flax.linen's `nn.RNN(nn.OptimizedLSTMCell)` / `nn.RNN(nn.GRUCell)` and
-PyTorch's `nn.LSTM` / `nn.GRU` (when torch is importable). The parallel cells
+PyTorch's `nn.LSTM` / `nn.GRU` (optional: `pip install -e .[bench]` or the
+CPU wheel, `pip install torch --index-url
+https://download.pytorch.org/whl/cpu`; without it the torch rows say "not
+installed", never a number; `--torch_threads=1` on a loaded machine, where
+its spinning OpenMP threads blow up the median). The parallel cells
 (mingru, minlstm, lru: `Cell.scan`) have no flax or PyTorch twin; each
 imujax row is also compared with the imujax and PyTorch LSTM rows of the
 same run (`vs imujax LSTM`, `vs torch LSTM`).
@@ -63,11 +67,17 @@ _RECURRENCE = flags.DEFINE_enum(
 _MEMORY_ONLY = flags.DEFINE_bool(
     "memory_only", False,
     "JAX rows: compile and report XLA's memory figures without running.")
+_TORCH_THREADS = flags.DEFINE_integer(
+    "torch_threads", 0, "PyTorch intra-op threads (0: torch's default, one per "
+    "core). 1 keeps its OpenMP threads from spinning on a loaded machine.")
 _JSON = flags.DEFINE_string("json", None, "Write the results here as JSON.")
 _MARKDOWN = flags.DEFINE_string("markdown", None,
                                 "Write the results here as a markdown table.")
 
 LEARNING_RATE = 1e-3
+TORCH_MISSING = ("not installed (pip install torch --index-url "
+                 "https://download.pytorch.org/whl/cpu, or pip install "
+                 "-e .[bench])")
 # Cells with a flax.linen and a PyTorch twin (the others skip those rows).
 BASELINE_CELLS = ("lstm", "gru", "rnn")
 
@@ -196,12 +206,15 @@ def time_jax(init: Callable, apply: Callable, batch: int, time_: int,
 
 # ---------------------------------------------------------------------- PyTorch
 def time_torch(kind: str, batch: int, time_: int, channels: int, hidden: int,
-               classes: int, steps: int, warmup: int) -> dict | None:
+               classes: int, steps: int, warmup: int,
+               threads: int = 0) -> dict | None:
   """Times nn.LSTM / nn.GRU + Linear + Adam; None when torch is missing."""
   try:
     import torch  # pylint: disable=g-import-not-at-top
   except ImportError:
     return None
+  if threads:
+    torch.set_num_threads(threads)
   torch.manual_seed(0)
   rnn_cls = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU,
              "rnn": torch.nn.RNN}[kind]
@@ -229,7 +242,8 @@ def time_torch(kind: str, batch: int, time_: int, channels: int, hidden: int,
 
 # ------------------------------------------------------------------------ report
 def run(cell_kinds, impls, batch, time_, channels, hidden, classes, steps,
-        warmup, scan_kwargs=None, memory_only=False) -> list[dict]:
+        warmup, scan_kwargs=None, memory_only=False,
+        torch_threads: int = 0) -> list[dict]:
   """Times every (cell, implementation) pair; returns one row per pair."""
   rows = []
   for kind in cell_kinds:
@@ -251,11 +265,11 @@ def run(cell_kinds, impls, batch, time_, channels, hidden, classes, steps,
         if memory_only:
           continue
         result = time_torch(kind, batch, time_, channels, hidden, classes,
-                            steps, warmup)
-        if result is None:
-          print(f"[{kind}] torch: skipped (torch is not importable; "
-                "pip install torch in a separate venv to compare).")
-          continue
+                            steps, warmup, torch_threads)
+        if result is None:  # A row that says so, never a number.
+          result = {"ms": float("nan"), "ms_min": float("nan"),
+                    "compile_s": None, "peak_bytes": None,
+                    "note": TORCH_MISSING}
       else:
         raise ValueError(f"Unknown --impls entry {impl!r}; choose from "
                          "imujax, flax, torch.")
@@ -264,18 +278,27 @@ def run(cell_kinds, impls, batch, time_, channels, hidden, classes, steps,
                     frames_per_s=batch * time_ / (result["ms"] / 1e3))
       rows.append(result)
       print(_format_row(result), flush=True)
-  for row in rows:
-    if row["impl"] == "imujax" and row["ms"] == row["ms"]:  # NaN: memory_only.
-      for base in rows:
-        if base["cell"] == row["cell"] and base["impl"] != "imujax":
-          row[f"speedup_vs_{base['impl']}"] = base["ms"] / row["ms"]
-        # Every cell against the LSTM rows: the speed a new cell must beat.
-        if base["cell"] == "lstm" and base["impl"] in ("imujax", "torch"):
-          row[f"speedup_vs_{base['impl']}_lstm"] = base["ms"] / row["ms"]
+  timed = [r for r in rows if r["ms"] == r["ms"]]  # NaN: memory_only, n/a.
+  for row in timed:
+    for base in timed:
+      if (row["impl"] == "imujax" and base["cell"] == row["cell"]
+          and base["impl"] != "imujax"):
+        row[f"speedup_vs_{base['impl']}"] = base["ms"] / row["ms"]
+      # Every row against the LSTM rows: the speed a new cell must beat.
+      if (base["cell"] == "lstm" and base["impl"] in ("imujax", "torch")
+          and (row["impl"] == "imujax" or row["impl"] == base["impl"])):
+        row[f"speedup_vs_{base['impl']}_lstm"] = base["ms"] / row["ms"]
+  for row in timed:
+    if "speedup_vs_torch_lstm" in row:
+      print(f"{row['cell']:>7} {row['impl']:>7} T={row['time']}: "
+            f"{row['ms']:9.2f} ms/step, {row['speedup_vs_torch_lstm']:.2f}x "
+            "PyTorch nn.LSTM's speed (same run)")
   return rows
 
 
 def _format_row(row: dict) -> str:
+  if row.get("note"):
+    return f"{row['cell']:>5} {row['impl']:>7}  {row['note']}"
   peak = row.get("peak_bytes")
   peak_s = f"{peak / 2**20:8.1f} MiB" if peak else "     n/a    "
   return (f"{row['cell']:>5} {row['impl']:>7}  {row['ms']:8.2f} ms/step "
@@ -289,6 +312,10 @@ def markdown(rows: list[dict]) -> str:
            "| vs torch LSTM |",
            "|---|---|---|---|---|---|---|---|---|---|---|"]
   for r in rows:
+    if r.get("note"):
+      lines.append(f"| {r['cell']} | {r['impl']} | {r['batch']} | {r['time']} "
+                   f"| {r['note']} |  |  |  |  |  |  |")
+      continue
     peak = f"{r['peak_bytes'] / 2**20:.1f}" if r.get("peak_bytes") else "n/a"
     vs = [f"{r[k]:.2f}x" if k in r else "" for k in
           ("speedup_vs_flax", "speedup_vs_torch", "speedup_vs_imujax_lstm",
@@ -319,7 +346,8 @@ def main(argv):
           f"classes={_CLASSES.value}; {steps} timed steps, scan {scan_kwargs}")
     rows += run(_CELLS.value, _IMPLS.value, _BATCH.value, time_,
                 _CHANNELS.value, _HIDDEN.value, _CLASSES.value, steps,
-                _WARMUP.value, scan_kwargs, _MEMORY_ONLY.value)
+                _WARMUP.value, scan_kwargs, _MEMORY_ONLY.value,
+                _TORCH_THREADS.value)
   # Linux reports ru_maxrss in KiB: the whole process, every row together.
   max_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
   load_after = os.getloadavg()[0]
