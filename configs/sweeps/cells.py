@@ -46,7 +46,7 @@ residual=<bool>`; residual=true adds model.residual to every run):
 import functools
 import math
 
-from imujax import configlib
+from imujax.experiments import jobs as jobs_lib
 
 CONFIG = ("configs/default.py:eval_every=100,checkpoint_every=100,"
           "dense_eval_until=200,dense_eval_every=10")
@@ -113,16 +113,8 @@ def matched_hidden(cell: str, in_dim: int, ref_hidden: int,
 
 def sweep(arg=None):
   """Yields one override dict per fine-tune run."""
-  sw, keys = configlib.parse_arg(arg, variant="full",
-                                 data_root="../shared/data", residual=False)
-  if keys:
-    raise ValueError(f"configs/sweeps/cells.py takes the switches variant, "
-                     f"data_root and residual, not {keys!r}; set keys with "
-                     "--set.")
-  if sw.variant not in VARIANTS:
-    raise ValueError(f"Unknown variant {sw.variant!r}; choose one of "
-                     f"{sorted(VARIANTS)}.")
-  v = VARIANTS[sw.variant]
+  sw, v = jobs_lib.variant_of(arg, VARIANTS, "configs/sweeps/cells.py",
+                              residual=False)
   ref_hidden, layers = v["reference"]
   for name in v["datasets"]:
     val, manual, channels = DATASETS[name]
