@@ -265,6 +265,8 @@ _RANGES = {
     "data.window": _at_least(2),
     "pretrain.corpus_supervised_weight": _at_least(0),
     "data.window_s": _at_least(0),
+    "pretrain.corpus_hours": _at_least(0),
+    "model.modality_dropout": ((lambda v: 0 <= v < 1), "in [0, 1)"),
     "data.eval_batch_size": _at_least(1),
     "data.num_folds": _at_least(0),
     "data.fold": _at_least(0),
@@ -389,9 +391,10 @@ def _check_corpus(config: ml_collections.ConfigDict) -> None:
         "weight > 0 with a self-supervised objective, trains on the labels of "
         "pretrain.corpus's members: set pretrain.corpus, and not both.")
   if not members:
-    if config.pretrain.corpus_weights.strip():
-      raise ValueError("Config key pretrain.corpus_weights is set but "
-                       "pretrain.corpus is empty; set both or neither.")
+    for key in ("corpus_weights", "corpus_hours"):
+      if str(config.pretrain[key]).strip() not in ("", "0", "0.0"):
+        raise ValueError(f"Config key pretrain.{key} is set but "
+                         "pretrain.corpus is empty; set both or neither.")
     return
   corpus_weights(config.pretrain.corpus_weights, len(members))
   if config.pretrain.dataset:

@@ -20,6 +20,7 @@ from ml_collections import config_flags
 from imujax import configlib
 from imujax.experiments import compare
 from imujax.training import distributed
+from imujax.training import pretrained
 from imujax.training import runtime
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -102,6 +103,7 @@ def main(argv):
     raise app.UsageError("--workdir is required (where the run's files go).")
   try:
     configlib.check(config)
+    pretrained.resolve(config.init_from)  # A release name that is not here.
   except _USER_ERRORS as e:
     print(f"imujax: config error: {one_line(e)}", file=sys.stderr)
     sys.exit(2)

@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 
+from imujax import configlib
 from imujax.data import corpus
 from imujax.data import corpus_budget
 from imujax.data import input_pipeline as ip
@@ -243,3 +244,16 @@ def test_no_scale_section_without_pooled_runs(tmp_path):
 def report_runs(root):
   from imujax.experiments import report  # pylint: disable=g-import-not-at-top
   return report.read_runs(root)[0]
+
+
+@pytest.mark.parametrize("key,value,match", [
+    ("pretrain.corpus_hours", -1.0, "must be >= 0"),
+    ("pretrain.corpus_hours", 2.0, "pretrain.corpus is empty"),
+    ("model.modality_dropout", 1.5, r"in \[0, 1\)")])
+def test_bad_sizes_are_config_errors(key, value, match):
+  from configs import test as test_config  # pylint: disable=g-import-not-at-top
+  config = test_config.get_config()
+  section, name = key.split(".")
+  config[section][name] = value
+  with pytest.raises(ValueError, match=match):
+    configlib.check(config)

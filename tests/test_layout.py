@@ -26,6 +26,8 @@ LAYERS = {
 # Files allowed past MAX_LINES, and why.
 LONG_FILES = {
     "datasets/mvnx.py": "one streaming XML parser with its channel mapping",
+    "configlib.py": "the whole config schema (a commented line per key) and "
+                    "its checks, which must not import JAX or the data layer",
 }
 MAX_LINES = 450
 
