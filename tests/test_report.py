@@ -151,3 +151,16 @@ def test_a_partial_sweep_is_never_reported_as_complete(sweep_dir, tmp_path):
       {"jobs": [{"name": f"job{i}"} for i in range(21)]}))
   text = report.write_report(sweep_dir, tmp_path / "b").read_text()
   assert "**Complete**: all 21 planned runs" in text
+
+
+def test_a_damaged_record_is_an_error_naming_the_file(sweep_dir, tmp_path):
+  bad = sweep_dir / "finetune/cpc-b1-s2/summary.json"
+  bad.write_text('{"test": {"macro')
+  with pytest.raises(stats.DamagedRecordError, match="cpc-b1-s2/summary.json"):
+    report.write_report(sweep_dir, tmp_path / "out")
+  assert report.main([str(sweep_dir), "--out", str(tmp_path / "o2")]) == 1
+  bad.write_text("{}")
+  metrics = sweep_dir / "finetune/cpc-b1-s3/metrics.jsonl"
+  metrics.write_text(metrics.read_text() + '{"step": 9\n')
+  with pytest.raises(stats.DamagedRecordError, match="metrics.jsonl:6"):
+    report.write_report(sweep_dir, tmp_path / "out")

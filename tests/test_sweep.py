@@ -273,3 +273,16 @@ def test_vmap_seeds_groups_a_learning_rate_sweep_with_per_member_values(
                                       (1, 3e-3)]
   assert "--config.finetune.steps=7" in argv  # Shared keys stay shared.
   assert not any("learning_rate" in a for a in argv if a.startswith("--config."))
+
+
+def test_a_damaged_summary_is_run_again(sweep_file, tmp_path):
+  root = tmp_path / "s"
+  jobs = _jobs(sweep_file, root)
+  launchers.run_local(jobs, str(root), start=FakeRuns(), echo=lambda _: None)
+  victim = next(j for j in jobs if j.name == "finetune/cpc-b1-s0")
+  (root / victim.name / "summary.json").write_text('{"test": {"mac')
+  assert jobs_lib.state(victim, str(root)) == "damaged"
+  fake = FakeRuns()
+  result = launchers.run_local(jobs, str(root), start=fake, echo=lambda _: None)
+  assert fake.started == [[str(root.absolute() / victim.name)]]
+  assert set(result.values()) == {"done"}

@@ -195,8 +195,11 @@ def command(job: Job, sweep_dir: str, sets: Iterable[str] = ()) -> list[str]:
 
 
 def state(job: Job, sweep_dir: str) -> str:
-  """"done" (summary.json), "archived", "started" (a workdir with files) or
-  "new".
+  """"done" (summary.json), "archived", "damaged", "started" (a workdir
+  with files) or "new".
+
+  "damaged": summary.json does not parse; the run is run again (it resumes
+  from its checkpoint, or starts over without one) and rewrites it.
 
   "archived": a finished pre-training whose checkpoints are not here (a sweep
   dir kept in git holds results, never checkpoints). It counts as done unless
@@ -210,6 +213,10 @@ def state(job: Job, sweep_dir: str) -> str:
     return "new"
   workdir = pathlib.Path(sweep_dir) / job.name
   if (workdir / "summary.json").exists():
+    try:
+      json.loads((workdir / "summary.json").read_text())
+    except ValueError:  # Damaged (a bad merge?): the run is done again.
+      return "damaged"
     if job.mode == "pretrain" and not any(
         p.name.isdigit() for p in (workdir / "checkpoints").glob("*")):
       return "archived"

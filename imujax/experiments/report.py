@@ -61,7 +61,8 @@ class FinetuneRun(NamedTuple):
 def _read_jsonl(path: pathlib.Path) -> list:
   if not path.exists():
     return []
-  return [json.loads(line) for line in path.read_text().splitlines() if line]
+  return [stats.read_json(path, i + 1) for i, line in
+          enumerate(path.read_text().splitlines()) if line]
 
 
 # Fine-tunes of targets other than classification, per sweep dir read.
@@ -78,9 +79,9 @@ def read_runs(sweep_dir) -> tuple[list, list]:
   finetunes, pretrains = [], []
   for run_json in sorted(pathlib.Path(sweep_dir).rglob("run.json")):
     workdir = run_json.parent
-    info = json.loads(run_json.read_text())
+    info = stats.read_json(run_json)
     summary_path = workdir / "summary.json"
-    summary = (json.loads(summary_path.read_text())
+    summary = (stats.read_json(summary_path)
                if summary_path.exists() else None)
     metrics = _read_jsonl(workdir / "metrics.jsonl")
     config = info["config"]
@@ -118,7 +119,7 @@ def read_runs(sweep_dir) -> tuple[list, list]:
         source_run = (pathlib.Path(sweep_dir) / "pretrain" /
                       pathlib.Path(source["init_from"]).name / "run.json")
       if source_run.exists():
-        pretrain_steps = int(json.loads(source_run.read_text())[
+        pretrain_steps = int(stats.read_json(source_run)[
             "config"]["pretrain"]["steps"])
     finetunes.append(FinetuneRun(
         path=str(workdir), dataset=info["dataset"], arm=arm, budget=budget,
@@ -348,7 +349,7 @@ def planned_runs(sweep_dir) -> int | None:
   plan = pathlib.Path(sweep_dir) / "sweep.json"
   if not plan.exists():
     return None
-  return len(json.loads(plan.read_text())["jobs"])
+  return len(stats.read_json(plan)["jobs"])
 
 
 def write_report(sweep_dir, out=None) -> pathlib.Path:
@@ -406,7 +407,11 @@ def main(argv=None) -> int:
   args = p.parse_args(argv)
   if not pathlib.Path(args.sweep_dir).is_dir():
     p.error(f"{args.sweep_dir} is not a directory.")
-  path = write_report(args.sweep_dir, args.out)
+  try:
+    path = write_report(args.sweep_dir, args.out)
+  except stats.DamagedRecordError as e:
+    print(f"report: {e}", file=sys.stderr)
+    return 1
   print(path.read_text())
   print(f"Wrote {path}", file=sys.stderr)
   return 0

@@ -17,7 +17,6 @@ Controls (linear probe, +aug) and encoders from another single dataset are
 left out here; the report's other tables list them.
 """
 
-import json
 import math
 import pathlib
 
@@ -30,7 +29,7 @@ POOLED, IN_DOMAIN, SCRATCH = "pooled", "in-domain", "scratch"
 
 
 def _json(path: pathlib.Path):
-  return json.loads(path.read_text()) if path.exists() else None
+  return stats.read_json(path) if path.exists() else None
 
 
 def _source_run(sweep_dir, init_from: str):

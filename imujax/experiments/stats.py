@@ -7,6 +7,7 @@ and the {(dataset, budget): {arm: {seed: run}}} grid.
 
 import collections
 import csv
+import json
 import math
 import pathlib
 from typing import Optional
@@ -94,3 +95,22 @@ def write_csv(path: pathlib.Path, rows: list) -> None:
     w = csv.DictWriter(f, fieldnames=fields)
     w.writeheader()
     w.writerows(rows)
+
+
+class DamagedRecordError(ValueError):
+  """A run's JSON file in a sweep dir does not parse."""
+
+
+def read_json(path: pathlib.Path, line: int = 0):
+  """The JSON in `path` (or its 1-based `line`); a clear error if damaged."""
+  text = path.read_text()
+  if line:
+    text = text.splitlines()[line - 1]
+  try:
+    return json.loads(text)
+  except json.JSONDecodeError as e:
+    where = f"{path}:{line}" if line else str(path)
+    raise DamagedRecordError(
+        f"{where} is not valid JSON ({e}): that run's record is damaged (a "
+        "bad merge or copy?). Restore it from git, or delete it and rerun "
+        "the sweep (the run resumes, or reruns from the start).") from None

@@ -97,11 +97,13 @@ def main(argv=None) -> int:
   launchers.write_plan(jobs, args.sweep_dir, args.sweep, args.set)
   states = {j.name: jobs_lib.state(j, args.sweep_dir) for j in jobs}
   counts = {s: list(states.values()).count(s)
-            for s in ("done", "archived", "started", "new")}
+            for s in ("done", "archived", "damaged", "started", "new")}
   print(f"{len(jobs)} runs ({sum(j.mode == 'pretrain' for j in jobs)} "
         f"pre-training) in {args.sweep_dir}: {counts['done']} done, "
         f"{counts['archived']} archived (results kept, checkpoints not), "
-        f"{counts['started']} to resume, {counts['new']} new.")
+        f"{counts['started']} to resume, {counts['new']} new"
+        + (f", {counts['damaged']} with a damaged summary.json (run again)"
+           if counts["damaged"] else "") + ".")
 
   if args.launcher == "list":
     for j in jobs:
