@@ -64,26 +64,11 @@ def suit_channels() -> list[str]:
 def random_artifact(path: str, channels, classes, rate_hz: float,
                     hidden: int = 64, layers: int = 2, seed: int = 0) -> str:
   """Exports a random-weight classifier (no training) to `path`."""
-  import dataclasses
-  import jax
-  from imujax import models
-  from imujax.online import export
-  from imujax.online import model as model_lib
-  from imujax.training import run_record
-
-  cfg = models.ModelConfig(in_dim=len(channels), cell="lstm", hidden=hidden,
-                           layers=layers, num_classes=len(classes))
-  params = jax.tree.map(np.asarray, models.init(jax.random.key(seed), cfg))
-  record = run_record.RunRecord(
-      phase="finetune", objective="classification", dataset="synthetic",
-      config={}, model_config=dataclasses.asdict(cfg), splits={},
-      labeled_recordings=[], channel_names=list(channels),
-      class_names=list(classes), sample_rate_hz=float(rate_hz),
-      normalizer={"mean": [0.] * len(channels), "std": [1.] * len(channels)},
-      source={})
-  export.export_checkpoint(model_lib.Checkpoint(record, params, 0), path)
+  from imujax.bench import synthetic  # pylint: disable=g-import-not-at-top
+  from imujax.online import export  # pylint: disable=g-import-not-at-top
+  export.export_checkpoint(synthetic.random_checkpoint(
+      channels, classes, rate_hz, "lstm", hidden, layers, seed), path)
   return path
-
 
 def suit_recording(seconds: float, rate_hz: float, seed: int = 0):
   """A synthetic full-suit `mvnx.Recording`: smooth motion plus noise."""

@@ -14,6 +14,7 @@ process to one core and set up JAX's dispatch.
 import os
 
 from imujax.bench import stream
+from imujax.bench import synthetic
 
 
 def synthetic_checkpoint(cell: str, hidden: int = 64, layers: int = 2,
@@ -24,26 +25,9 @@ def synthetic_checkpoint(cell: str, hidden: int = 64, layers: int = 2,
   Latency and capacity do not depend on what the weights learnt; the shape
   is the README's watch model (6 channels at 50 Hz, LSTM 2x64 by default).
   """
-  import dataclasses
-
-  import jax
-  import numpy as np
-
-  from imujax import models
-  from imujax.online import model as model_lib
-  from imujax.training import run_record
-
-  cfg = models.ModelConfig(in_dim=channels, cell=cell, hidden=hidden,
-                           layers=layers, num_classes=classes)
-  params = jax.tree.map(np.asarray, models.init(jax.random.key(seed), cfg))
-  record = run_record.RunRecord(
-      phase="finetune", objective="classification", dataset="synthetic",
-      config={}, model_config=dataclasses.asdict(cfg), splits={},
-      labeled_recordings=[], channel_names=[f"c{i}" for i in range(channels)],
-      class_names=[f"k{i}" for i in range(classes)], sample_rate_hz=rate_hz,
-      normalizer={"mean": [0.] * channels, "std": [1.] * channels}, source={})
-  return model_lib.Checkpoint(record, params, 0)
-
+  return synthetic.random_checkpoint(
+      [f"c{i}" for i in range(channels)], [f"k{i}" for i in range(classes)],
+      rate_hz, cell, hidden, layers, seed)
 
 def bench_cells(names, args) -> list[dict]:
   """Per cell (random weights, --hidden x --layers): one-stream latency of

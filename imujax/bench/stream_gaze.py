@@ -15,8 +15,9 @@ machine vary with the load). Pinned to one core, XLA single-threaded.
 """
 
 import argparse
-import dataclasses
 import os
+
+from imujax.bench import synthetic
 
 RATE_HZ = 500.0
 CHANNELS = ("gaze_x_deg", "gaze_y_deg")
@@ -27,24 +28,8 @@ BUDGET_US = 1e6 / RATE_HZ  # 2 ms: one sample period.
 def gaze_checkpoint(cell: str, hidden: int = 64, layers: int = 2,
                     seed: int = 0):
   """A random-weight gaze classifier run of `cell` (no training, no workdir)."""
-  import jax
-  import numpy as np
-
-  from imujax import models
-  from imujax.online import model as model_lib
-  from imujax.training import run_record
-
-  cfg = models.ModelConfig(in_dim=len(CHANNELS), cell=cell, hidden=hidden,
-                           layers=layers, num_classes=len(CLASSES))
-  params = jax.tree.map(np.asarray, models.init(jax.random.key(seed), cfg))
-  record = run_record.RunRecord(
-      phase="finetune", objective="classification", dataset="synthetic_gaze",
-      config={}, model_config=dataclasses.asdict(cfg), splits={},
-      labeled_recordings=[], channel_names=list(CHANNELS),
-      class_names=list(CLASSES), sample_rate_hz=RATE_HZ,
-      normalizer={"mean": [0., 0.], "std": [10., 10.]}, source={})
-  return model_lib.Checkpoint(record, params, 0)
-
+  return synthetic.random_checkpoint(CHANNELS, CLASSES, RATE_HZ, cell, hidden,
+                                     layers, seed, std=10.)
 
 def bench(cells, samples: int, hidden: int, layers: int) -> list[dict]:
   from imujax.bench import stream
