@@ -47,16 +47,7 @@ SMOKE_CONFIG = "configs/test.py:data.window=64"
 FOLDS = 5
 SEEDS = (101, 102, 103)
 
-SCRATCH = ("scratch", {})
-
-
-def _arms(pretexts, probes: bool):
-  arms = [SCRATCH]
-  for objective in pretexts:
-    arms.append((objective, {}))
-    if probes:
-      arms.append((objective, {"finetune.protocol": "linear_probe"}))
-  return arms
+_arms = jobs_lib.pretext_arms
 
 
 VARIANTS = {

@@ -69,12 +69,7 @@ SCRATCH_AUG = ("scratch", {"finetune.augment": "simclr"})
 
 
 def _arms(pretexts, probes: bool):
-  arms = [SCRATCH, SCRATCH_AUG]
-  for objective in pretexts:
-    arms.append((objective, {}))
-    if probes:
-      arms.append((objective, {"finetune.protocol": "linear_probe"}))
-  return arms
+  return jobs_lib.pretext_arms(pretexts, probes, (SCRATCH, SCRATCH_AUG))
 
 
 VARIANTS = {

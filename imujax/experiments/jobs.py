@@ -107,6 +107,18 @@ def variant_of(arg, variants: dict, sweep_file: str, **switches):
   return sw, variants[sw.variant]
 
 
+def pretext_arms(pretexts, probes: bool, controls=(("scratch", {}),)):
+  """A study's arms: its `controls`, then each pretext objective (and, with
+  `probes`, the same encoder as a linear probe); (objective, finetune
+  overrides) pairs, as sweep points name them."""
+  arms = list(controls)
+  for objective in pretexts:
+    arms.append((objective, {}))
+    if probes:
+      arms.append((objective, {"finetune.protocol": "linear_probe"}))
+  return arms
+
+
 def slug(point: Iterable[tuple[str, Any]]) -> str:
   """A readable, stable directory name for the (key, value) pairs."""
   parts = []
