@@ -93,6 +93,23 @@ def test_batches_are_a_pure_function_of_seed_and_step():
   assert a.fingerprint == b.fingerprint
 
 
+def test_gaps_are_left_out_of_member_moments_and_enter_batches_as_zero():
+  # Gaze-like track loss: NaN runs in two channels of every recording.
+  gappy = _dataset("gappy", [f"wrist_{c}" for c in SIX], ["g1", "g2"], 20,
+                   offset=3., seed=4)
+  for r in gappy.recordings:
+    r.signals[100:400, 0] = np.nan
+    r.signals[::7, 4] = np.nan
+  pool = _corpus(members=(gappy, BACK_FOOT))
+  mean, std = pool.members[0].normalizers[0]
+  x = np.concatenate([r.signals for r in gappy.recordings]).astype(np.float64)
+  np.testing.assert_allclose(mean, np.nanmean(x, 0), rtol=1e-5)
+  np.testing.assert_allclose(std, np.nanstd(x, 0), rtol=1e-4)
+  signals = np.concatenate([pool.batch(32, 64, 0, s)["signals"]
+                            for s in range(20)])
+  assert np.isfinite(signals).all()
+
+
 def test_streamed_members_give_the_batches_held_ones_give(monkeypatch):
   monkeypatch.setattr(corpus, "ACTIVE", 3)  # Of WRIST's 8 recordings.
   held, streamed = _corpus(), _corpus(memory_budget=0)

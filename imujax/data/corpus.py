@@ -148,8 +148,11 @@ class _Moments:
     self.n, self.s, self.ss = (np.zeros(channels) for _ in range(3))
 
   def add(self, x: np.ndarray, present: np.ndarray) -> None:
-    x = x.astype(np.float64)
-    self.n[present] += len(x)
+    """x <float>[T, P] holds the `present` channels; NaN (a gap, e.g. gaze
+    track loss) is left out of the counts, as in input_pipeline.Normalizer."""
+    finite = np.isfinite(x)
+    x = np.where(finite, x, 0.).astype(np.float64)
+    self.n[present] += finite.sum(0)
     self.s[present] += x.sum(0)
     self.ss[present] += np.square(x).sum(0)
 
@@ -285,8 +288,9 @@ class Member:
         labels[b, :len(raw)] = lab[start:start + window]
       index, (mean, std) = self.views[v][1], self.normalizers[v]
       present = np.flatnonzero(index >= 0)
-      out[b, :len(raw)][:, present] = ((raw[:, index[present]] - mean[present])
-                                       / std[present])
+      x = (raw[:, index[present]] - mean[present]) / std[present]
+      # A gap enters as the mean (0), as input_pipeline.Normalizer does.
+      out[b, :len(raw)][:, present] = np.where(np.isfinite(x), x, 0.)
       valid[b, :len(raw)] = True
 
 
