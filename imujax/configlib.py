@@ -12,6 +12,7 @@ option defaults of the objectives), so config files stay light.
 import ml_collections
 
 from imujax import objectives
+from imujax.objectives import modality
 from imujax.objectives import options as pretext_options
 
 # Numeric hyper-parameters of the trained phase (pretrain.* / finetune.*) in
@@ -61,6 +62,9 @@ def base() -> ml_collections.ConfigDict:
   c.model.layer_norm = True
   c.model.residual = False  # h + layer(h) around layers 2.. (models.py).
   c.model.modality_dropout = 0.0  # Drop one modality per sequence (models).
+  # d > 0: per-modality linear map to d features + layer norm before the
+  # first layer (models.project_modalities); 0 = off.
+  c.model.modality_projection = 0
   c.model.unroll = 1
 
   c.pretrain = _phase(steps=2000, learning_rate=2e-3)
@@ -130,6 +134,9 @@ def base() -> ml_collections.ConfigDict:
   c.eval = ml_collections.ConfigDict()
   # Macro-F1 over "present" (in truth or predictions) | "all" | "truth" classes.
   c.eval.f1_classes = "present"
+  # Comma-separated modalities ("gyr"): test scores are also reported with
+  # their normalised channels at 0 (the mean), as test_without_<m>/<metric>.
+  c.eval.missing_modalities = ""
   c.lock()
   return c
 
@@ -267,6 +274,8 @@ _RANGES = {
     "data.window_s": _at_least(0),
     "pretrain.corpus_hours": _at_least(0),
     "model.modality_dropout": ((lambda v: 0 <= v < 1), "in [0, 1)"),
+    "model.modality_projection": ((lambda v: isinstance(v, int) and v >= 0
+                                   and v != 1), "an int >= 0, not 1"),
     "data.eval_batch_size": _at_least(1),
     "data.num_folds": _at_least(0),
     "data.fold": _at_least(0),
@@ -318,6 +327,7 @@ def check(config: ml_collections.ConfigDict) -> None:
         not ok(value)):
       raise ValueError(f"Config key {key}={value!r} must be {what}.")
   _check_corpus(config)
+  _check_missing_modalities(config.eval.missing_modalities)
   if config.data.window_s and config.data.window != base().data.window:
     raise ValueError("Set data.window (frames) or data.window_s (seconds), "
                      "not both; leave data.window at 128 with window_s.")
@@ -409,6 +419,17 @@ def _check_corpus(config: ml_collections.ConfigDict) -> None:
         "classes, so it trains self-supervised objectives only "
         f"{objectives.self_supervised()}, or corpus_supervised (a head per "
         "member).")
+
+
+def _check_missing_modalities(text: str) -> None:
+  """eval.missing_modalities names modalities (the dataset's: at setup)."""
+  known = sorted(modality.MODALITIES)
+  unknown = [n.strip() for n in text.split(",")
+             if n.strip() and n.strip() not in known]
+  if unknown:
+    raise ValueError(f"Config key eval.missing_modalities={text!r}: "
+                     f"{unknown} are not modality names; choose among {known}"
+                     " (comma-separated), or '' for none.")
 
 
 def _check_target(finetune: ml_collections.ConfigDict) -> None:

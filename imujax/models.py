@@ -3,7 +3,11 @@
 Parameters are plain nested dicts:
 
   {"encoder": {"layer_0": {"cell": {...}, "norm": {"scale", "bias"}}, ...,
-               "adapter": {"w": [C, A], "b": [A]}},  # when adapter_dim > 0
+               "adapter": {"w": [C, A], "b": [A]},  # when adapter_dim > 0
+               # when modality_projection = d > 0, per distinct modality m
+               # (C_m of its channels); the first layer then takes M x d:
+               "modality_projection": {m: {"w": [C_m, d], "b": [d],
+                                           "norm": {"scale", "bias"}}}},
    "classifier": {"w": [H, K], "b": [K]},        # when num_classes > 0
    "reconstructor": {"w": [H, C], "b": [C]}}     # when reconstruct is True
 
@@ -26,6 +30,12 @@ import jax.numpy as jnp
 from imujax import cells
 
 Params = dict[str, Any]
+
+
+# The ModelConfig fields a pre-trained encoder's params and maths depend on
+# (besides its input channels): a fine-tune from it must have the same.
+ENCODER_FIELDS = ("cell", "hidden", "layers", "layer_norm", "residual",
+                  "modality_projection")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,10 +67,39 @@ class ModelConfig:
   # that modality as 0 too: online/modality_gaps.py). 0 = off.
   modality_dropout: float = 0.0
   modalities: Optional[tuple] = None  # Per input channel (modality.of).
+  # d > 0: each modality's channels get their own per-frame linear map to d
+  # features and layer norm (`project_modalities`), so 32 pressure cells
+  # cannot drown 3 gyro channels; the first layer takes the M x d
+  # embeddings concatenated in sorted-modality order. Needs `modalities`.
+  # A missing modality still enters as 0 (the mean): its embedding is then
+  # the layer norm of the bias, a learned constant. 0 = off (params and
+  # program exactly as without it).
+  modality_projection: int = 0
 
   def __post_init__(self):
     if self.modalities is not None:  # A list read back from run.json.
       object.__setattr__(self, "modalities", tuple(self.modalities))
+    d = self.modality_projection
+    if d < 0:
+      raise ValueError(f"model.modality_projection={d} must be >= 0 "
+                       "(0: off; d > 0: d features per modality).")
+    if d and self.adapter_dim:
+      raise ValueError(
+          f"modality_projection={d} and adapter_dim={self.adapter_dim} are "
+          "both set: an input adapter (a pre-trained encoder on other "
+          "channels) and a per-modality projection are two input maps; set "
+          "model.modality_projection=0 for a transfer through an adapter.")
+    if d and (self.modalities is None or len(self.modalities) != self.in_dim):
+      raise ValueError(
+          f"modality_projection={d} needs `modalities`, one per input channel "
+          f"(in_dim={self.in_dim}; got {self.modalities!r}).")
+
+  @property
+  def first_in(self) -> int:
+    """The first recurrent layer's input width."""
+    if self.modality_projection:
+      return len(set(self.modalities)) * self.modality_projection
+    return self.adapter_dim or self.in_dim
 
 
 def drop_modality(rng: jax.Array, x: jax.Array, modalities: tuple,
@@ -92,13 +131,53 @@ def _layer_norm(params: Params, x: jax.Array, eps: float = 1e-5) -> jax.Array:
   return (x - mean) * jax.lax.rsqrt(var + eps) * params["scale"] + params["bias"]
 
 
+def _groups(modalities: tuple) -> list:
+  """[(modality, its channel indices)] in sorted-modality order."""
+  return [(m, [i for i, k in enumerate(modalities) if k == m])
+          for m in sorted(set(modalities))]
+
+
+def init_projection(key, modalities: tuple, d: int) -> Params:
+  """{modality: {"w": [C_m, d], "b": [d], "norm": {"scale", "bias"}}}."""
+  return {m: {**linear_init(jax.random.fold_in(key, j), len(idx), d),
+              "norm": {"scale": jnp.ones((d,), jnp.float32),
+                       "bias": jnp.zeros((d,), jnp.float32)}}
+          for j, (m, idx) in enumerate(_groups(modalities))}
+
+
+def project_modalities(params: Params, modalities: tuple,
+                       x: jax.Array) -> jax.Array:
+  """Per-modality input projection: <float32>[..., M x d] from x [..., C].
+
+  Each modality's channels (`modalities`: one name per channel) go through
+  their own linear map to d features and a layer norm over those d, so
+  every embedding has unit scale whatever its channel count; the M
+  embeddings are concatenated in sorted-modality order. Pure and per frame:
+  `encode` and `encoder_step` both use it (and online/numpy_model.py its
+  NumPy twin). A missing modality keeps the convention of the rest of
+  imujax: its normalised inputs are 0 (the training mean; modality dropout
+  in training, online/modality_gaps.py when streaming), so its embedding is
+  norm(b), a learned constant.
+  """
+  out = []
+  for m, idx in _groups(modalities):
+    p = params[m]
+    lo, hi = idx[0], idx[-1] + 1
+    xm = x[..., lo:hi] if hi - lo == len(idx) else x[..., jnp.asarray(idx)]
+    out.append(_layer_norm(p["norm"], linear(p, xm)))
+  return jnp.concatenate(out, axis=-1)
+
+
 def init_encoder(key, cfg: ModelConfig) -> Params:
   cell = cells.get(cfg.cell)
   params = {}
-  first_in = cfg.adapter_dim or cfg.in_dim
+  first_in = cfg.first_in
   if cfg.adapter_dim:
     params["adapter"] = linear_init(jax.random.fold_in(key, 1000), cfg.in_dim,
                                      cfg.adapter_dim)
+  if cfg.modality_projection:
+    params["modality_projection"] = init_projection(
+        jax.random.fold_in(key, 2000), cfg.modalities, cfg.modality_projection)
   for i, k in enumerate(jax.random.split(key, cfg.layers)):
     in_dim = first_in if i == 0 else cfg.hidden
     layer = {"cell": cell.init(k, in_dim, cfg.hidden)}
@@ -146,7 +225,11 @@ def _check_encoder_tree(params: Params, caller: str) -> None:
         "classify_sequence and the heads take the whole tree.")
 
 
-def _adapt(params: Params, x: jax.Array) -> jax.Array:
+def _adapt(params: Params, cfg: ModelConfig, x: jax.Array) -> jax.Array:
+  """The first layer's input: x through the adapter or the projection."""
+  if cfg.modality_projection:
+    return project_modalities(params["modality_projection"], cfg.modalities,
+                              x)
   return linear(params["adapter"], x) if "adapter" in params else x
 
 
@@ -174,7 +257,7 @@ def encode(params: Params, cfg: ModelConfig, x: jax.Array,
   if dropout_rng is not None and cfg.modality_dropout > 0:
     x = drop_modality(jax.random.fold_in(dropout_rng, 1_000_003), x,
                       cfg.modalities, cfg.modality_dropout)
-  h, final = _adapt(params, x), []
+  h, final = _adapt(params, cfg, x), []
   for i in range(cfg.layers):
     layer = params[f"layer_{i}"]
     skip = h
@@ -210,7 +293,7 @@ def encoder_step(params: Params, cfg: ModelConfig, state: list,
   """
   _check_encoder_tree(params, "encoder_step")
   cell = cells.get(cfg.cell)
-  h, new_state = _adapt(params, x_t), []
+  h, new_state = _adapt(params, cfg, x_t), []
   for i in range(cfg.layers):
     layer = params[f"layer_{i}"]
     carry, out = cell.step(layer["cell"], state[i], h)

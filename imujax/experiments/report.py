@@ -73,10 +73,11 @@ def read_runs(sweep_dir) -> tuple[list, list]:
   """(fine-tune runs, pre-training runs) under `sweep_dir`, sorted by path.
 
   Only classification fine-tunes are returned as FinetuneRun; the others are
-  collected in OTHER_TARGETS[sweep_dir] (see `other_targets_table`).
+  collected in OTHER_TARGETS[sweep_dir] (see `other_targets_table`). When
+  they differ in model.modality_projection, arms with d > 0 end "+proj<d>".
   """
   OTHER_TARGETS[str(sweep_dir)] = []
-  finetunes, pretrains = [], []
+  finetunes, pretrains, projections = [], [], []
   for run_json in sorted(pathlib.Path(sweep_dir).rglob("run.json")):
     workdir = run_json.parent
     info = stats.read_json(run_json)
@@ -133,6 +134,10 @@ def read_runs(sweep_dir) -> tuple[list, list]:
               if config["data"].get("num_folds") else -1),
         learning_rate=float(config["finetune"].get("learning_rate", 0.)),
         pretrain_steps=pretrain_steps))
+    projections.append(config.get("model", {}).get("modality_projection", 0))
+  if len(set(projections)) > 1:  # configs/sweeps/modality.py: its arms.
+    finetunes = [r._replace(arm=f"{r.arm} +proj{d}") if d else r
+                 for r, d in zip(finetunes, projections)]
   return finetunes, pretrains
 
 
@@ -202,6 +207,26 @@ def summarise(runs: list) -> list[dict]:
         row[key + "_reached"] = f"{len(hits)}/{len(reached)}"
       rows.append(row)
   return rows
+
+
+def without_table(runs: list) -> list:
+  """Markdown lines ([] if none): test scores with modalities missing (keys
+  "test_without_<m>/<metric>", eval.missing_modalities), means over runs."""
+  lines = []
+  for (dataset, budget), arms in sorted(stats.cells(runs).items()):
+    for arm in stats.arm_order(arms):
+      done = list(arms[arm].values())
+      for p in sorted({k[:-8] for r in done for k in r.test if k.startswith(
+          "test_without_") and k.endswith("/macro_f1")}):
+        f1, acc, full = ([r.test[k] for r in done if p + "macro_f1" in r.test]
+                         for k in (p + "macro_f1", p + "accuracy", "macro_f1"))
+        lines.append(f"| {dataset} | {budget or 'all'} | {arm} | {len(f1)} | "
+                     f"{p[13:-1]} | {_fmt(np.mean(f1))} | {_fmt(np.mean(acc))}"
+                     f" | {_fmt(np.mean(full) - np.mean(f1))} |")
+  return ["## Test scores with modalities missing (their channels at 0, the "
+          "mean)", "", "| dataset | labelled subjects | arm | runs | missing | "
+          "test macro-F1 | test accuracy | macro-F1 drop vs all present |",
+          "|---" * 8 + "|", *lines, ""] if lines else []
 
 
 # ----------------------------------------------------------------- writing
@@ -305,6 +330,7 @@ def markdown(rows: list, runs: list, pretrains: list, images: dict,
       if (dataset, key) in images:
         lines += [f"### {title}", "",
                   f"![{key} {dataset}]({images[(dataset, key)]})", ""]
+  lines += without_table(runs)
   subject_level = claims.markdown(runs, chosen or {})
   if subject_level:
     lines += [subject_level]

@@ -44,6 +44,14 @@ class NumpyModel:
     self._mean, self._std = ckpt.mean, ckpt.std
     self._adapter = ((f32(enc["adapter"]["w"]), f32(enc["adapter"]["b"]))
                      if "adapter" in enc else None)
+    # models.project_modalities: (channel indices, w, b, norm) per modality,
+    # in sorted-modality order.
+    self._projection = [
+        ([i for i, k in enumerate(cfg.modalities) if k == m],
+         f32(p["w"]), f32(p["b"]),
+         (f32(p["norm"]["scale"]), f32(p["norm"]["bias"])))
+        for m, p in sorted(enc.get("modality_projection", {}).items())
+    ] if cfg.modality_projection else None
     self._layers = []
     for i in range(cfg.layers):
       layer = enc[f"layer_{i}"]
@@ -104,16 +112,23 @@ class NumpyModel:
     h = (np.asarray(x_raw, np.float32) - self._mean) / self._std
     if self._adapter is not None:
       h = h @ self._adapter[0] + self._adapter[1]
+    if self._projection is not None:  # A missing modality arrives as 0.
+      h = np.concatenate([_np_layer_norm(h[:, idx] @ w + b, norm)
+                          for idx, w, b, norm in self._projection], axis=-1)
     new_state = []
     for i, ((p, norm), carry) in enumerate(zip(self._layers, state)):
       carry, out = _NUMPY_STEPS[self._cfg.cell](p, carry, h)
       h = h + out if self._cfg.residual and i > 0 else out  # models.encode
       if norm is not None:
-        mu = h.mean(-1, keepdims=True)
-        var = np.square(h - mu).mean(-1, keepdims=True)
-        h = (h - mu) / np.sqrt(var + np.float32(1e-5)) * norm[0] + norm[1]
+        h = _np_layer_norm(h, norm)
       new_state.append(carry)
     return new_state, h
+
+
+def _np_layer_norm(h, norm):
+  mu = h.mean(-1, keepdims=True)
+  var = np.square(h - mu).mean(-1, keepdims=True)
+  return (h - mu) / np.sqrt(var + np.float32(1e-5)) * norm[0] + norm[1]
 
 
 def _np_sigmoid(z):

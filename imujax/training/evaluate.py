@@ -5,10 +5,16 @@ held-out recording from a zero state, so the prediction at frame t uses frames
 0..t only: what an online system would have output at that moment. The
 fine-tune target kinds (regression, events, prediction) run the same way
 through their objective's `predict` and are scored by its `score`.
+
+With `eval.missing_modalities` set, the test split of a fine-tune (labelled
+or a target kind) is also scored with those modalities' normalised input
+channels at 0 (the training mean: how a missing modality is fed in training
+and streaming), every metric again under the prefix "test_without_<m>/".
+Pretext losses are not: their targets are the inputs themselves.
 """
 
 import functools
-from typing import Iterable
+from typing import Iterable, Optional
 
 import jax
 import numpy as np
@@ -18,6 +24,7 @@ from imujax import metrics
 from imujax import models
 from imujax.data import input_pipeline
 from imujax.objectives import modality
+from imujax.training import input_dropout
 
 
 @functools.partial(jax.jit, static_argnames="cfg")
@@ -80,7 +87,12 @@ class Evaluator:
   off) on 8 fixed batches of windows, the same at every evaluation.
   """
 
-  def __init__(self, run, config, batch_size: int, rng, sharding):
+  def __init__(self, run, config, batch_size: int, rng, sharding,
+               like: Optional["Evaluator"] = None):
+    """`like`: the evaluator of member 0 of the same program (same model,
+    objective and options; members differ in seed and rates only), whose
+    jitted loss / predict this one reuses, so they compile once, not once
+    per member (a simclr eval loss takes seconds to compile)."""
     self.run, self.config, self.rng = run, config, rng
     self.batch_size, self.sharding = batch_size, sharding
     # Which classes macro-F1 averages over (config eval.f1_classes).
@@ -89,17 +101,37 @@ class Evaluator:
     # Eye-movement runs also get per-class kappa and event-level F1.
     self.gaze = "gaze" in modality.of(getattr(run.data, "channel_names", ()))
     # Built once: a new partial per evaluation would recompile each time.
-    self.eval_loss_fn = functools.partial(run.loss_fn, dropout=False)
-    if run.objective.predict is not None:
-      self.predict = jax.jit(functools.partial(
-          run.objective.predict, cfg=run.cfg, opts=run.opts))
+    if like is not None:
+      self.eval_loss_fn = like.eval_loss_fn
+      self.predict = like.predict
+    else:
+      self.eval_loss_fn = functools.partial(run.loss_fn, dropout=False)
+      self.predict = None if run.objective.predict is None else jax.jit(
+          functools.partial(run.objective.predict, cfg=run.cfg,
+                            opts=run.opts))
+    # eval.missing_modalities: (metric prefix, channels zeroed); ("", []).
+    self.missing = ("", [])
+    if config.get("eval", {}).get("missing_modalities", "") and (
+        run.record.phase == "finetune") and (
+            run.objective.uses_labels or run.objective.score is not None):
+      self.missing = input_dropout.missing_channels(config,
+                                                    run.data.channel_names)
 
   def __call__(self, params, split: str) -> dict:
+    out = self._scores(params, split, [])
+    prefix, zeroed = self.missing
+    if split == "test" and zeroed:
+      without = self._scores(params, split, zeroed)
+      out.update({prefix + k: v for k, v in without.items()})
+    return out
+
+  def _scores(self, params, split: str, zeroed: list) -> dict:
+    """The split's scores, with the `zeroed` input channels at 0."""
     run, config = self.run, self.config
     if run.objective.uses_labels:
-      return self._per_subject(params, run.by_split[split])
+      return self._per_subject(params, run.by_split[split], zeroed)
     if run.objective.score is not None:
-      return self._target_scores(params, run.by_split[split])
+      return self._target_scores(params, run.by_split[split], zeroed)
     batches = [input_pipeline.sample_windows(
         run.by_split[split], run.normalizer, config.data.window,
         self.batch_size, config.seed, i, stream=1)
@@ -107,7 +139,7 @@ class Evaluator:
     return evaluate_loss(params, self.eval_loss_fn, batches, self.rng,
                          run.stats)
 
-  def _per_subject(self, params, recordings) -> dict:
+  def _per_subject(self, params, recordings, zeroed=()) -> dict:
     """Pooled scores over every frame, and each subject's own.
 
     Each subject's recordings are scored in their own batches; the pooled
@@ -124,9 +156,10 @@ class Evaluator:
     for subject, recs in sorted(by_subject.items()):
       scored = evaluate_classifier(
           params, self.run.cfg,
-          input_pipeline.whole_recordings(
-              recs, self.run.normalizer, self.config.data.eval_batch_size,
-              self.length),
+          map(functools.partial(_zero, zeroed=zeroed),
+              input_pipeline.whole_recordings(
+                  recs, self.run.normalizer,
+                  self.config.data.eval_batch_size, self.length)),
           sharding=self.sharding, f1_classes=self.f1_classes,
           events=self.gaze)
       pooled += np.asarray(scored["confusion"])
@@ -141,7 +174,7 @@ class Evaluator:
     return {**metrics.scores(pooled, self.f1_classes), **extra,
             "confusion": pooled.tolist(), "per_subject": per_subject}
 
-  def _target_scores(self, params, recordings) -> dict:
+  def _target_scores(self, params, recordings, zeroed=()) -> dict:
     """A target kind's own metrics over whole recordings, run causally.
 
     Every recording runs from a zero state through the objective's
@@ -157,7 +190,7 @@ class Evaluator:
         self.length)
     for first, batch in zip(range(0, len(recordings),
                                   self.config.data.eval_batch_size), batches):
-      signals = batch["signals"]
+      signals = _zero(batch, zeroed)["signals"]  # `cut` keeps the inputs.
       if self.sharding is not None:
         signals = jax.device_put(signals, self.sharding)
       # Only the signals go in (`predict` reads nothing else): the
@@ -177,3 +210,13 @@ class Evaluator:
       per_subject[subject] = {k: v for k, v in own.items()
                               if isinstance(v, (int, float))}
     return {**scores, "per_subject": per_subject}
+
+
+def _zero(batch: dict, zeroed) -> dict:
+  """The batch with its `zeroed` signal channels at 0 (a copy); as is if
+  there are none."""
+  if not len(zeroed):
+    return batch
+  signals = np.array(batch["signals"])
+  signals[..., list(zeroed)] = 0.
+  return {**batch, "signals": signals}

@@ -22,7 +22,8 @@ def make_optimizer(phase: ml_collections.ConfigDict, params, *,
   protocols act on the encoder's layers: the lowest `frozen_layers` get no
   updates (all of them: a linear probe), and with `layer_decay` < 1 encoder
   layer i of L learns at `layer_decay ** (L - i)` times the head's rate. The
-  input adapter, when there is one, is new and always learns at full rate.
+  input adapter, when there is one, is new and always learns at full rate;
+  the per-modality projection (model.modality_projection) counts as layer 0.
   """
   # The shape of the schedule times the rate, so that the rate may be a
   # traced value (imujax.training.multiseed: one rate per member); optax's schedule
@@ -44,6 +45,8 @@ def make_optimizer(phase: ml_collections.ConfigDict, params, *,
 
   def label(path, _):
     keys = [getattr(p, "key", None) for p in path]
+    if keys[:2] == ["encoder", "modality_projection"]:  # Part of layer 0.
+      keys[1] = "layer_0"
     if keys[0] != "encoder" or not str(keys[1]).startswith("layer_"):
       return "1.0"
     i = int(keys[1].split("_")[1])

@@ -236,7 +236,7 @@ def _init_params(seed: int, cfg, objective, opts) -> dict:
 
 def _load_encoder(init_from: str, source, cfg: models.ModelConfig):
   """The pre-trained encoder of `init_from`, checked against this model."""
-  for field in ("cell", "hidden", "layers", "layer_norm", "residual"):
+  for field in models.ENCODER_FIELDS:
     if getattr(source.model, field) != getattr(cfg, field):
       raise run_record.IncompatibleRunError(
           f"init_from={init_from!r} has model {field}="
@@ -386,7 +386,8 @@ def prepare(config: ml_collections.ConfigDict, phase: str) -> Run:
     _check_source_finished(init_from, config.init_from_unfinished)
   data, plan = _carry_channels(data, source, config[phase].get(
       "channels", "auto"))
-
+  if phase == "finetune" or name == config.data.name:  # Fails before step 0.
+    input_dropout.missing_channels(config, data.channel_names)
   splits = _split(config, data)
   _check_no_leak(source, init_from, name, splits)
   _check_no_corpus_leak(source, init_from, name, splits)
