@@ -206,10 +206,11 @@ def _train(runs, configs, workdirs, phase, layout, writer, t0, tag) -> list:
   step_fn = layout.step_fn(runs[0].loss_fn, optimizer)
   keys, stats = layout.keys_and_stats()
   batch_size = configs[0][phase].batch_size
-  evaluators = [evaluate.Evaluator(r, c, batch_size,
-                                   program.run_keys(c.seed)[1],
-                                   layout.eval_sharding())
-                for r, c in zip(runs, configs)]
+  evaluators = []
+  for r, c in zip(runs, configs):  # Members share member 0's jitted fns.
+    evaluators.append(evaluate.Evaluator(
+        r, c, batch_size, program.run_keys(c.seed)[1], layout.eval_sharding(),
+        like=evaluators[0] if evaluators else None))
 
   def evaluate_now(split, step):
     records = []
