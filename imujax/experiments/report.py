@@ -32,6 +32,7 @@ import numpy as np
 
 from imujax import metrics as metrics_lib
 from imujax.experiments import claims
+from imujax.experiments import gaze_report
 from imujax.experiments import plots
 from imujax.experiments import scale_report
 from imujax.experiments import stats
@@ -420,7 +421,8 @@ def write_report(sweep_dir, out=None) -> pathlib.Path:
   path = out / "report.md"
   path.write_text(markdown(rows, runs, pretrains, images, str(sweep_dir),
                            chosen) + scale_report.section(
-                               runs, sweep_dir, out, plot=bool(rows_to_plot)))
+                               runs, sweep_dir, out, plot=bool(rows_to_plot))
+                           + gaze_report.section(runs, out))
   return path
 
 

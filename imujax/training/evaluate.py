@@ -144,7 +144,9 @@ class Evaluator:
 
     Each subject's recordings are scored in their own batches; the pooled
     confusion is the sum of the subjects' (each frame counted once), so the
-    pooled numbers are those of scoring all recordings together.
+    pooled numbers are those of scoring all recordings together. A gaze
+    run's subjects also get their own `kappa_per_class` and `event_f1`
+    (`_gaze_scores`), beside the pooled ones.
     """
     by_subject = {}
     for rec in recordings:
@@ -167,6 +169,7 @@ class Evaluator:
                               ("macro_f1", "accuracy", "frames")}
       if self.gaze:
         counts += np.asarray(scored["event_counts"])
+        per_subject[subject].update(_gaze_scores(scored))
     extra = {}
     if self.gaze:
       extra = {"kappa_per_class": metrics.kappa_per_class(pooled),
@@ -210,6 +213,15 @@ class Evaluator:
       per_subject[subject] = {k: v for k, v in own.items()
                               if isinstance(v, (int, float))}
     return {**scores, "per_subject": per_subject}
+
+
+def _gaze_scores(scored: dict) -> dict:
+  """One subject's per-class kappa and event F1, from its own confusion and
+  event counts (`evaluate_classifier(..., events=True)`'s output)."""
+  return {"kappa_per_class": metrics.kappa_per_class(
+              np.asarray(scored["confusion"])),
+          "event_f1": metrics.event_overlap_scores(
+              scored["event_counts"])["event_f1"]}
 
 
 def _zero(batch: dict, zeroed) -> dict:
