@@ -308,6 +308,61 @@ def test_record_then_replay_gives_the_same_frames(wrist_model, tmp_path):
   assert session2.scores() == session.scores()
   meta = json.loads(str(a["meta"]))
   assert meta["settings"] == SETTINGS and meta["source"] == "replay:a"
+  # A classifier's file holds what it always did (older replays still load).
+  assert sorted(a.files) == sorted(
+      ["t", "x", "channels", "arrival", "restart", "y", "classes", "out_t",
+       "out_probs", "out_smoothed", "out_label", "out_reset", "out_done",
+       "meta"])
+  assert sorted(meta) == ["created", "format", "rate_hz", "settings",
+                          "source"]
+
+
+def test_record_then_replay_keeps_regression_and_events(tmp_path):
+  """A regression + events model's session: its file holds the traces in
+  physical units and the decided events, and replaying it gives them again
+  bit for bit."""
+  t = np.arange(600) / 50.
+  x = np.sin(np.arange(len(t))[:, None] / 7. + np.arange(6))
+  art, out, _ = _heads_artifact(tmp_path, x)
+  path = str(tmp_path / "heads.npz")
+  rec = record_lib.Recorder(path, art, "replay:h", SETTINGS)
+  session, _ = _start(sources.ReplaySource(_replay(t, x), 0, "replay:h", []),
+                      art, rec)
+  assert _until(lambda: session.ended)
+  said = rec.save({})
+  again = str(tmp_path / "again.npz")
+  rec2 = record_lib.Recorder(again, art, "replay", SETTINGS)
+  session2, _ = _start(sources.open_source(f"replay:{path},speed=0", art),
+                       art, rec2)
+  assert _until(lambda: session2.ended)
+  rec2.save({})
+  a, b = np.load(path), np.load(again)
+  assert sorted(a.files) == sorted(b.files)
+  for k in ("t", "x", "restart", "out_t", "out_reset", "out_regression",
+            "out_event_probs", "out_event_frame", "out_event_track",
+            "out_event_decided"):
+    np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+  # The traces in the targets' units: the offline scan's, de-standardised.
+  want = np.asarray(out["regression"])[0] * 0.2 + 1.5
+  assert a["out_regression"].shape == (len(t), 1)
+  np.testing.assert_allclose(a["out_regression"], want, atol=2e-4)
+  np.testing.assert_allclose(a["out_event_probs"],
+                             np.asarray(out["event_probs"])[0], atol=2e-4)
+  # The events: those the page showed, (decided at, track, peak frame).
+  rows = _rows(session)
+  shown = [(r[0], j, f) for r in rows for j, f in r[6][1]]
+  assert len(shown) > 3 and said.startswith(
+      f"Recorded {len(t)} samples and {len(t)} frames, {len(shown)} events to")
+  assert list(zip(
+      a["out_event_decided"].tolist(), a["out_event_track"].tolist(),
+      a["out_event_frame"].tolist())) == shown
+  assert [list(e) for e in session.events] == [[j, f] for _, j, f in shown]
+  np.testing.assert_allclose([r[6][0] for r in rows], a["out_regression"],
+                             atol=1e-4)  # The page's are rounded.
+  assert session2.scores() == session.scores()
+  meta = json.loads(str(a["meta"]))
+  assert meta["outputs"]["regression"]["units"] == ["s"]
+  assert meta["outputs"]["events"]["names"] == ["a"]
 
 
 def test_session_scores_and_detection_delay(wrist_model):
@@ -448,11 +503,12 @@ def test_page_in_headless_chromium(artifact, tmp_path):
   assert "Latency per sample" in out, out + err
 
 
-def test_regression_and_events_models_stream_to_the_page(tmp_path):
-  """A run with regression and events heads: traces in physical units and
-  decoded events reach the page's rows as the offline decoder finds them."""
+def _heads_artifact(tmp_path, x):
+  """A random model with a regression and an events head (one track "a", in
+  s; targets standardised with mean 1.5 and std 0.2), exported and warmed
+  up, and its offline scan of `x` [T, 6]: (artifact, scan outputs, event
+  threshold: the 70% quantile of the scan's event probabilities)."""
   import dataclasses
-  from imujax import metrics
   from imujax.objectives import events
   from imujax.objectives import regression
   from imujax.online import export
@@ -462,11 +518,8 @@ def test_regression_and_events_models_stream_to_the_page(tmp_path):
   params = {"encoder": models.init_encoder(jax.random.key(0), cfg),
             **regression.OBJECTIVE.init_heads(jax.random.key(1), cfg, opts),
             **events.OBJECTIVE.init_heads(jax.random.key(2), cfg, opts)}
-  t = np.arange(600) / 50.
-  x = np.sin(np.arange(len(t))[:, None] / 7. + np.arange(6))
   _, out = step.scan_steps(params, cfg, np.asarray(x, np.float32)[None])
-  prob = np.asarray(out["event_probs"])[0, :, 0]
-  threshold = float(np.quantile(prob, 0.7))
+  threshold = float(np.quantile(np.asarray(out["event_probs"])[0, :, 0], 0.7))
   record = run_record.RunRecord(
       phase="finetune", objective="regression", dataset="in_memory",
       config={"finetune": {"tracks": "a", "events": {
@@ -480,6 +533,17 @@ def test_regression_and_events_models_stream_to_the_page(tmp_path):
       record, jax.tree.map(np.asarray, params), 3), path, units=("s",))
   art = export.Artifact.load(path)
   live.warm_up(art)
+  return art, out, threshold
+
+
+def test_regression_and_events_models_stream_to_the_page(tmp_path):
+  """A run with regression and events heads: traces in physical units and
+  decoded events reach the page's rows as the offline decoder finds them."""
+  from imujax import metrics
+  t = np.arange(600) / 50.
+  x = np.sin(np.arange(len(t))[:, None] / 7. + np.arange(6))
+  art, out, threshold = _heads_artifact(tmp_path, x)
+  prob = np.asarray(out["event_probs"])[0, :, 0]
   session, _ = _start(sources.ReplaySource(_replay(t, x), 0, "replay:h", []),
                       art)
   assert _until(lambda: session.ended)
