@@ -23,7 +23,7 @@ cd "$(dirname "$0")/.."
 root=${1:-../shared/data}
 shift || true
 sweeps=("$@")
-[ ${#sweeps[@]} -eq 0 ] && sweeps=(study_cv cells targets scale gaze modality)
+[ ${#sweeps[@]} -eq 0 ] && sweeps=(study_cv cells targets scale supervised gaze modality)
 for s in "${sweeps[@]}"; do
   dir="launch/results/${s}_readme"
   python -m imujax.experiments.sweep \

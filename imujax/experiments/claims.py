@@ -6,11 +6,16 @@ scores never choose anything). `claim_rows` compares each arm with scratch
 per dataset × budget (Holm-adjusted across the arms of a cell),
 `pooled_rows` per arm over every dataset and budget, and
 `convergence_rows` counts fine-tune steps to validation targets with runs
-that never reach a target censored, not dropped.
+that never reach a target censored, not dropped. `versus_markdown` pairs
+each arm with another reference arm than scratch:
+
+  python -m imujax.experiments.claims <sweep_dir> --versus=simclr@corpus
 """
 
+import argparse
 import collections
 import math
+import sys
 
 import numpy as np
 
@@ -205,3 +210,52 @@ def markdown(runs: list, chosen: dict) -> str:
     for (dataset, budget, arm), lr in sorted(chosen.items()):
       lines.append(f"| {dataset} | {budget or 'all'} | {arm} | {lr:g} |")
   return "\n".join(lines) + "\n"
+
+
+def versus_markdown(runs: list, reference: str) -> str:
+  """Markdown: each arm − `reference` in test macro-F1, paired per (subject,
+  seed), per dataset x budget; an arm with a protocol tag (" [linear_probe]")
+  against the reference of the same tag. Holm across the arms of a cell;
+  scratch (plain) is left out (the report pairs everything with it)."""
+  lines = [f"## Paired per subject: arm − {reference} (test macro-F1)", "",
+           "| dataset | labelled subjects | arm | n (subjects × seeds) | Δ F1 "
+           "| 95% CI | p | p (Holm) |", "|---" * 8 + "|"]
+  for (dataset, budget), arms in sorted(subject_scores(runs).items(),
+                                        key=lambda kv: (kv[0][0],
+                                                        kv[0][1] or 1e9)):
+    cell = {}
+    for arm, scores in sorted(arms.items()):
+      head, bracket, protocol = arm.partition(" [")
+      ref = arms.get(reference + bracket + protocol, {})
+      diffs = _diffs(scores, ref)
+      if arm != "scratch" and head != reference and diffs:
+        cell[arm] = paired.summary(diffs)
+    holm = paired.holm({a: s["p"] for a, s in cell.items()})
+    for arm, s in cell.items():
+      lines.append(f"| {dataset} | {budget or 'all'} | {arm} | {s['subjects']}"
+                   f" × {s['seeds']} | {s['mean']:+.3f} | [{s['ci_lo']:+.3f}"
+                   f", {s['ci_hi']:+.3f}] | {s['p']:.3f} | {holm[arm]:.3f} |")
+  return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+  p = argparse.ArgumentParser(prog="python -m imujax.experiments.claims",
+                              description="Pairs every arm of a sweep with a "
+                              "reference arm (per subject and seed).")
+  p.add_argument("sweep_dir")
+  p.add_argument("--versus", required=True,
+                 help="The reference arm, as the report names it, e.g. "
+                 "'simclr@corpus' or 'scratch +aug'.")
+  args = p.parse_args(argv)
+  from imujax.experiments import report  # pylint: disable=g-import-not-at-top
+  runs, _ = report.read_runs(args.sweep_dir)
+  known = {r.arm for r in runs}
+  if args.versus not in known:
+    p.error(f"--versus={args.versus!r} is no arm of {args.sweep_dir}; its "
+            f"arms: {sorted(known)}.")
+  print(versus_markdown(runs, args.versus))
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -72,14 +72,23 @@ class Job:
 
 
 # ----------------------------------------------------------------- declare
+def sweep_module(path, name: str = "_imujax_sweep"):
+  """A sweep file as a module (one sweep file may reuse another's tables:
+  `jobs.sweep_module(pathlib.Path(__file__).with_name("scale.py"))`)."""
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"Sweep file {str(path)!r} does not exist.")
+  module_spec = importlib.util.spec_from_file_location(name, path)
+  module = importlib.util.module_from_spec(module_spec)
+  module_spec.loader.exec_module(module)
+  return module
+
+
 def load_sweep(spec: str) -> tuple[str, list[dict]]:
   """(CONFIG, points) of a sweep file given as `path.py[:arg]`."""
   path, _, arg = spec.partition(":")
   if not os.path.exists(path):
     raise FileNotFoundError(f"Sweep file {path!r} does not exist (--sweep).")
-  module_spec = importlib.util.spec_from_file_location("_imujax_sweep", path)
-  module = importlib.util.module_from_spec(module_spec)
-  module_spec.loader.exec_module(module)
+  module = sweep_module(path)
   for attr in ("sweep", "CONFIG"):
     if not hasattr(module, attr):
       raise AttributeError(f"Sweep file {path} defines no {attr!r}; a sweep "

@@ -106,23 +106,23 @@ def read_runs(sweep_dir) -> tuple[list, list]:
       val = [m for m in metrics if m["split"] == "val"]
       pretrains.append({
           "path": str(workdir), "dataset": info["dataset"],
-          "objective": info["objective"], "seed": config["seed"],
+          "objective": info["objective"] + stats.supervision_tag(
+              config.get("pretrain")), "seed": config["seed"],
           "steps": val[-1]["step"] if val else 0,
           "val_loss": val[-1].get("loss") if val else None,
           "done": summary is not None})
       continue
-    source = info.get("source") or {}
-    arm = arm_name(source, info["dataset"], config["finetune"])
+    source, pretrain = info.get("source") or {}, {}
     budget = int(config["data"]["labeled_subjects"])
-    pretrain_steps = 0
     if source.get("init_from"):
       source_run = pathlib.Path(source["init_from"]) / "run.json"
       if not source_run.exists():  # The sweep dir moved (e.g. a git clone).
         source_run = (pathlib.Path(sweep_dir) / "pretrain" /
                       pathlib.Path(source["init_from"]).name / "run.json")
       if source_run.exists():
-        pretrain_steps = int(stats.read_json(source_run)[
-            "config"]["pretrain"]["steps"])
+        pretrain = stats.read_json(source_run)["config"]["pretrain"]
+    arm = arm_name(source, info["dataset"], config["finetune"], pretrain)
+    pretrain_steps = int(pretrain.get("steps", 0))
     finetunes.append(FinetuneRun(
         path=str(workdir), dataset=info["dataset"], arm=arm, budget=budget,
         labelled_subjects=budget or len(info["splits"]["train"]),
@@ -142,16 +142,18 @@ def read_runs(sweep_dir) -> tuple[list, list]:
   return finetunes, pretrains
 
 
-def arm_name(source: dict, dataset: str, finetune: dict) -> str:
+def arm_name(source: dict, dataset: str, finetune: dict,
+             pretrain: Optional[dict] = None) -> str:
   """The arm of a fine-tune run: where its encoder started, and controls.
 
-  "scratch", an objective ("simclr"), from another dataset
-  ("classification@uci_hapt/50hz") or a corpus ("simclr@corpus"), a
-  released encoder ("pretrained:<name>"); a protocol other than full fine-tuning
-  in brackets ("simclr [linear_probe]"); "+aug" when the fine-tune itself
-  was trained with augmentations (the control for simclr's).
+  "scratch", an objective ("simclr"; + stats.supervision_tag of the source's
+  `pretrain` config), from another dataset ("classification@uci_hapt/50hz")
+  or a corpus ("simclr+sup0.5@corpus"), a released encoder
+  ("pretrained:<name>"); a protocol other than full fine-tuning in brackets
+  ("simclr [linear_probe]"); "+aug" when the fine-tune itself was trained
+  with augmentations (the control for simclr's).
   """
-  arm = source.get("objective", "scratch")
+  arm = source.get("objective", "scratch") + stats.supervision_tag(pretrain)
   if source.get("release"):
     arm = f"pretrained:{source['release']}"
   elif source.get("corpus"):  # A corpus subset (corpus_hours) names its hours.
@@ -278,8 +280,7 @@ def arms_table(rows: list) -> str:
   for r in rows:
     claim, p = _claim(r)
     budget = r["budget"] or f"all ({r['labelled_subjects']})"
-    lines.append(
-        (f"| {r['dataset']} " if several else "") +
+    lines.append((f"| {r['dataset']} " if several else "") +
         f"| {budget} | {r['arm']} | {r['seeds']} | "
         f"{_mean_sd(r, 'test_macro_f1')} | {_mean_sd(r, 'test_accuracy')} | "
         f"{claim} | {p} | "

@@ -81,6 +81,20 @@ def cells(runs: list) -> dict:
   return out
 
 
+def supervision_tag(pretrain: Optional[dict]) -> str:
+  """What an arm's name adds for a pre-training on a corpus's labels (its
+  run.json config's `pretrain`): "+sup<w>" for a self-supervised objective
+  plus w x the multi-task loss, ":shared" for the shared label map; "" else.
+  configs/sweeps/supervised.py's arms differ in these alone."""
+  pretrain = pretrain or {}
+  weight = float(pretrain.get("corpus_supervised_weight", 0) or 0)
+  tag = f"+sup{weight:g}" if weight > 0 else ""
+  if ((weight > 0 or pretrain.get("objective") == "corpus_supervised")
+      and pretrain.get("corpus_label_map", "member") != "member"):
+    tag += f":{pretrain['corpus_label_map']}"
+  return tag
+
+
 def arm_order(arms) -> list:
   return sorted(arms, key=lambda a: (a != "scratch", a))
 
