@@ -303,6 +303,9 @@ def main(argv=None):
                  "random-weight model of this cell (--hidden x --layers).")
   p.add_argument("--cells", default="", help="Several cells, or 'all' (every "
                  "registered cell), in one table.")
+  p.add_argument("--cells_pool", action="store_true",
+                 help="--cells: also the micro-batched pool's capacity per "
+                 "cell (--pool_sizes; about a minute per cell).")
   p.add_argument("--capacity_stat", default="p99", choices=("p99", "median"),
                  help="--cells: judge a batch size by this step time.")
   p.add_argument("--hidden", type=int, default=64)

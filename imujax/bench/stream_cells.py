@@ -6,8 +6,10 @@
 Random-weight classifiers (`synthetic_checkpoint`) of each cell at one shape
 (default 2x64, the README's LSTM): one stream's per-sample latency through
 the default lever (`model.Model`: jit + params as constants + donated state)
-and through NumPy, and the frame-synchronous capacity at --rate_hz
-(`stream.bench_capacity`). Imported by `stream.main` after it has pinned the
+and through NumPy, the frame-synchronous capacity at --rate_hz
+(`stream.bench_capacity`) and, with --cells_pool, the micro-batched pool's
+(`stream.bench_pool`: frames at spread phases, the capacity the README
+quotes for one model). Imported by `stream.main` after it has pinned the
 process to one core and set up JAX's dispatch.
 """
 
@@ -48,6 +50,10 @@ def bench_cells(names, args) -> list[dict]:
         "params": int(sum(np.size(a) for a in jax.tree.leaves(
             ckpt.params["encoder"]))),
         "one_stream": one, "capacity": cap, "load_1min": os.getloadavg()[0]})
+    if args.cells_pool:
+      rows[-1]["pool"] = stream.bench_pool(
+          ckpt, [int(s) for s in args.pool_sizes.split(",")], args.rate_hz,
+          args.budget_ms, args.pool_seconds, args.pool_trials)
     r = rows[-1]
     print(f"{name:>8} {r['params']:7d} params  one stream median "
           f"{one['jit+const+donate']['median_us']:7.1f} p99 "
@@ -55,12 +61,17 @@ def bench_cells(names, args) -> list[dict]:
           f"{one['numpy']['p99_us']:7.1f})  streams/core "
           f"{cap['streams_per_core']:6d} batched, "
           f"{cap['unbatched_baseline']['streams_per_core']:5d} unbatched  "
-          f"load {r['load_1min']:.2f}", flush=True)
+          f"load {r['load_1min']:.2f}" + (
+              f"  pool {r['pool']['streams_per_core']}" if "pool" in r
+              else ""), flush=True)
   print(f"\n| cell | encoder params | one stream median / p99 (us) | NumPy "
         f"p99 (us) | streams per core at {args.rate_hz:g} Hz (batched, "
         f"{args.capacity_stat} <= "
         f"{args.budget_ms:g} ms) | separate batch-1 steps | batched step "
-        "median (us) per N | load |\n|---|---|---|---|---|---|---|---|")
+        "median (us) per N | load |" + (
+            " pool: streams per core (p99 <= budget) |" if args.cells_pool
+            else "") + "\n|---|---|---|---|---|---|---|---|"
+        + ("---|" if args.cells_pool else ""))
   for r in rows:
     one, cap = r["one_stream"]["jit+const+donate"], r["capacity"]
     print(f"| {r['cell']} | {r['params']} | {one['median_us']:.1f} / "
@@ -68,5 +79,6 @@ def bench_cells(names, args) -> list[dict]:
           f"{cap['streams_per_core']} | "
           f"{cap['unbatched_baseline']['streams_per_core']} | "
           + ", ".join(f"{b['streams']}: {b['median_us']:.0f}"
-                      for b in cap["batched"]) + f" | {r['load_1min']:.2f} |")
+                      for b in cap["batched"]) + f" | {r['load_1min']:.2f} |"
+          + (f" {r['pool']['streams_per_core']} |" if "pool" in r else ""))
   return rows
