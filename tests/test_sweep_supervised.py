@@ -101,3 +101,23 @@ def test_versus_pairs_each_arm_with_simclr_of_its_own_protocol():
   assert ("| toy | 1 | corpus_supervised@corpus [linear_probe] | 3 × 2 | "
           "-0.100 |") in table
   assert "scratch" not in table and "| simclr@corpus" not in table
+
+
+def test_versus_on_other_scores_pairs_the_prefixed_per_subject_scores():
+  runs = []
+  for arm, score, without in (("scratch", .8, .7), ("scratch +proj32", .8,
+                                                     .6)):
+    for seed in (1, 2):
+      per = {s: {"macro_f1": score} for s in "abc"}
+      runs.append(report.FinetuneRun(
+          path="", dataset="toy", arm=arm, budget=0, labelled_subjects=3,
+          seed=seed, steps=1, val=[], class_names=[], test={
+              "macro_f1": score, "per_subject": per,
+              "test_without_gyr/macro_f1": without,
+              "test_without_gyr/per_subject": {
+                  s: {"macro_f1": without} for s in "abc"}}))
+  plain = claims.versus_markdown(runs, "scratch")
+  assert "| toy | all | scratch +proj32 | 3 × 2 | +0.000 |" in plain
+  gyr = claims.versus_markdown(claims.with_scores(runs, "test_without_gyr/"),
+                               "scratch")
+  assert "| toy | all | scratch +proj32 | 3 × 2 | -0.100 |" in gyr

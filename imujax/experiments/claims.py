@@ -212,12 +212,13 @@ def markdown(runs: list, chosen: dict) -> str:
   return "\n".join(lines) + "\n"
 
 
-def versus_markdown(runs: list, reference: str) -> str:
+def versus_markdown(runs: list, reference: str, what: str = "") -> str:
   """Markdown: each arm − `reference` in test macro-F1, paired per (subject,
   seed), per dataset x budget; an arm with a protocol tag (" [linear_probe]")
   against the reference of the same tag. Holm across the arms of a cell;
   scratch (plain) is left out (the report pairs everything with it)."""
-  lines = [f"## Paired per subject: arm − {reference} (test macro-F1)", "",
+  lines = [f"## Paired per subject: arm − {reference} (test macro-F1{what})",
+           "",
            "| dataset | labelled subjects | arm | n (subjects × seeds) | Δ F1 "
            "| 95% CI | p | p (Holm) |", "|---" * 8 + "|"]
   for (dataset, budget), arms in sorted(subject_scores(runs).items(),
@@ -238,6 +239,14 @@ def versus_markdown(runs: list, reference: str) -> str:
   return "\n".join(lines) + "\n"
 
 
+def with_scores(runs: list, prefix: str) -> list:
+  """The runs with their test scores replaced by those under `prefix` (e.g.
+  "test_without_gyr/": eval.missing_modalities), the prefix cut off."""
+  return [r._replace(test={k[len(prefix):]: v for k, v in r.test.items()
+                           if k.startswith(prefix)}) if r.test else r
+          for r in runs]
+
+
 def main(argv=None) -> int:
   p = argparse.ArgumentParser(prog="python -m imujax.experiments.claims",
                               description="Pairs every arm of a sweep with a "
@@ -246,14 +255,24 @@ def main(argv=None) -> int:
   p.add_argument("--versus", required=True,
                  help="The reference arm, as the report names it, e.g. "
                  "'simclr@corpus' or 'scratch +aug'.")
+  p.add_argument("--scores", default="",
+                 help="Pair these test scores instead of the plain ones: a "
+                 "prefix of the test keys, e.g. 'test_without_gyr/' "
+                 "(eval.missing_modalities).")
   args = p.parse_args(argv)
   from imujax.experiments import report  # pylint: disable=g-import-not-at-top
   runs, _ = report.read_runs(args.sweep_dir)
+  if args.scores:
+    runs = with_scores(runs, args.scores)
+    if not any(r.test for r in runs):
+      p.error(f"--scores={args.scores!r}: no run's test scores have keys "
+              "with that prefix.")
   known = {r.arm for r in runs}
   if args.versus not in known:
     p.error(f"--versus={args.versus!r} is no arm of {args.sweep_dir}; its "
             f"arms: {sorted(known)}.")
-  print(versus_markdown(runs, args.versus))
+  print(versus_markdown(runs, args.versus,
+                        f", {args.scores}" if args.scores else ""))
   return 0
 
 
