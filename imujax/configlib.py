@@ -41,6 +41,8 @@ def base() -> ml_collections.ConfigDict:
   c.data.manual_dir = ""           # Raw files for manual-download datasets.
   c.data.spec = ""                 # TOML spec for data.name="recordings/<rate>".
   c.data.val_subjects = 2
+  # >= 1; 0 for mode="pretrain" only, with val_subjects = 0 too: pre-training
+  # on every subject, which validates and tests nothing (`_check_held_out`).
   c.data.test_subjects = 3
   # Cross-validation over subjects: num_folds > 0 deals the subjects into
   # folds (by fold_seed, the same for every seed) and tests on fold `fold`;
@@ -266,7 +268,7 @@ _POSITIVE = ((lambda v: v > 0), "> 0")
 _RANGES = {
     "num_seeds": _at_least(1),
     "data.val_subjects": _at_least(0),
-    "data.test_subjects": _at_least(1),
+    "data.test_subjects": _at_least(0),  # 0: `_check_held_out`.
     "data.labeled_subjects": _at_least(0),
     "data.labeled_recordings": _at_least(0),
     "data.window": _at_least(2),
@@ -327,6 +329,7 @@ def check(config: ml_collections.ConfigDict) -> None:
         not ok(value)):
       raise ValueError(f"Config key {key}={value!r} must be {what}.")
   _check_corpus(config)
+  _check_held_out(config)
   _check_missing_modalities(config.eval.missing_modalities)
   if config.data.window_s and config.data.window != base().data.window:
     raise ValueError("Set data.window (frames) or data.window_s (seconds), "
@@ -342,6 +345,47 @@ def check(config: ml_collections.ConfigDict) -> None:
     raise ValueError("mode='compare' with init_from fine-tunes that encoder "
                      "(nothing is pre-trained), so pretrain.corpus is unused: "
                      "unset one of them.")
+
+
+class ConfigError(ValueError):
+  """A config value the data refuse, found once they are read (more held-out
+  subjects than the dataset has); main reports it like `check`'s errors."""
+
+
+_EVERY_SUBJECT = ("0 is for mode='pretrain' only, with data.val_subjects=0 "
+                  "and data.test_subjects=0: a pre-training on every subject")
+
+
+def _check_held_out(config: ml_collections.ConfigDict) -> None:
+  """data.val_subjects / test_subjects = 0: a pre-training on every subject.
+
+  Every other run validates every eval_every steps and tests at the end on
+  held-out subjects, so it needs at least one of each.
+  """
+  data = config.data
+  if data.val_subjects and data.test_subjects:
+    return
+  key, other = (("data.test_subjects", "data.val_subjects")
+                if not data.test_subjects else
+                ("data.val_subjects", "data.test_subjects"))
+  if config.mode != "pretrain":
+    raise ValueError(
+        f"Config key {key}=0 with mode={config.mode!r}, which validates and "
+        f"tests on held-out subjects: set {key} >= 1 ({_EVERY_SUBJECT}).")
+  if _get(config, other):
+    raise ValueError(
+        f"Config key {key}=0 with {other}={_get(config, other)}: set both to "
+        f"0 (a pre-training on every subject) or {key} >= 1.")
+  if data.num_folds:
+    raise ValueError(
+        f"Config key data.num_folds={data.num_folds} holds out a test fold, "
+        "but data.val_subjects=0 and data.test_subjects=0 pre-train on every "
+        "subject: set data.num_folds=0.")
+  if config.pretrain.corpus:
+    raise ValueError(
+        "Config key pretrain.corpus with data.val_subjects=0 and "
+        "data.test_subjects=0: a corpus pre-training validates on data.name's "
+        "held-out subjects; set both >= 1.")
 
 
 def corpus_members(text: str) -> list[tuple[str, str]]:

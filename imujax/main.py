@@ -2,7 +2,8 @@
 
 `:arg` after the config file sets the file's switches or any config key
 (`configs/default.py:model.cell=gru`); single keys also go as flags
-(`--config.model.hidden=64`). Unknown keys and bad values are one-line errors
+(`--config.model.hidden=64`). Unknown keys and bad values (also held-out
+subject counts the dataset cannot give) are one-line errors
 (exit 2). `--list_keys` prints every key of the config with its value.
 The quick end-to-end run is `--config=configs/test.py` (seconds).
 """
@@ -119,7 +120,11 @@ def main(argv):
                "--list_keys)", config_flags.get_config_filename(
                    flags.FLAGS["config"]),
                f" with {overrides}" if overrides else "")
-  compare.run(config, _WORKDIR.value)
+  try:
+    compare.run(config, _WORKDIR.value)
+  except configlib.ConfigError as e:  # Found once the data are read.
+    print(f"imujax: config error: {one_line(e)}", file=sys.stderr)
+    sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from typing import Iterator, Mapping, NamedTuple, Optional, Sequence
 from etils import epath
 import numpy as np
 
+from imujax import configlib
 
 # An empty, read-only mapping: the default of the per-frame track fields.
 _NO_TRACKS = types.MappingProxyType({})
@@ -232,11 +233,12 @@ def split_subjects(subjects: Sequence[str], seed: int, num_val: int,
   seed) and fold `fold` is the test set, so over the k folds every subject
   is a test subject exactly once; `num_val` validation subjects are then
   drawn from the other folds with `seed`, and `num_test` is not used.
+  num_val = num_test = 0 (no folds): every subject trains.
   """
   unique = sorted(set(subjects))
   if num_folds:
     if not 0 <= fold < num_folds <= len(unique):
-      raise ValueError(
+      raise configlib.ConfigError(
           f"data.fold={fold} with data.num_folds={num_folds}: the fold must "
           f"be in 0..{num_folds - 1}, and {len(unique)} subjects allow at "
           f"most {len(unique)} folds.")
@@ -244,7 +246,7 @@ def split_subjects(subjects: Sequence[str], seed: int, num_val: int,
     test = sorted(unique[i] for i in dealt[fold::num_folds])
     rest = [s for s in unique if s not in set(test)]
     if num_val >= len(rest):
-      raise ValueError(
+      raise configlib.ConfigError(
           f"Fold {fold} of {num_folds} leaves {len(rest)} subjects; "
           f"data.val_subjects={num_val} leaves none for training.")
     order = [rest[i] for i in np.random.default_rng(seed).permutation(
@@ -252,10 +254,10 @@ def split_subjects(subjects: Sequence[str], seed: int, num_val: int,
     return {"test": test, "val": sorted(order[:num_val]),
             "train": sorted(order[num_val:])}
   if num_val + num_test >= len(unique):
-    raise ValueError(
+    raise configlib.ConfigError(
         f"The dataset has {len(unique)} subjects; data.val_subjects={num_val} "
         f"plus data.test_subjects={num_test} leave none for training. "
-        "Lower them.")
+        "Lower them (both 0, mode=pretrain: pre-train on every subject).")
   permutation = np.random.default_rng(seed).permutation(len(unique))
   order = [unique[i] for i in permutation]
   return {"test": sorted(order[:num_test]),

@@ -38,6 +38,11 @@ from imujax.training import setup
 from imujax.training import program
 
 
+# summary.json's "no_test" of a run with no held-out subject ("test": None).
+NO_TEST = ("no validation or test: data.val_subjects = data.test_subjects = 0: "
+           "pre-trained on every subject, so no subject is held out.")
+
+
 def train_and_evaluate(config, workdir: str, phase: str,
                        label: str = "") -> dict:
   """Trains one phase ("pretrain" or "finetune") of one run in `workdir`.
@@ -212,7 +217,14 @@ def _train(runs, configs, workdirs, phase, layout, writer, t0, tag) -> list:
         r, c, batch_size, program.run_keys(c.seed)[1], layout.eval_sharding(),
         like=evaluators[0] if evaluators else None))
 
+  # A pre-training on every subject (data.val_subjects = test_subjects = 0,
+  # configlib._check_held_out) holds no one out: nothing to evaluate on; its
+  # metrics.jsonl has the training loss (split "train") at each logged step.
+  held_out = any(runs[0].record.splits[s] for s in ("val", "test"))
+
   def evaluate_now(split, step):
+    if not held_out:
+      return [None] * k
     records = []
     for i, (evaluator, path) in enumerate(zip(evaluators, metrics_paths)):
       record = {"step": step, "split": split,
@@ -248,9 +260,14 @@ def _train(runs, configs, workdirs, phase, layout, writer, t0, tag) -> list:
                      "ETA %s", tag, done, steps, _floats(loss),
                      _floats(grad_norm, 3), rate,
                      _fmt_seconds((steps - done) / max(rate, 1e-9)))
-      if done % config.eval_every == 0 or is_last or (
+        if writer and not held_out:  # metrics.jsonl's only record of progress.
+          for path, value, norm in zip(metrics_paths, loss, grad_norm):
+            checkpoints.append_jsonl(path, {
+                "step": done, "split": "train", "loss": float(value),
+                "grad_norm": float(norm)})
+      if held_out and (done % config.eval_every == 0 or is_last or (
           done <= config.dense_eval_until
-          and done % config.dense_eval_every == 0):
+          and done % config.dense_eval_every == 0)):
         records = evaluate_now("val", done)
         logging.info("%s step %d val %s", tag, done,
                      " | ".join(_short(r) for r in records))
@@ -275,13 +292,16 @@ def _train(runs, configs, workdirs, phase, layout, writer, t0, tag) -> list:
                "class_names": run.data.class_names,
                "wall_s_this_session": time.time() - t0,
                "steps_this_session": final_step - (start or 0)}
+    if not held_out:  # "test": None, and why.
+      summary["no_test"] = NO_TEST
     if k > 1:
       summary["multiseed_members"] = k
     if writer:
       run_record.write_text_atomic(w / "summary.json",
                                    json.dumps(summary, indent=1))
     summaries.append(summary)
-  logging.info("%s test %s", tag, " | ".join(_short(t) for t in tests))
+  logging.info("%s test %s", tag, " | ".join(_short(t) for t in tests)
+               if held_out else NO_TEST)
   return summaries
 
 

@@ -152,15 +152,17 @@ def _check_no_leak(source, init_from: str, dataset: str, splits: dict):
   if source is None or (input_pipeline.cohort_of(source.dataset)
                         != input_pipeline.cohort_of(dataset)):
     return
-  held_out = set(splits["test"]) | set(splits["val"])
-  leaked = sorted(set(source.splits["train"]) & held_out)
-  if leaked:
+  leaked = sorted(set(source.splits["train"])
+                  & (set(splits["test"]) | set(splits["val"])))
+  if leaked:  # No val split: pre-trained on every subject (configlib).
     raise ValueError(
         f"init_from={init_from!r} was trained on {source.dataset} subjects "
         f"{leaked}, which are validation or test subjects of this run on "
-        f"{dataset} (the same people; the seeds or folds differ?). "
-        "Pre-train with the same seed, folds and split as the fine-tuning "
-        "run.")
+        f"{dataset} (the same people; " + (
+            "the seeds or folds differ?). Pre-train with the same seed, folds "
+            "and split as the fine-tuning run." if source.splits["val"] else
+            "it pre-trained on every subject: data.val_subjects=0, "
+            "data.test_subjects=0). Fine-tune it on another cohort only."))
 
 
 def _check_source_finished(init_from: str, allow_unfinished: bool) -> None:
@@ -437,11 +439,9 @@ def prepare(config: ml_collections.ConfigDict, phase: str) -> Run:
   record = run_record.RunRecord(
       phase=phase, objective=objective.name, dataset=name,
       config=config.to_dict(), model_config=dataclasses.asdict(cfg),
-      splits=splits,
-      labeled_recordings=sorted(r.recording for r in train_recs),
+      splits=splits, labeled_recordings=sorted(r.recording for r in train_recs),
       channel_names=list(data.channel_names),
-      class_names=list(data.class_names),
-      sample_rate_hz=data.sample_rate_hz,
+      class_names=list(data.class_names), sample_rate_hz=data.sample_rate_hz,
       normalizer={"mean": normalizer.mean.tolist(),
                   "std": normalizer.std.tolist(), **target_stats},
       source=source_info, data_fingerprint=data.fingerprint)
