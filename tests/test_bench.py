@@ -166,7 +166,7 @@ def test_bench_stream_per_cell_table(tmp_path):
   proc = subprocess.run(
       [sys.executable, "-m", "imujax.bench.stream", "--cells=mingru,lru",
        "--samples=60", "--sizes=1,4", "--reps=3", "--hidden=8",
-       "--cells_pool", "--pool_sizes=1,2", "--pool_seconds=0.5",
+       "--cells_pool", "--pool_sizes=1,2", "--pool_seconds=0.2",
        "--pool_trials=1", f"--json={out}"],
       cwd=REPO, env=subprocess_env(), capture_output=True, text=True,
       timeout=300)
@@ -179,8 +179,8 @@ def test_bench_stream_per_cell_table(tmp_path):
                                     "resampler_only"}
     assert r["one_stream"]["numpy"]["n"] == 40
     assert [b["streams"] for b in r["capacity"]["batched"]] == [1, 4]
-    # The pool: each size's trial served every frame (15 per stream).
+    # The pool: each size's trial served every frame (6 per stream).
     assert r["pool"]["rows"][0]["streams"] == 1
-    assert r["pool"]["rows"][0]["frames"] == 15
+    assert r["pool"]["rows"][0]["frames"] == 6
   assert "pool: streams per core" in proc.stdout
   assert "| mingru | " in proc.stdout and "streams per core at 30" in proc.stdout
