@@ -15,7 +15,8 @@
 #   launch/studies.sh [DATA_ROOT] [SWEEP ...]
 #
 # DATA_ROOT holds the datasets' manual dirs (default ../shared/data). SWEEPs
-# default to every declared study, in this order. Each sweep's docstring
+# default to every declared study, in this order; SWEEP:VARIANT runs another
+# variant than readme, into launch/results/<sweep>_<variant>/ (gaze:velocity). Each sweep's docstring
 # (configs/sweeps/<sweep>.py) gives its protocol, runs and estimated cost;
 # none of them is complete until its report says "Complete".
 set -euo pipefail
@@ -23,11 +24,14 @@ cd "$(dirname "$0")/.."
 root=${1:-../shared/data}
 shift || true
 sweeps=("$@")
-[ ${#sweeps[@]} -eq 0 ] && sweeps=(study_cv cells targets scale supervised gaze modality)
-for s in "${sweeps[@]}"; do
-  dir="launch/results/${s}_readme"
+[ ${#sweeps[@]} -eq 0 ] && sweeps=(study_cv cells targets scale supervised gaze gaze:velocity modality)
+for arg in "${sweeps[@]}"; do
+  s=${arg%%:*}
+  variant=readme
+  [[ $arg == *:* ]] && variant=${arg#*:}
+  dir="launch/results/${s}_${variant}"
   python -m imujax.experiments.sweep \
-    --sweep="configs/sweeps/$s.py:variant=readme,data_root=$root" \
+    --sweep="configs/sweeps/$s.py:variant=$variant,data_root=$root" \
     --sweep_dir="$dir" --launcher=local --vmap_seeds --cpu_devices=2 || true
   python -m imujax.experiments.report "$dir"
 done

@@ -12,6 +12,7 @@ from imujax.data import info as data
 from imujax.datasets.gaze_lund2013 import agreement
 from imujax.datasets.gaze_lund2013 import gaze_lund2013_dataset_builder as gl
 from imujax.datasets.gaze_lund2013 import reader
+from imujax.objectives import modality
 
 DIM, RES, DIST = (0.38, 0.30), (1024, 768), 0.67
 ORIGINAL = "originally uploaded data"
@@ -118,7 +119,47 @@ def test_configs():
               "500hz_native": (500.0, "RA", True, "original", True),
               "250hz": (250.0, "RA", True, "original", False),
               "article_500hz": (500.0, "RA", True, "article", False),
-              "article_500hz_mn": (500.0, "MN", False, "article", False)}
+              "article_500hz_mn": (500.0, "MN", False, "article", False),
+              "500hz_velocity": (500.0, "RA", True, "original", False)}
+  assert [n for n, c in configs.items() if c.velocity] == ["500hz_velocity"]
+
+
+def test_derive_velocity_by_hand():
+  xy = np.array([[1.0, 2.0], [1.5, 1.0], [np.nan, np.nan], [3.0, 0.0],
+                 [3.0, 0.5]], np.float32)
+  out = gl.derive_velocity(xy, 500.0)
+  nan = np.nan
+  np.testing.assert_allclose(out, [[nan, nan, 0.0],
+                                   [250.0, -500.0, 0.0],  # 0.5 deg in 2 ms.
+                                   [nan, nan, 1.0],
+                                   [nan, nan, 0.0],       # After the gap.
+                                   [0.0, 250.0, 0.0]], atol=1e-4)
+  # Causal: frame t depends on frames t-1 and t only.
+  changed = xy.copy()
+  changed[4] = [9.0, 9.0]
+  np.testing.assert_array_equal(gl.derive_velocity(changed, 500.0)[:4],
+                                out[:4])
+
+
+def test_500hz_velocity_adds_derived_channels(tmp_path):
+  manual = write_lund(tmp_path)
+  plain = _by_recording(_build("500hz", manual, tmp_path))
+  builder = _build("500hz_velocity", manual, tmp_path)
+  meta = builder.info.metadata
+  assert meta["channel_names"] == ["gaze_x_deg", "gaze_y_deg", "gazevel_x",
+                                   "gazevel_y", "track_lost"]
+  modality.describe_all(meta["channel_names"], meta["units"])
+  assert modality.of(meta["channel_names"]) == (
+      "gaze", "gaze", "gaze_velocity", "gaze_velocity", "other")
+  for name, ex in _by_recording(builder).items():
+    xy = plain[name]["signals"]
+    np.testing.assert_array_equal(ex["signals"][:, :2], xy)
+    np.testing.assert_array_equal(ex["labels"], plain[name]["labels"])
+    np.testing.assert_allclose(ex["signals"][:, 2:],
+                               gl.derive_velocity(xy, 500.0), atol=1e-4)
+  rome = _by_recording(builder)["UH21_img_Rome"]["signals"]
+  # Rome: track loss at 4 and the skipped slot 8 (see the 500hz test).
+  assert rome[:, 4].tolist() == [0, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0]
 
 
 def test_500hz_exact_signals_labels_raters_and_repairs(tmp_path):
@@ -153,7 +194,8 @@ def test_500hz_exact_signals_labels_raters_and_repairs(tmp_path):
   np.testing.assert_array_equal(dots["labels"], [0, -1, 1, 2])
   meta = builder.info.metadata
   assert meta["channel_names"] == ["gaze_x_deg", "gaze_y_deg"]
-  assert meta["units"] == {"gaze": "deg"} and meta["sample_rate_hz"] == 500.0
+  assert meta["units"] == {"gaze": "deg", "gaze_velocity": "deg/s"}
+  assert meta["sample_rate_hz"] == 500.0
   assert meta["class_names"] == ["fixation", "saccade", "pso",
                                  "smooth_pursuit", "blink"]
   assert meta["stimulus_types"]["UH21_dots_trial1"] == "dots"

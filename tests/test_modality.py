@@ -14,6 +14,8 @@ from imujax.objectives import modality
     ("left_pressure_03", ("pressure", "left", "03", "")),
     ("right_foot_force_z", ("force", "right_foot", "z", "")),
     ("gaze_x_deg", ("gaze", "", "x", "deg")),
+    ("gazevel_y", ("gaze_velocity", "", "y", "")),
+    ("track_lost", ("other", "", "", "")),
     ("wrist_temp", ("other", "", "", "")),
     ("a", ("other", "", "", "")),
 ])

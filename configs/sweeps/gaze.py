@@ -28,6 +28,16 @@ Variants (`gaze.py:variant=<name>,data_root=<folder of manual dirs>`):
           pre-training and 300 fine-tune runs.
   readme  scratch, masked_reconstruction x budgets 1, 2 x 5 folds x seeds
           101, 102: 10 pre-training and 40 fine-tune runs.
+  velocity  readme's runs on `gaze_lund2013/500hz_velocity`: the same
+          positions plus the velocity (deg/s) and track-loss channels the
+          builder derives causally from them, everything else as readme, so
+          readme vs velocity isolates the input. Declared 2026-12-01 after
+          readme had failed (both arms near chance) and after ONE
+          development run on validation participants only (fold 0, seed
+          101, scratch, 2 labelled participants, 600 steps): validation
+          macro-F1 0.458 and saccade kappa 0.45 with velocity vs 0.272 and
+          0.08 for the readme run of that cell; no test score was looked at.
+          Not run yet. Estimated ~2.5 h on the 2-core CPU (readme's time).
   smoke   readme's shape at configs/test.py size (hidden 16, 1 layer, 20
           steps, windows of 64 frames): 2 folds, 2 seeds, budget 1.
 
@@ -39,6 +49,7 @@ Variants (`gaze.py:variant=<name>,data_root=<folder of manual dirs>`):
 from imujax.experiments import jobs as jobs_lib
 
 DATASET = "gaze_lund2013/500hz"
+VELOCITY_DATASET = "gaze_lund2013/500hz_velocity"
 MANUAL = "gaze_lund2013"
 VAL_SUBJECTS = 3
 CONFIG = ("configs/default.py:eval_every=100,checkpoint_every=100,"
@@ -57,6 +68,9 @@ VARIANTS = {
     "readme": dict(arms=_arms(("masked_reconstruction",), False),
                    budgets=(1, 2), folds=FOLDS, seeds=SEEDS[:2],
                    config=CONFIG),
+    "velocity": dict(arms=_arms(("masked_reconstruction",), False),
+                     budgets=(1, 2), folds=FOLDS, seeds=SEEDS[:2],
+                     config=CONFIG, dataset=VELOCITY_DATASET),
     "smoke": dict(arms=_arms(("masked_reconstruction",), False),
                   budgets=(1,), folds=2, seeds=SEEDS[:2],
                   config=SMOKE_CONFIG),
@@ -72,7 +86,7 @@ def sweep(arg=None):
     for budget in v["budgets"]:
       for fold in range(v["folds"]):
         for seed in v["seeds"]:
-          yield {"data.name": DATASET, "objective": objective,
+          yield {"data.name": v.get("dataset", DATASET), "objective": objective,
                  "data.labeled_subjects": budget, "data.fold": fold,
                  "seed": seed, **finetune, "set": dict(implied),
                  "config": v["config"]}

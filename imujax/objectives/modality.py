@@ -12,6 +12,7 @@ axis (or cell), less a trailing unit the modality allows:
   thigh_quat_w       -> orientation, "thigh",            axis "w"
   left_pressure_03   -> pressure, placement "left",      axis "03"
   gaze_x_deg         -> gaze,     placement "",          axis "x", unit "deg"
+  gazevel_x          -> gaze_velocity, placement "",     axis "x"
   wrist_temp         -> other (no token: no augmentation that assumes physics)
 
 `describe` also checks what a builder or a spec declares beside the name (a
@@ -61,6 +62,11 @@ MODALITIES = {m.name: m for m in (
              GENERIC | {GAIN, SHUFFLE, SWAP}, "force"),
     Modality("gaze", ("gaze",), ("deg", "rad", "px", "normalised"),
              GENERIC | {GAIN, DRIFT}, "gaze"),
+    # Derived from gaze positions (gaze_lund2013/*_velocity): scaling the
+    # positions scales it; an offset or drift of the positions does not move
+    # it (a drift adds a constant far below saccadic speeds), so no DRIFT.
+    Modality("gaze_velocity", ("gazevel",), ("deg/s", "rad/s"),
+             GENERIC | {GAIN}, "gaze_velocity"),
     # A unit quaternion: rotating its x/y/z part as a vector, scaling or
     # negating one component has no physical meaning.
     Modality("orientation", ("quat", "quaternion", "ori", "orientation"),

@@ -13,6 +13,13 @@ angle from the screen centre (see reader.py); track loss is NaN. Blink is a
 class: the raters marked it, and 57 % of its samples still carry
 (eyelid-distorted) gaze that a detector must not call a saccade.
 
+Configs `*_velocity` add three channels derived causally from the positions
+on the output grid (`derive_velocity`): `gazevel_x`, `gazevel_y` (deg/s, the
+backward difference (p[t] - p[t-1]) * rate, the sample-to-sample input of
+gazeNet, Zemblys et al. 2019; NaN where either sample is track loss) and
+`track_lost` (1 where the tracker lost the eye, else 0). A live tracker feed
+reproduces them with one frame of state.
+
 `labels` is the config's rater (RA, else MN where RA did not code the
 recording, for `500hz`); `labels_ra` and `labels_mn` hold each rater's
 labels (-1 where that rater did not code the recording).
@@ -29,6 +36,7 @@ from imujax.datasets.gaze_lund2013 import reader
 
 CLASS_NAMES = reader.CLASS_NAMES
 CHANNEL_NAMES = ("gaze_x_deg", "gaze_y_deg")
+VELOCITY_CHANNEL_NAMES = ("gazevel_x", "gazevel_y", "track_lost")
 NATIVE_RATE_HZ = 500.0
 TRACKS = ("labels", "labels_ra", "labels_mn")
 REPAIR_KEYS = ("padding_rows_dropped", "labels_corrected_zemblys2018",
@@ -42,12 +50,18 @@ class Config(tfds.core.BuilderConfig):
   """rate_hz: grid; rater: `labels`' rater; fallback: the other rater's
   labels where `rater` did not code a recording (else it is left out);
   subset: upstream folder (reader.SUBSET_DIRS); native_only: leave out the
-  recordings whose own rate is not rate_hz (instead of resampling them)."""
+  recordings whose own rate is not rate_hz (instead of resampling them);
+  velocity: add the derived channels VELOCITY_CHANNEL_NAMES."""
   rate_hz: float = NATIVE_RATE_HZ
   rater: str = "RA"
   fallback: bool = True
   subset: str = "original"
   native_only: bool = False
+  velocity: bool = False
+
+  @property
+  def channel_names(self) -> tuple[str, ...]:
+    return CHANNEL_NAMES + VELOCITY_CHANNEL_NAMES * self.velocity
 
 
 def _config(name, description, **kwargs):
@@ -66,6 +80,8 @@ CONFIGS = (
             subset="article"),
     _config("article_500hz_mn", "Andersson et al.'s subset; labels MN's",
             subset="article", rater="MN", fallback=False),
+    _config("500hz_velocity", "as 500hz, plus gaze velocity (deg/s) and "
+            "track loss derived causally", velocity=True),
 )
 
 
@@ -101,9 +117,30 @@ def to_grid(xy: np.ndarray, tracks: dict[str, np.ndarray], native_hz: float,
   return signals, out.labels
 
 
+def derive_velocity(xy: np.ndarray, rate_hz: float) -> np.ndarray:
+  """Causal velocity and track loss of gaze positions on a uniform grid.
+
+  Args:
+    xy: <float32>[T, 2] degrees, NaN where the tracker lost the eye.
+    rate_hz: the grid's rate.
+
+  Returns:
+    <float32>[T, 3]: (x[t] - x[t-1]) * rate_hz, likewise y, in deg/s (NaN at
+    t = 0 and wherever either sample is NaN), and 1.0 where xy[t] is NaN
+    (else 0.0). Frame t uses frames t-1 and t only.
+  """
+  xy = np.asarray(xy, np.float64)
+  velocity = np.full_like(xy, np.nan)
+  velocity[1:] = (xy[1:] - xy[:-1]) * rate_hz
+  lost = ~np.isfinite(xy).all(axis=1)
+  return np.concatenate([velocity, lost[:, None].astype(np.float64)],
+                        axis=1).astype(np.float32)
+
+
 def make_example(rec: reader.Recording, config: Config,
                  repairs: dict[str, int]) -> dict | None:
-  """signals <float32>[T, 2] and the label tracks, or None (left out)."""
+  """signals <float32>[T, C] (C: config.channel_names) and the label
+  tracks, or None (left out)."""
   rater = config.rater
   if rater not in rec.files:
     if not config.fallback:
@@ -128,6 +165,9 @@ def make_example(rec: reader.Recording, config: Config,
   signals, tracks = to_grid(xy, tracks, rec.rate_hz, config.rate_hz,
                             str(gaze.path), repairs)
   repairs["nan_frames"] += int(np.isnan(signals).any(axis=1).sum())
+  if config.velocity:
+    signals = np.concatenate(
+        [signals, derive_velocity(signals, config.rate_hz)], axis=1)
   return {"signals": signals, **tracks, "subject": rec.participant,
           "recording": rec.name}
 
@@ -136,6 +176,9 @@ class Builder(common.RemembersManualDir,
               tfds.core.GeneratorBasedBuilder):
   """DatasetBuilder for gaze_lund2013."""
 
+  # 500hz_velocity was added later without a version bump: it changes no
+  # other config's data, and a bump would mark every prepared copy (and the
+  # fingerprints finished runs recorded) as stale.
   VERSION = tfds.core.Version("1.0.0")
   RELEASE_NOTES = {"1.0.0": "Initial release: 96 files, 63 recordings."}
   BUILDER_CONFIGS = list(CONFIGS)
@@ -154,13 +197,14 @@ class Builder(common.RemembersManualDir,
     tracks = {t: list(CLASS_NAMES) for t in TRACKS}
     return self.dataset_info_from_configs(
         description=__doc__,
-        features=common.example_features(len(CHANNEL_NAMES), tracks),
+        features=common.example_features(
+            len(self.builder_config.channel_names), tracks),
         metadata=tfds.core.MetadataDict(
-            channel_names=list(CHANNEL_NAMES),
+            channel_names=list(self.builder_config.channel_names),
             class_names=list(CLASS_NAMES),
             label_tracks=tracks,
             sample_rate_hz=float(self.builder_config.rate_hz),
-            units={"gaze": "deg"},
+            units={"gaze": "deg", "gaze_velocity": "deg/s"},
             modality="gaze",
             repairs={},
             stimulus_types={},
