@@ -10,6 +10,14 @@ that never reach a target censored, not dropped. `versus_markdown` pairs
 each arm with another reference arm than scratch:
 
   python -m imujax.experiments.claims <sweep_dir> --versus=simclr@corpus
+
+`--other_dir` pairs with the arms of another sweep on the same cohort (one
+input changed between two declared variants: configs/sweeps/gaze.py readme
+vs velocity), tagged "(<tag>)":
+
+  python -m imujax.experiments.claims launch/results/gaze_velocity \
+      --other_dir=launch/results/gaze_readme --other_tag=positions \
+      --versus="scratch (positions)"
 """
 
 import argparse
@@ -212,11 +220,38 @@ def markdown(runs: list, chosen: dict) -> str:
   return "\n".join(lines) + "\n"
 
 
-def versus_markdown(runs: list, reference: str, what: str = "") -> str:
+def with_other_sweep(runs: list, other: list, tag: str) -> list:
+  """`runs` and `other` (another sweep's runs on the same cohorts), whose
+  arms become "<arm> (<tag>)" and whose datasets take the name of `runs`'
+  dataset of the same TFDS base ("gaze_lund2013/500hz" pairs with
+  "gaze_lund2013/500hz_velocity"), so that they share cells.
+
+  Raises:
+    ValueError: a base with no dataset, or several, in `runs`.
+  """
+  names = collections.defaultdict(set)
+  for r in runs:
+    names[r.dataset.split("/")[0]].add(r.dataset)
+  out = list(runs)
+  for r in other:
+    base = r.dataset.split("/")[0]
+    if len(names[base]) != 1:
+      raise ValueError(
+          f"--other_dir: its dataset {r.dataset!r} matches "
+          f"{sorted(names[base]) or 'no dataset'} of the sweep; pair sweeps "
+          "with one dataset of each cohort.")
+    out.append(r._replace(arm=f"{r.arm} ({tag})",
+                          dataset=next(iter(names[base]))))
+  return out
+
+
+def versus_markdown(runs: list, reference: str, what: str = "",
+                    keep_scratch: bool = False) -> str:
   """Markdown: each arm − `reference` in test macro-F1, paired per (subject,
   seed), per dataset x budget; an arm with a protocol tag (" [linear_probe]")
   against the reference of the same tag. Holm across the arms of a cell;
-  scratch (plain) is left out (the report pairs everything with it)."""
+  scratch (plain) is left out unless `keep_scratch` (the report pairs
+  everything with it; another sweep's reference is news)."""
   lines = [f"## Paired per subject: arm − {reference} (test macro-F1{what})",
            "",
            "| dataset | labelled subjects | arm | n (subjects × seeds) | Δ F1 "
@@ -229,7 +264,8 @@ def versus_markdown(runs: list, reference: str, what: str = "") -> str:
       head, bracket, protocol = arm.partition(" [")
       ref = arms.get(reference + bracket + protocol, {})
       diffs = _diffs(scores, ref)
-      if arm != "scratch" and head != reference and diffs:
+      if ((keep_scratch or arm != "scratch") and head != reference
+          and diffs):
         cell[arm] = paired.summary(diffs)
     holm = paired.holm({a: s["p"] for a, s in cell.items()})
     for arm, s in cell.items():
@@ -259,9 +295,20 @@ def main(argv=None) -> int:
                  help="Pair these test scores instead of the plain ones: a "
                  "prefix of the test keys, e.g. 'test_without_gyr/' "
                  "(eval.missing_modalities).")
+  p.add_argument("--other_dir", default="",
+                 help="Another sweep dir on the same cohorts: its arms join "
+                 "as '<arm> (<other_tag>)' (e.g. --versus='scratch "
+                 "(positions)').")
+  p.add_argument("--other_tag", default="other")
   args = p.parse_args(argv)
   from imujax.experiments import report  # pylint: disable=g-import-not-at-top
   runs, _ = report.read_runs(args.sweep_dir)
+  if args.other_dir:
+    try:
+      runs = with_other_sweep(runs, report.read_runs(args.other_dir)[0],
+                              args.other_tag)
+    except ValueError as e:
+      p.error(str(e))
   if args.scores:
     runs = with_scores(runs, args.scores)
     if not any(r.test for r in runs):
@@ -272,7 +319,8 @@ def main(argv=None) -> int:
     p.error(f"--versus={args.versus!r} is no arm of {args.sweep_dir}; its "
             f"arms: {sorted(known)}.")
   print(versus_markdown(runs, args.versus,
-                        f", {args.scores}" if args.scores else ""))
+                        f", {args.scores}" if args.scores else "",
+                        keep_scratch=bool(args.other_dir)))
   return 0
 
 
