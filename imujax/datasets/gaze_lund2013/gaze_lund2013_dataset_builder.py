@@ -204,7 +204,10 @@ class Builder(common.RemembersManualDir,
             class_names=list(CLASS_NAMES),
             label_tracks=tracks,
             sample_rate_hz=float(self.builder_config.rate_hz),
-            units={"gaze": "deg", "gaze_velocity": "deg/s"},
+            units={"gaze": "deg", **({"gaze_velocity": "deg/s",
+                                      "track_lost": "1"}
+                                     if self.builder_config.velocity
+                                     else {})},
             modality="gaze",
             repairs={},
             stimulus_types={},
