@@ -322,6 +322,7 @@ HIGHER_IS_BETTER = {
     "accuracy": True, "macro_f1": True, "f1": True, "precision": True,
     "recall": True, "r2": True, "pearson_r": True, "loss": False,
     "mae": False, "rmse": False, "rmse_last": False, "rmse_velocity": False,
+    "mae_train_mean": False, "rmse_train_mean": False,
     "timing_error_ms_abs": False, "timing_error_ms_sd": False,
     "delay_ms_mean": False, "kappa": True, "event_f1": True,
 }

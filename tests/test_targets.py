@@ -140,6 +140,31 @@ def test_regression_metrics_match_scikit_learn_and_numpy():
                                             np.zeros(3))["mae"])
 
 
+def test_regression_score_has_the_training_mean_floor_by_hand():
+  # Two recordings, targets [speed, length]; the last frame of the second
+  # is padding (valid False) and a NaN means no value there.
+  recs = [{"targets": np.array([[1.0, 2.0], [2.0, np.nan]]),
+           "valid": np.array([True, True])},
+          {"targets": np.array([[4.0, 1.0], [9.0, 9.0]]),
+           "valid": np.array([True, False])}]
+  outputs = [np.array([[1.5, 2.0], [2.0, 0.0]]),
+             np.array([[3.0, 1.5], [0.0, 0.0]])]
+  stats = {"target_mean": np.array([2.0, 1.0], np.float32),
+           "target_std": np.ones(2, np.float32)}
+  got = regression.score(outputs, recs, stats,
+                         {"tracks": ["speed", "length"], "units": ["m/s",
+                                                                  "m"]})
+  # speed: truth 1, 2, 4; model errors .5, 0, 1; the mean 2: errors 1, 0, 2.
+  assert got["mae"] == pytest.approx(0.5)
+  assert got["mae_train_mean"] == pytest.approx(1.0)
+  assert got["rmse_train_mean"] == pytest.approx(np.sqrt(5 / 3))
+  length = got["per_target"]["length"]
+  # length: truth 2, 1 (the NaN and the padded frame are not scored).
+  assert length["frames"] == 2 and length["mae"] == pytest.approx(0.25)
+  assert length["mae_train_mean"] == pytest.approx(0.5)
+  assert not metrics.higher_is_better("mae_train_mean")
+
+
 def test_event_f1_hand_worked_with_double_detection_and_misses():
   # True events at frames 10, 50, 100, 150; tolerance ±5 frames (50 ms at
   # 100 Hz). Detections: 8 (matches 10, −2), 12 (a double detection of 10:

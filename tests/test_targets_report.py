@@ -41,6 +41,7 @@ def sweep_dir(tmp_path):
       for i, s in enumerate(SUBJECTS):
         wobble = 0.01 * ((i + seed) % 3)
         reg[s] = {"mae": 0.2 - 0.05 * gain + wobble, "rmse": 0.3 + wobble,
+                  "mae_train_mean": 0.25, "rmse_train_mean": 0.3,
                   "r2": float("nan") if s == "d" else 0.5 + 0.1 * gain,
                   "pearson_r": 0.7, "frames": 100}
         ev[s] = {"f1": 0.6 + 0.1 * gain + wobble, "precision": 0.7,
@@ -72,6 +73,16 @@ def test_paired_rows_per_metric_with_direction_and_n(sweep_dir):
   assert r2["pairs"] == 6 and r2["favours"] == "masked_reconstruction"
   assert by[("regression", "pearson_r", "masked_reconstruction",
              "scratch")]["favours"].startswith("neither")
+  # Regression MAE / RMSE against predicting the training mean, every arm.
+  floor = by[("regression", "mae", "scratch", "training mean")]
+  # 0.2 + the mean wobble (0.01125 over subjects and seeds) − 0.25.
+  assert floor["mean"] == pytest.approx(-0.03875)
+  assert by[("regression", "mae", "masked_reconstruction",
+             "training mean")]["favours"] == "masked_reconstruction"
+  assert by[("regression", "rmse", "scratch", "training mean")][
+      "mean"] == pytest.approx(0.01125)  # 0.3 + wobble − 0.3.
+  assert not any(r["reference"] == "training mean" for r in rows
+                 if r["metric"] in ("r2", "pearson_r"))
   f1 = by[("events", "f1", "masked_reconstruction", "scratch")]
   assert f1["mean"] == pytest.approx(0.1) and f1["higher_is_better"]
   assert by[("events", "timing_error_ms_abs", "masked_reconstruction",

@@ -11,8 +11,10 @@ Which way is better comes from `metrics.HIGHER_IS_BETTER`: "favours" names
 the arm the interval lies on the better side for (or "neither").
 
 Prediction is also compared with its two baselines on the same frames
-(model − last value, model − constant velocity) for every arm, scratch
-included: the baselines are the floor a model must beat.
+(model − last value, model − constant velocity), and regression's MAE and
+RMSE with predicting the labelled training frames' mean (`mae_train_mean`,
+`rmse_train_mean`), for every arm, scratch included: the baselines are the
+floor a model must beat.
 
 Pairs where either side's metric is NaN (e.g. R² on a subject whose target
 is constant, precision without a detection) are left out; n says what is left.
@@ -34,8 +36,16 @@ METRICS = {
                "delay_ms_mean"),
     "prediction": ("rmse",),
 }
-BASELINES = (("last value", "rmse_last"), ("constant velocity",
-                                           "rmse_velocity"))
+# Per target kind: (baseline, its per-subject key given the metric) for the
+# metrics that have one.
+BASELINES = {
+    "prediction": (("last value", lambda m: m.replace("rmse", "rmse_last",
+                                                      1)),
+                   ("constant velocity",
+                    lambda m: m.replace("rmse", "rmse_velocity", 1))),
+    "regression": (("training mean", lambda m: (
+        f"{m}_train_mean" if m in ("mae", "rmse") else "")),),
+}
 
 
 def _cells(others: list) -> dict:
@@ -90,10 +100,10 @@ def paired_rows(others: list, seed: int = 0) -> list[dict]:
     for metric in _metric_names(target, arms):
       comparisons = [(arm, "scratch", arms[arm], arms.get("scratch", {}),
                       metric) for arm in sorted(arms) if arm != "scratch"]
-      if target == "prediction":
-        base = metric.replace("rmse", "", 1)  # "" or "_200ms".
-        comparisons += [(arm, name, arms[arm], arms[arm], key + base)
-                        for arm in sorted(arms) for name, key in BASELINES]
+      comparisons += [(arm, name, arms[arm], arms[arm], key(metric))
+                      for arm in sorted(arms)
+                      for name, key in BASELINES.get(target, ())
+                      if key(metric)]
       cell = []
       for arm, reference, mine, theirs, ref_metric in comparisons:
         d = _diffs(mine, theirs, metric, ref_metric)
@@ -134,7 +144,8 @@ def markdown(others: list) -> str:
            "Per cell and metric: mean paired difference arm − reference "
            "(same test subject, seed and fold; scratch, or for prediction "
            "also the last-value and constant-velocity baselines on the same "
-           "frames), hierarchical-bootstrap 95% interval (subjects, then "
+           "frames, for regression's MAE / RMSE predicting the training "
+           "frames' mean), hierarchical-bootstrap 95% interval (subjects, then "
            "seeds; none under 3 subjects), sign-flip p over subjects "
            "Holm-adjusted across arms; n = subjects × seeds (pairs). "
            "Better: the metric's direction (imujax.metrics."

@@ -129,9 +129,12 @@ def score(outputs, recordings, stats, opts) -> dict:
   Returns:
     {"per_target": {name: scores + "unit"}, and "mae", "rmse", "r2",
     "pearson_r", "frames": the first target's scores at the top level (the
-    headline; per_target has the others)}.
+    headline; per_target has the others)}. Scores include "mae_train_mean"
+    and "rmse_train_mean": those of predicting the labelled training frames'
+    mean (stats["target_mean"]) at every frame, the floor a model must beat
+    (R² compares with the test frames' own mean, which no model knows).
   """
-  del stats
+  constant = np.asarray(stats["target_mean"], np.float64)
   names = opts["tracks"]
   units = dict(zip(names, opts.get("units") or [""] * len(names)))
   truth = np.concatenate([np.where(r["valid"][:, None], r["targets"], np.nan)
@@ -139,10 +142,16 @@ def score(outputs, recordings, stats, opts) -> dict:
                               (0, len(names)))
   pred = (np.concatenate(outputs) if outputs
           else np.zeros((0, len(names))))
-  per_target = {n: {**metrics.regression_scores(truth[:, j], pred[:, j]),
-                    "unit": units[n]} for j, n in enumerate(names)}
+  per_target = {}
+  for j, n in enumerate(names):
+    floor = metrics.regression_scores(
+        truth[:, j], np.full(len(truth), constant[j]))
+    per_target[n] = {**metrics.regression_scores(truth[:, j], pred[:, j]),
+                     "mae_train_mean": floor["mae"],
+                     "rmse_train_mean": floor["rmse"], "unit": units[n]}
   head = per_target[names[0]]
   return {**{k: head[k] for k in ("mae", "rmse", "r2", "pearson_r",
+                                  "mae_train_mean", "rmse_train_mean",
                                   "frames")},
           "per_target": per_target}
 

@@ -171,11 +171,13 @@ def evaluate_targets(ckpt, recordings, units=()) -> dict:
                      f"{KINDS}; classifiers stream with stream.evaluate_stream.")
   opts = target_options(record, units)
   outputs, batches = stream_outputs(ckpt, recordings)
+  stats = {}
   if kind == "regression":
     norm = record.normalizer
     mean = np.asarray(norm["target_mean"], np.float32)
     sd = np.asarray(norm["target_std"], np.float32)
     heads = [o["regression"] * sd + mean for o in outputs]
+    stats = {"target_mean": mean, "target_std": sd}  # The floor's constant.
   elif kind == "events":
     heads = [o["event_probs"] for o in outputs]
   else:
@@ -192,7 +194,7 @@ def evaluate_targets(ckpt, recordings, units=()) -> dict:
       return _event_scores([heads[i] for i in idx],
                            [batches[i] for i in idx], opts)
     return objectives.get(kind).score([heads[i] for i in idx],
-                                      [batches[i] for i in idx], {}, opts)
+                                      [batches[i] for i in idx], stats, opts)
 
   per_subject = {}
   for subject in sorted({r.subject for r in recordings}):
