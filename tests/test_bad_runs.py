@@ -107,6 +107,20 @@ def test_a_cut_off_last_metrics_line_resumes(tmp_path, tfds_dir):
   assert [r["split"] for r in records] == ["val", "val", "test"]
 
 
+def test_a_kill_after_the_test_record_leaves_one_test_record(tmp_path,
+                                                              tfds_dir):
+  # Killed between the test evaluation and summary.json: the rerun
+  # evaluates the test again and keeps that one record, same scores.
+  config = _config(tfds_dir)
+  loop.train_and_evaluate(config, str(tmp_path), "finetune")
+  before = (tmp_path / "metrics.jsonl").read_text().splitlines()
+  (tmp_path / "summary.json").unlink()
+  loop.train_and_evaluate(config, str(tmp_path), "finetune")
+  after = (tmp_path / "metrics.jsonl").read_text().splitlines()
+  assert [json.loads(l)["split"] for l in after] == ["val", "val", "test"]
+  assert json.loads(after[-1]) == json.loads(before[-1])
+
+
 def test_main_with_a_bad_value_exits_with_the_key(tmp_path):
   result = subprocess.run(
       [sys.executable, "-m", "imujax.main", "--config=configs/test.py",

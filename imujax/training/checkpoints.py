@@ -183,7 +183,10 @@ def append_jsonl(path: epath.Path, record: dict) -> None:
 
 
 def truncate_metrics(path: epath.Path, step: int) -> None:
-  """Drops records written after `step` (by a run that was then killed).
+  """Drops records written after `step` (by a run that was then killed),
+  and any "test" record: the test evaluation runs at the end of every run
+  that has no summary.json yet, so a kill between it and summary.json
+  would otherwise leave it twice.
 
   A last line cut off mid-write (a kill during the append) is dropped too;
   a damaged line before it is an error naming the file and line. The file is
@@ -204,6 +207,6 @@ def truncate_metrics(path: epath.Path, step: int) -> None:
       raise run_record.IncompatibleRunError(
           f"{path}:{i + 1} is not a JSON record; repair or delete that line "
           "(or the workdir) to resume.") from None
-    if record["step"] <= step:
+    if record["step"] <= step and record.get("split") != "test":
       kept.append(line)
   run_record.write_text_atomic(path, "".join(line + "\n" for line in kept))
