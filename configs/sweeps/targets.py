@@ -1,10 +1,11 @@
 r"""Per-frame targets beyond class labels: does pre-training help? (issue 18)
 
-Declared 2026-12-01, before any of its runs existed. Seeds 201-203 were
+Declared 2026-11-30, before any of its runs existed. Seeds 201-203 were
 never used by an earlier run of this project (study.py: 0-2; study_cv.py
-and cells.py: 101-103). NO RESULT IS MEASURED YET beyond the smoke variant
-(a check that every task trains, streams and reports; its numbers are 20
-steps of a 16-unit model and mean nothing).
+and cells.py: 101-103). The readme variant is measured (2026-12-01, 98
+runs in 35 min on the 2-core CPU; launch/results/targets_readme, README
+"Per-frame targets"); full is not. The smoke variant's numbers are 20 steps
+of a 16-unit model and mean nothing.
 
 Tasks (each `finetune.target` with its `finetune.tracks`; objectives/):
   contacts       ipol_gait/50hz initial-contact events (both feet,
@@ -42,7 +43,8 @@ Variants (`targets.py:variant=<name>,data_root=<folder of manual dirs>`):
           pre-training ~4.5 steps/s, fine-tuning ~10 steps/s; ~40 s per
           launched unit for start, data, compilation and evaluation, from
           the smoke): 13 pre-training units x ~6 min + 36 fine-tune units
-          x ~2 min. Not run yet.
+          x ~2 min. Measured: 35 min (pre-training ~1 min, fine-tuning
+          ~0.5 min per pair of seeds).
   smoke   the readme variant at configs/test.py size: the first 2 folds,
           seeds 201, 202, budget 1 (mobilised: all), 20 steps: 12 pre-training
           and 32 fine-tune runs; 15.6 min wall on the shared 2-core CPU
