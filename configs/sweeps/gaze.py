@@ -1,7 +1,7 @@
 r"""Eye-movement events on Lund 2013: does self-supervised pre-training help?
 
-Declared (issue 19), not yet run beyond `smoke`. Data: gaze_lund2013
-(`gaze_x_deg`, `gaze_y_deg` at 500 Hz; fixation, saccade, PSO, pursuit,
+Declared (issue 19); readme and velocity are measured (README). Data:
+gaze_lund2013 (`gaze_x_deg`, `gaze_y_deg` at 500 Hz; fixation, saccade, PSO, pursuit,
 blink, undefined; imujax/datasets/gaze_lund2013/README.md), read in place
 from `data_root/gaze_lund2013`.
 
@@ -37,7 +37,8 @@ Variants (`gaze.py:variant=<name>,data_root=<folder of manual dirs>`):
           101, scratch, 2 labelled participants, 600 steps): validation
           macro-F1 0.458 and saccade kappa 0.45 with velocity vs 0.272 and
           0.08 for the readme run of that cell; no test score was looked at.
-          Not run yet. Estimated ~2.5 h on the 2-core CPU (readme's time).
+          Measured 2026-12-01: 50 runs in 73 min on the 2-core CPU
+          (launch/results/gaze_velocity; README "Beyond IMUs").
   smoke   readme's shape at configs/test.py size (hidden 16, 1 layer, 20
           steps, windows of 64 frames): 2 folds, 2 seeds, budget 1.
 
