@@ -47,7 +47,11 @@ Variants (`scale.py:variant=<name>,data_root=<folder of manual dirs>`):
           fine-tune steps, validated once at the end): 96 pre-training and
           216 fine-tune runs in 104 programs with --vmap_seeds (24
           pre-training, 80 fine-tune). Estimated 1.6-2.4 h on the 2-core CPU
-          (below).
+          (below); measured 2026-12-01 on an idle machine: 17 min
+          (launch/results/scale_readme; README "Pre-training on a corpus").
+          It sees 300 x 16 x 64 frames (1.7 h) per pre-training, so it
+          cannot tell larger corpora apart: a null result for scale here
+          says little about scale.
   smoke   the readme's network at 40 + 40 steps on seglearn_watch x simclr,
           masked_reconstruction x 0.5 h and all x budget 1 x folds 0, 1 x
           seeds 101, 102: 16 pre-training and 28 fine-tune runs, 22 programs.
