@@ -42,3 +42,11 @@ def test_an_ambiguous_or_missing_cohort_is_an_error():
   with pytest.raises(ValueError, match="no dataset"):
     claims.with_other_sweep(runs, _runs("uci/50hz", "scratch",
                                         lambda i: .3), "positions")
+
+
+def test_an_other_dir_without_runs_is_a_usage_error(tmp_path, capsys):
+  with pytest.raises(SystemExit) as e:
+    claims.main([str(tmp_path), "--versus=scratch (x)",
+                 f"--other_dir={tmp_path / 'nowhere'}", "--other_tag=x"])
+  assert e.value.code == 2
+  assert "holds no finished fine-tune run" in capsys.readouterr().err

@@ -304,9 +304,12 @@ def main(argv=None) -> int:
   from imujax.experiments import report  # pylint: disable=g-import-not-at-top
   runs, _ = report.read_runs(args.sweep_dir)
   if args.other_dir:
+    other = report.read_runs(args.other_dir)[0]
+    if not any(r.test for r in other):
+      p.error(f"--other_dir={args.other_dir!r} holds no finished fine-tune "
+              "run (summary.json with test scores); give a sweep dir.")
     try:
-      runs = with_other_sweep(runs, report.read_runs(args.other_dir)[0],
-                              args.other_tag)
+      runs = with_other_sweep(runs, other, args.other_tag)
     except ValueError as e:
       p.error(str(e))
   if args.scores:
