@@ -16,15 +16,16 @@
 #
 # DATA_ROOT holds the datasets' manual dirs (default ../shared/data). SWEEPs
 # default to every declared study, in this order; SWEEP:VARIANT runs another
-# variant than readme, into launch/results/<sweep>_<variant>/ (gaze:velocity). Each sweep's docstring
-# (configs/sweeps/<sweep>.py) gives its protocol, runs and estimated cost;
-# none of them is complete until its report says "Complete".
+# variant than readme, into launch/results/<sweep>_<variant>/
+# (gaze:velocity). Each sweep's docstring (configs/sweeps/<sweep>.py) gives
+# its protocol, runs and estimated cost; none of them is complete until its report says "Complete".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=${1:-../shared/data}
 shift || true
 sweeps=("$@")
-[ ${#sweeps[@]} -eq 0 ] && sweeps=(study_cv cells targets scale supervised gaze gaze:velocity modality)
+[ ${#sweeps[@]} -eq 0 ] && sweeps=(study_cv cells targets scale supervised
+                                   gaze gaze:velocity modality)
 for arg in "${sweeps[@]}"; do
   s=${arg%%:*}
   variant=readme

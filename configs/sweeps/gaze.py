@@ -1,9 +1,9 @@
 r"""Eye-movement events on Lund 2013: does self-supervised pre-training help?
 
 Declared (issue 19); readme and velocity are measured (README). Data:
-gaze_lund2013 (`gaze_x_deg`, `gaze_y_deg` at 500 Hz; fixation, saccade, PSO, pursuit,
-blink, undefined; imujax/datasets/gaze_lund2013/README.md), read in place
-from `data_root/gaze_lund2013`.
+gaze_lund2013 (`gaze_x_deg`, `gaze_y_deg` at 500 Hz; fixation, saccade,
+PSO, pursuit, blink, undefined; imujax/datasets/gaze_lund2013/README.md),
+read in place from `data_root/gaze_lund2013`.
 
 Protocol (as configs/sweeps/study_cv.py):
 * 5-fold cross-validation over participants (`data.num_folds=5`): every
@@ -87,7 +87,8 @@ def sweep(arg=None):
     for budget in v["budgets"]:
       for fold in range(v["folds"]):
         for seed in v["seeds"]:
-          yield {"data.name": v.get("dataset", DATASET), "objective": objective,
+          yield {"data.name": v.get("dataset", DATASET),
+                 "objective": objective,
                  "data.labeled_subjects": budget, "data.fold": fold,
                  "seed": seed, **finetune, "set": dict(implied),
                  "config": v["config"]}

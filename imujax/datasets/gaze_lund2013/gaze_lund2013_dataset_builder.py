@@ -63,6 +63,12 @@ class Config(tfds.core.BuilderConfig):
   def channel_names(self) -> tuple[str, ...]:
     return CHANNEL_NAMES + VELOCITY_CHANNEL_NAMES * self.velocity
 
+  @property
+  def units(self) -> dict[str, str]:
+    """The `units` metadata: by modality, and `track_lost` by name."""
+    derived = {"gaze_velocity": "deg/s", "track_lost": "1"}
+    return {"gaze": "deg", **(derived if self.velocity else {})}
+
 
 def _config(name, description, **kwargs):
   return Config(name=name, description=description, **kwargs)
@@ -204,10 +210,7 @@ class Builder(common.RemembersManualDir,
             class_names=list(CLASS_NAMES),
             label_tracks=tracks,
             sample_rate_hz=float(self.builder_config.rate_hz),
-            units={"gaze": "deg", **({"gaze_velocity": "deg/s",
-                                      "track_lost": "1"}
-                                     if self.builder_config.velocity
-                                     else {})},
+            units=self.builder_config.units,
             modality="gaze",
             repairs={},
             stimulus_types={},
