@@ -18,7 +18,8 @@
 # default to every declared study, in this order; SWEEP:VARIANT runs another
 # variant than readme, into launch/results/<sweep>_<variant>/
 # (gaze:velocity). Each sweep's docstring (configs/sweeps/<sweep>.py) gives
-# its protocol, runs and estimated cost; none of them is complete until its report says "Complete".
+# its protocol, runs and estimated cost; none of them is complete until its
+# report says "Complete".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=${1:-../shared/data}
