@@ -50,3 +50,15 @@ def test_an_other_dir_without_runs_is_a_usage_error(tmp_path, capsys):
                  f"--other_dir={tmp_path / 'nowhere'}", "--other_tag=x"])
   assert e.value.code == 2
   assert "holds no finished fine-tune run" in capsys.readouterr().err
+
+
+def test_a_damaged_record_is_one_line_naming_the_file(tmp_path, capsys):
+  run = tmp_path / "other" / "finetune" / "scratch-s1"
+  run.mkdir(parents=True)
+  (run / "run.json").write_text('{"phase": "fine')  # Cut off mid-write.
+  code = claims.main([str(tmp_path / "main"), "--versus=scratch (x)",
+                      f"--other_dir={tmp_path / 'other'}"])
+  err = capsys.readouterr().err
+  assert code == 1 and err.startswith("claims: ")
+  assert "run.json is not valid JSON" in err and "Restore it" in err
+  assert "Traceback" not in err

@@ -302,9 +302,14 @@ def main(argv=None) -> int:
   p.add_argument("--other_tag", default="other")
   args = p.parse_args(argv)
   from imujax.experiments import report  # pylint: disable=g-import-not-at-top
-  runs, _ = report.read_runs(args.sweep_dir)
+  from imujax.experiments import stats  # pylint: disable=g-import-not-at-top
+  try:  # A damaged record: one line naming the file and the fix.
+    runs, _ = report.read_runs(args.sweep_dir)
+    other = report.read_runs(args.other_dir)[0] if args.other_dir else []
+  except stats.DamagedRecordError as e:
+    print(f"claims: {e}", file=sys.stderr)
+    return 1
   if args.other_dir:
-    other = report.read_runs(args.other_dir)[0]
     if not any(r.test for r in other):
       p.error(f"--other_dir={args.other_dir!r} holds no finished fine-tune "
               "run (summary.json with test scores); give a sweep dir.")
