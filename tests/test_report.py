@@ -164,3 +164,56 @@ def test_a_damaged_record_is_an_error_naming_the_file(sweep_dir, tmp_path):
   metrics.write_text(metrics.read_text() + '{"step": 9\n')
   with pytest.raises(stats.DamagedRecordError, match="metrics.jsonl:6"):
     report.write_report(sweep_dir, tmp_path / "out")
+
+
+def _write_cell_run(root, cell, fold, seed, subjects, *, wall_s, resumed=False):
+  """A scratch fine-tune of `cell` testing `subjects` {name: macro-F1}."""
+  workdir = root / "finetune" / f"scratch-{cell}-f{fold}-s{seed}"
+  workdir.mkdir(parents=True)
+  (workdir / "run.json").write_text(json.dumps({
+      "phase": "finetune", "objective": "classification", "dataset": "toy",
+      "config": {"seed": seed, "model": {"cell": cell, "hidden": 8},
+                 "data": {"labeled_subjects": 1, "num_folds": 3,
+                          "fold": fold},
+                 "finetune": {"steps": 20}},
+      "splits": {"train": ["a"], "val": ["v"], "test": list(subjects)},
+      "class_names": _CLASSES, "source": {}}))
+  mean = float(np.mean(list(subjects.values())))
+  test = {"step": 20, "split": "test", "macro_f1": mean, "accuracy": mean,
+          "confusion": [[5, 0, 0], [0, 5, 0], [0, 0, 5]],
+          "per_subject": {s: {"macro_f1": f, "accuracy": f, "frames": 10}
+                          for s, f in subjects.items()}}
+  (workdir / "metrics.jsonl").write_text(json.dumps(
+      {"step": 20, "split": "val", "accuracy": mean, "macro_f1": mean}) + "\n")
+  (workdir / "summary.json").write_text(json.dumps({
+      "test": test, "step": 20, "wall_s_this_session": wall_s,
+      "steps_this_session": 10 if resumed else 20}))
+
+
+def test_cells_are_arms_compared_with_the_lstm_by_subject(tmp_path):
+  root = tmp_path / "cells"
+  rng = np.random.default_rng(0)
+  for fold in range(3):
+    for seed in (1, 2):
+      lstm = {f"p{fold}{i}": float(rng.uniform(0.4, 0.8)) for i in range(2)}
+      _write_cell_run(root, "lstm", fold, seed, lstm, wall_s=30. + fold)
+      # minGRU: exactly 0.05 above the LSTM on every subject and seed; one
+      # resumed program, whose clock restarted, is left out of the wall.
+      _write_cell_run(root, "mingru", fold, seed,
+                      {s: f + 0.05 for s, f in lstm.items()}, wall_s=10.,
+                      resumed=(fold, seed) == (0, 1))
+  runs, _ = report.read_runs(root)
+  assert sorted({r.arm for r in runs}) == ["scratch", "scratch (mingru)"]
+  table = {r["cell"]: r for r in report.cells_report.rows(runs)}
+  assert table["lstm"]["finetune_wall_s"] == 31.  # Median of 30, 31, 32.
+  assert table["mingru"]["finetune_wall_s"] == 10.
+  assert table["mingru"]["runs"] == 6
+  assert table["mingru"]["diff_mean"] == pytest.approx(0.05)
+  assert table["mingru"]["diff_ci_lo"] == pytest.approx(0.05)
+  assert (table["mingru"]["subjects"], table["mingru"]["seeds"]) == (6, 2)
+  assert table["mingru"]["p_holm"] == pytest.approx(2 / 2 ** 6)
+  text = report.write_report(root).read_text()
+  assert "## Cells" in text and "| toy | 1 | scratch | mingru | 8 | 6 |" in text
+  assert (root / "report" / "cells.csv").exists()
+  # One cell: no section.
+  assert report.cells_report.rows([r for r in runs if r.cell == "lstm"]) == []

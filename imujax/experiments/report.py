@@ -31,6 +31,7 @@ from typing import NamedTuple, Optional
 import numpy as np
 
 from imujax import metrics as metrics_lib
+from imujax.experiments import cells_report
 from imujax.experiments import claims
 from imujax.experiments import gaze_report
 from imujax.experiments import plots
@@ -56,6 +57,10 @@ class FinetuneRun(NamedTuple):
   fold: int = -1            # data.fold under cross-validation; -1: none.
   learning_rate: float = 0.
   pretrain_steps: int = 0   # Of the encoder it started from (0: scratch).
+  cell: str = "lstm"        # model.cell.
+  hidden: int = 0           # model.hidden.
+  wall_s: float = math.nan  # One program's wall time, started from step 0.
+  pretrain_wall_s: float = math.nan  # Its pre-training's, likewise.
 
 
 # ----------------------------------------------------------------- reading
@@ -75,7 +80,10 @@ def read_runs(sweep_dir) -> tuple[list, list]:
 
   Only classification fine-tunes are returned as FinetuneRun; the others are
   collected in OTHER_TARGETS[sweep_dir] (see `other_targets_table`). When
-  they differ in model.modality_projection, arms with d > 0 end "+proj<d>".
+  they differ in model.modality_projection, arms with d > 0 end "+proj<d>";
+  when they differ in model.cell, arms of cells other than the LSTM end
+  " (<cell>)" (configs/sweeps/cells.py; `cells_report`), and so do the
+  pre-training runs' objectives.
   """
   OTHER_TARGETS[str(sweep_dir)] = []
   finetunes, pretrains, projections = [], [], []
@@ -108,12 +116,14 @@ def read_runs(sweep_dir) -> tuple[list, list]:
           "path": str(workdir), "dataset": info["dataset"],
           "objective": info["objective"] + stats.supervision_tag(
               config.get("pretrain")), "seed": config["seed"],
+          "cell": config.get("model", {}).get("cell", "lstm"),
           "steps": val[-1]["step"] if val else 0,
           "val_loss": val[-1].get("loss") if val else None,
           "done": summary is not None})
       continue
     source, pretrain = info.get("source") or {}, {}
     budget = int(config["data"]["labeled_subjects"])
+    pretrain_wall = math.nan
     if source.get("init_from"):
       source_run = pathlib.Path(source["init_from"]) / "run.json"
       if not source_run.exists():  # The sweep dir moved (e.g. a git clone).
@@ -121,6 +131,9 @@ def read_runs(sweep_dir) -> tuple[list, list]:
                       pathlib.Path(source["init_from"]).name / "run.json")
       if source_run.exists():
         pretrain = stats.read_json(source_run)["config"]["pretrain"]
+        source_summary = source_run.parent / "summary.json"
+        if source_summary.exists():
+          pretrain_wall = _wall_s(stats.read_json(source_summary))
     arm = arm_name(source, info["dataset"], config["finetune"], pretrain)
     pretrain_steps = int(pretrain.get("steps", 0))
     finetunes.append(FinetuneRun(
@@ -134,12 +147,33 @@ def read_runs(sweep_dir) -> tuple[list, list]:
         fold=(int(config["data"].get("fold", 0))
               if config["data"].get("num_folds") else -1),
         learning_rate=float(config["finetune"].get("learning_rate", 0.)),
-        pretrain_steps=pretrain_steps))
+        pretrain_steps=pretrain_steps,
+        cell=config.get("model", {}).get("cell", "lstm"),
+        hidden=int(config.get("model", {}).get("hidden", 0)),
+        wall_s=_wall_s(summary), pretrain_wall_s=pretrain_wall))
     projections.append(config.get("model", {}).get("modality_projection", 0))
   if len(set(projections)) > 1:  # configs/sweeps/modality.py: its arms.
     finetunes = [r._replace(arm=f"{r.arm} +proj{d}") if d else r
                  for r, d in zip(finetunes, projections)]
+  if len({r.cell for r in finetunes} | {p["cell"] for p in pretrains}) > 1:
+    # configs/sweeps/cells.py: one arm per cell; the LSTM keeps the plain
+    # names, so that "scratch" stays every table's reference.
+    finetunes = [r._replace(arm=f"{r.arm} ({r.cell})")
+                 if r.cell != cells_report.REFERENCE else r for r in finetunes]
+    for p in pretrains:
+      if p["cell"] != cells_report.REFERENCE:
+        p["objective"] += f" ({p['cell']})"
   return finetunes, pretrains
+
+
+def _wall_s(summary: Optional[dict]) -> float:
+  """A finished program's wall seconds when one session ran all its steps
+  (a resumed run's clock restarts: nan), else nan."""
+  if not summary or "wall_s_this_session" not in summary:
+    return math.nan
+  if summary.get("steps_this_session") != summary.get("step"):
+    return math.nan
+  return float(summary["wall_s_this_session"])
 
 
 def arm_name(source: dict, dataset: str, finetune: dict,
@@ -423,8 +457,17 @@ def write_report(sweep_dir, out=None) -> pathlib.Path:
   path.write_text(markdown(rows, runs, pretrains, images, str(sweep_dir),
                            chosen) + scale_report.section(
                                runs, sweep_dir, out, plot=bool(rows_to_plot))
-                           + gaze_report.section(runs, out))
+                           + gaze_report.section(runs, out)
+                           + cells_section(runs, out))
   return path
+
+
+def cells_section(runs: list, out) -> str:
+  """`cells_report`'s section ("" unless cells differ); writes cells.csv."""
+  table = cells_report.rows(runs)
+  if table:
+    stats.write_csv(pathlib.Path(out) / "cells.csv", table)
+  return cells_report.markdown(table)
 
 
 def main(argv=None) -> int:
