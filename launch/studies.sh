@@ -25,7 +25,7 @@ cd "$(dirname "$0")/.."
 root=${1:-../shared/data}
 shift || true
 sweeps=("$@")
-[ ${#sweeps[@]} -eq 0 ] && sweeps=(study_cv cells targets scale supervised
+[ ${#sweeps[@]} -eq 0 ] && sweeps=(study_cv cells:readme_scratch cells:readme_simclr targets scale supervised
                                    gaze gaze:velocity modality)
 for arg in "${sweeps[@]}"; do
   s=${arg%%:*}

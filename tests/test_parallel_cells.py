@@ -10,6 +10,7 @@ reproduces it, and `model.cell=mingru` trains through the normal loop.
 """
 
 import functools
+import json
 import sys
 
 import jax
@@ -426,14 +427,24 @@ def test_mingru_trains_through_the_loop_and_streams(tmp_path, tfds_dir):
 def test_cells_sweep_variants_expand_at_matched_parameter_counts(tmp_path):
   from imujax.experiments import jobs  # pylint: disable=g-import-not-at-top
   path = str(REPO / "configs" / "sweeps" / "cells.py")
-  sizes = {"full": (150, 1800), "readme": (100, 200), "smoke": (10, 20)}
+  sizes = {"full": (150, 1800), "readme": (100, 200),
+           "readme_scratch": (0, 100), "readme_simclr": (100, 100),
+           "smoke": (10, 20)}  # Last: `points` below are smoke's.
+  plans = {}
   for variant, (pre, fine) in sizes.items():
     config, points = jobs.load_sweep(f"{path}:variant={variant},data_root=/d")
     expanded = jobs.expand(points, config, str(tmp_path))
     assert (sum(j.mode == "pretrain" for j in expanded),
             sum(j.mode == "finetune" for j in expanded)) == (pre, fine)
     assert {p["model.cell"] for p in points} == set(KINDS) | {"lstm", "gru"}
-    assert {p["objective"] for p in points} == {"scratch", "simclr"}
+    plans[variant] = [json.dumps(p, sort_keys=True) for p in points]
+    if variant.startswith("readme_"):
+      assert {p["objective"] for p in points} == {variant[7:]}
+    else:
+      assert {p["objective"] for p in points} == {"scratch", "simclr"}
+  # The two halves are readme's runs, no more, no fewer.
+  assert sorted(plans["readme_scratch"] + plans["readme_simclr"]) == sorted(
+      plans["readme"])
   import importlib.util  # pylint: disable=g-import-not-at-top
   spec = importlib.util.spec_from_file_location("cells_sweep", path)
   module = importlib.util.module_from_spec(spec)

@@ -31,16 +31,23 @@ residual=<bool>`; residual=true adds model.residual to every run):
           times (the parallel cells train faster per step).
   readme  the same datasets, cells and arms x all training subjects x 5
           folds x seeds 101, 102, learning rate 2e-3: 100 pre-training and
-          200 fine-tune runs, roughly 4 h on the 2-core CPU with
-          --vmap_seeds --cpu_devices=2 (estimate, not measured).
+          200 fine-tune runs. Run as its two halves, each its own sweep dir
+          and report (split 2026-12-01 before any readme run, when the
+          simclr pre-trainings were costed at ~3 h here: the scratch half
+          answers the cell question on its own and first):
+  readme_scratch  readme's scratch arm: 100 fine-tune runs (~30-45 min on
+          the 2-core CPU with --vmap_seeds --cpu_devices=2, from the
+          study_cv readme's measured 42 s per 600-step LSTM program).
+  readme_simclr   readme's simclr arm: 100 pre-training (1,500 steps each)
+          and 100 fine-tune runs (~3-4 h here, from study_cv's 457 s per
+          LSTM pre-training program; the parallel cells are faster).
   smoke   configs/test.py size (LSTM 1x16 reference) on seglearn_watch,
           the 5 cells x scratch, simclr x budget 1 x fold 0 of 2 x seeds
           101, 102: 10 pre-training and 20 fine-tune runs (5 + 10 vmapped
           seed pairs).
 
-  python -m imujax.experiments.sweep --sweep=configs/sweeps/cells.py:variant=readme,data_root=../shared/data \
-      --sweep_dir=/tmp/cells --launcher=local --vmap_seeds --cpu_devices=2
-  python -m imujax.experiments.report /tmp/cells
+  launch/studies.sh ../shared/data cells:readme_scratch cells:readme_simclr
+  python -m imujax.experiments.report launch/results/cells_readme_scratch
 """
 
 import functools
@@ -66,6 +73,14 @@ VARIANTS = {
     "readme": dict(datasets=tuple(DATASETS), budgets=(0,), folds=5,
                    fold_ids=range(5), seeds=SEEDS[:2], rates=(2e-3,),
                    reference=(64, 2), config=CONFIG),
+    "readme_scratch": dict(datasets=tuple(DATASETS), budgets=(0,), folds=5,
+                           fold_ids=range(5), seeds=SEEDS[:2],
+                           rates=(2e-3,), reference=(64, 2), config=CONFIG,
+                           arms=("scratch",)),
+    "readme_simclr": dict(datasets=tuple(DATASETS), budgets=(0,), folds=5,
+                          fold_ids=range(5), seeds=SEEDS[:2], rates=(2e-3,),
+                          reference=(64, 2), config=CONFIG,
+                          arms=("simclr",)),
     # configs/test.py: hidden 16, 1 layer.
     "smoke": dict(datasets=("seglearn_watch",), budgets=(1,), folds=2,
                   fold_ids=(0,), seeds=SEEDS[:2], rates=(2e-3,),
@@ -126,7 +141,7 @@ def sweep(arg=None):
       # The width is implied by the cell (and the dataset's channels).
       size = {"model.hidden": matched_hidden(cell, channels, ref_hidden,
                                              layers)}
-      for objective in ARMS:
+      for objective in v.get("arms", ARMS):
         for budget in v["budgets"]:
           for fold in v["fold_ids"]:
             for seed in v["seeds"]:
