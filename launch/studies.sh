@@ -26,7 +26,7 @@ root=${1:-../shared/data}
 shift || true
 sweeps=("$@")
 [ ${#sweeps[@]} -eq 0 ] && sweeps=(study_cv cells:readme_scratch cells:readme_simclr targets scale supervised
-                                   gaze gaze:velocity modality)
+                                   scale:seen gaze gaze:velocity modality)
 for arg in "${sweeps[@]}"; do
   s=${arg%%:*}
   variant=readme

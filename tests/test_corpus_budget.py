@@ -153,6 +153,27 @@ def test_the_scale_sweep_declares_distinct_runs():
     list(jobs.load_sweep("configs/sweeps/scale.py:variant=huge")[1])
 
 
+def test_the_seen_variant_shows_every_corpus_to_every_pre_training():
+  """scale.py:variant=seen differs from readme in pre-training frames and
+  objectives only, and its frames cover the largest corpus at 50 Hz."""
+  config, points = jobs.load_sweep("configs/sweeps/scale.py:variant=seen")
+  out = jobs.expand(points, config, "/tmp/sw")
+  assert len(out) == len({j.name for j in out}) == 276 + 576
+  keys = lambda spec: dict(  # noqa: E731
+      item.split("=") for item in spec.split(":", 1)[1].split(","))
+  seen = keys(points[0]["config"])
+  readme = keys(jobs.load_sweep("configs/sweeps/scale.py:variant=readme")[1][0][
+      "config"])
+  assert {k for k in seen | readme if seen.get(k) != readme.get(k)} == {
+      "pretrain.steps", "pretrain.batch_size"}
+  frames = (int(seen["pretrain.steps"]) * int(seen["pretrain.batch_size"])
+            * int(seen["data.window"]))
+  largest_corpus_frames = 8.57 * 3600 * 50  # seglearn_watch's, CORPUS.md.
+  assert frames >= 1.5 * largest_corpus_frames
+  assert {p["objective"] for p in points} == {
+      "scratch", "simclr", "masked_reconstruction", "forecast", "cpc"}
+
+
 # ----------------------------------------------------------- the report
 def _run(root, name, *, dataset="toy", budget=1, seed=0, scores, source=None):
   workdir = root / name
