@@ -75,7 +75,7 @@ def test_bench_rows_and_ratios():
         2 * 4 / (imujax_row["ms"] / 1e3))
     # Same network, same optimizer: XLA's step memory is the same size.
     assert imujax_row["peak_bytes"] > 0 and flax_row["peak_bytes"] > 0
-  assert "| lstm | imujax | 2 | 4 |" in bench.markdown(rows)
+  assert f"| lstm | imujax | {H} | 2 | 4 |" in bench.markdown(rows)
 
 
 def test_bench_stream_command_runs(tmp_path_factory, tfds_dir, watch_data,
@@ -184,3 +184,18 @@ def test_bench_stream_per_cell_table(tmp_path):
     assert r["pool"]["rows"][0]["frames"] == 6
   assert "pool: streams per core" in proc.stdout
   assert "| mingru | " in proc.stdout and "streams per core at 30" in proc.stdout
+
+
+def test_bench_widths_per_cell_change_the_network_of_that_cell_only():
+  rows = bench.run(["lstm", "mingru", "gru"], ["imujax"], batch=2, time_=4,
+                   channels=C, hidden=H, classes=K, steps=1, warmup=1,
+                   memory_only=True, widths=bench.parse_widths(["mingru:9"]))
+  assert [(r["cell"], r["hidden"]) for r in rows] == [
+      ("lstm", H), ("mingru", 9), ("gru", H)]
+  # XLA's memory follows the width: the 9-unit minGRU's arguments differ
+  # from a minGRU of H units.
+  again = bench.run(["mingru"], ["imujax"], batch=2, time_=4, channels=C,
+                    hidden=H, classes=K, steps=1, warmup=1, memory_only=True)
+  assert again[0]["peak_bytes"] != rows[1]["peak_bytes"]
+  with pytest.raises(ValueError, match="cell:units"):
+    bench.parse_widths(["mingru=9"])

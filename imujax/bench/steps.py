@@ -18,6 +18,9 @@ same run (`vs imujax LSTM`, `vs torch LSTM`).
   python -m imujax.bench --times=128,1024,8192 --cells=lstm,mingru
   python -m imujax.bench --cells=lstm --time=8192 --remat_chunk=256 --impls=imujax
   python -m imujax.bench --json=/tmp/b.json --markdown=/tmp/b.md
+  # Equal parameter counts (configs/sweeps/cells.py's widths), its shape:
+  python -m imujax.bench --batch=64 --channels=6 --hidden=64 \
+      --hidden_per_cell=gru:74,mingru:155,minlstm:126,lru:84 --impls=imujax
 
 Run nothing else heavy on the machine meanwhile: on a 2-core CPU a concurrent
 test run changes the numbers by tens of percent.
@@ -51,6 +54,10 @@ _TIMES = flags.DEFINE_list(
     "process (overrides --time and --long); ratios compare rows of one T.")
 _CHANNELS = flags.DEFINE_integer("channels", 102, "Input channels.")
 _HIDDEN = flags.DEFINE_integer("hidden", 128, "Hidden units.")
+_HIDDEN_PER_CELL = flags.DEFINE_list(
+    "hidden_per_cell", [], "cell:units items overriding --hidden for those "
+    "cells (every implementation), e.g. the widths at which the cells' "
+    "encoders match the LSTM's parameter count.")
 _CLASSES = flags.DEFINE_integer("classes", 10, "Per-frame classes.")
 _STEPS = flags.DEFINE_integer(
     "steps", None, "Timed steps (default 30; 8 from T=1024, 3 from T=8192).")
@@ -241,30 +248,47 @@ def time_torch(kind: str, batch: int, time_: int, channels: int, hidden: int,
 
 
 # ------------------------------------------------------------------------ report
+def parse_widths(items) -> dict:
+  """{cell: units} from ["gru:74", ...]; a clear error for a bad item."""
+  widths = {}
+  for item in items:
+    kind, sep, units = item.partition(":")
+    if not sep or not units.strip().isdigit() or int(units) < 1:
+      raise ValueError(f"--hidden_per_cell item {item!r} is not cell:units "
+                       "(e.g. mingru:155).")
+    widths[kind.strip()] = int(units)
+  return widths
+
+
 def run(cell_kinds, impls, batch, time_, channels, hidden, classes, steps,
         warmup, scan_kwargs=None, memory_only=False,
-        torch_threads: int = 0) -> list[dict]:
-  """Times every (cell, implementation) pair; returns one row per pair."""
+        torch_threads: int = 0, widths=None) -> list[dict]:
+  """Times every (cell, implementation) pair; returns one row per pair.
+
+  `widths` ({cell: units}) overrides `hidden` for the cells it names.
+  """
   rows = []
   for kind in cell_kinds:
+    hidden_of_kind = (widths or {}).get(kind, hidden)
     for impl in impls:
       if impl in ("flax", "torch") and kind not in BASELINE_CELLS:
         print(f"[{kind}] {impl}: skipped (no {impl} twin of this cell; see "
               "the vs LSTM columns).")
         continue
       if impl == "imujax":
-        init, apply = imujax_model(kind, channels, hidden, classes,
+        init, apply = imujax_model(kind, channels, hidden_of_kind, classes,
                                    **(scan_kwargs or {}))
         result = time_jax(init, apply, batch, time_, channels, classes, steps,
                           warmup, memory_only)
       elif impl == "flax":
-        init, apply = flax_model(kind, channels, hidden, classes)
+        init, apply = flax_model(kind, channels, hidden_of_kind, classes)
         result = time_jax(init, apply, batch, time_, channels, classes, steps,
                           warmup, memory_only)
       elif impl == "torch":
         if memory_only:
           continue
-        result = time_torch(kind, batch, time_, channels, hidden, classes,
+        result = time_torch(kind, batch, time_, channels, hidden_of_kind,
+                            classes,
                             steps, warmup, torch_threads)
         if result is None:  # A row that says so, never a number.
           result = {"ms": float("nan"), "ms_min": float("nan"),
@@ -274,7 +298,7 @@ def run(cell_kinds, impls, batch, time_, channels, hidden, classes, steps,
         raise ValueError(f"Unknown --impls entry {impl!r}; choose from "
                          "imujax, flax, torch.")
       result.update(cell=kind, impl=impl, batch=batch, time=time_,
-                    channels=channels, hidden=hidden,
+                    channels=channels, hidden=hidden_of_kind,
                     frames_per_s=batch * time_ / (result["ms"] / 1e3))
       rows.append(result)
       print(_format_row(result), flush=True)
@@ -307,21 +331,22 @@ def _format_row(row: dict) -> str:
 
 
 def markdown(rows: list[dict]) -> str:
-  lines = ["| cell | impl | B | T | ms/step (median) | frames/s | peak MiB "
-           "| imujax speedup vs flax | vs torch | vs imujax LSTM "
+  lines = ["| cell | impl | H | B | T | ms/step (median) | frames/s | peak "
+           "MiB | imujax speedup vs flax | vs torch | vs imujax LSTM "
            "| vs torch LSTM |",
-           "|---|---|---|---|---|---|---|---|---|---|---|"]
+           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
   for r in rows:
     if r.get("note"):
-      lines.append(f"| {r['cell']} | {r['impl']} | {r['batch']} | {r['time']} "
-                   f"| {r['note']} |  |  |  |  |  |  |")
+      lines.append(f"| {r['cell']} | {r['impl']} | {r['hidden']} | "
+                   f"{r['batch']} | {r['time']} | {r['note']} "
+                   "|  |  |  |  |  |  |")
       continue
     peak = f"{r['peak_bytes'] / 2**20:.1f}" if r.get("peak_bytes") else "n/a"
     vs = [f"{r[k]:.2f}x" if k in r else "" for k in
           ("speedup_vs_flax", "speedup_vs_torch", "speedup_vs_imujax_lstm",
            "speedup_vs_torch_lstm")]
-    lines.append(f"| {r['cell']} | {r['impl']} | {r['batch']} | {r['time']} "
-                 f"| {r['ms']:.2f} | {r['frames_per_s']:.0f} | {peak} "
+    lines.append(f"| {r['cell']} | {r['impl']} | {r['hidden']} | "
+                 f"{r['batch']} | {r['time']} | {r['ms']:.2f} | {r['frames_per_s']:.0f} | {peak} "
                  f"| {' | '.join(vs)} |")
   return "\n".join(lines) + "\n"
 
@@ -335,6 +360,10 @@ def main(argv):
     scan_kwargs["remat_chunk"] = _REMAT_CHUNK.value
   if _RECURRENCE.value:
     scan_kwargs["method"] = _RECURRENCE.value
+  try:
+    widths = parse_widths(_HIDDEN_PER_CELL.value)
+  except ValueError as e:
+    raise app.UsageError(str(e)) from None
   malloc = runtime.tune_malloc()  # As imujax.main does; before any step.
   load_before = os.getloadavg()[0]
   print(f"{malloc}; IMUJAX_MALLOC_TUNING=0 to compare without.")
@@ -347,7 +376,7 @@ def main(argv):
     rows += run(_CELLS.value, _IMPLS.value, _BATCH.value, time_,
                 _CHANNELS.value, _HIDDEN.value, _CLASSES.value, steps,
                 _WARMUP.value, scan_kwargs, _MEMORY_ONLY.value,
-                _TORCH_THREADS.value)
+                _TORCH_THREADS.value, widths)
   # Linux reports ru_maxrss in KiB: the whole process, every row together.
   max_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
   load_after = os.getloadavg()[0]
