@@ -1,6 +1,8 @@
 r"""Cells at equal parameter count: LSTM, GRU, minGRU, minLSTM, LRU (issue 20).
 
-Declared 2026-11-30; not run yet beyond `smoke`. Question: at the same
+Declared 2026-11-30. readme_scratch ran complete 2026-12-01
+(launch/results/cells_readme_scratch; README "Parallel-in-time cells");
+readme_simclr is not run yet. Question: at the same
 number of encoder parameters, does a parallel-in-time cell (minGRU, minLSTM,
 LRU: gates from the input only, cells/parallel.py) classify activities as
 well as the LSTM and GRU, trained from scratch and after simclr
