@@ -21,12 +21,39 @@ differ in `model.cell` (configs/sweeps/cells.py). Per dataset × label budget
 
 import collections
 import math
+import pathlib
+from typing import Optional
 
 import numpy as np
 
 from imujax.experiments import paired
+from imujax.experiments import stats
 
 REFERENCE = "lstm"
+
+
+def wall_s(summary: Optional[dict]) -> float:
+  """A finished program's wall seconds when one session ran all its steps;
+  nan otherwise (a resumed run's clock restarts) or without a summary."""
+  if not summary or "wall_s_this_session" not in summary:
+    return math.nan
+  if summary.get("steps_this_session") != summary.get("step"):
+    return math.nan
+  return float(summary["wall_s_this_session"])
+
+
+def name_arms(finetunes: list, pretrains: list) -> list:
+  """When runs differ in model.cell: fine-tune arms of cells other than the
+  LSTM end " (<cell>)", and so do those pre-trainings' objectives (in
+  place); the LSTM keeps the plain names, so "scratch" stays every table's
+  reference. Returns the fine-tunes."""
+  if len({r.cell for r in finetunes} | {p["cell"] for p in pretrains}) < 2:
+    return finetunes
+  for p in pretrains:
+    if p["cell"] != REFERENCE:
+      p["objective"] += f" ({p['cell']})"
+  return [r._replace(arm=f"{r.arm} ({r.cell})") if r.cell != REFERENCE
+          else r for r in finetunes]
 
 
 def base_arm(run) -> str:
@@ -90,6 +117,14 @@ def rows(runs: list) -> list[dict]:
         row["p_holm"] = adjusted[row["cell"]]
     out.extend(cell_rows)
   return out
+
+
+def section(runs: list, out) -> str:
+  """The report's section ("" unless cells differ); writes cells.csv."""
+  table = rows(runs)
+  if table:
+    stats.write_csv(pathlib.Path(out) / "cells.csv", table)
+  return markdown(table)
 
 
 def _f(x, digits=3, sign=False) -> str:

@@ -34,6 +34,7 @@ from imujax import metrics as metrics_lib
 from imujax.experiments import cells_report
 from imujax.experiments import claims
 from imujax.experiments import gaze_report
+from imujax.experiments import modality_report
 from imujax.experiments import plots
 from imujax.experiments import scale_report
 from imujax.experiments import stats
@@ -133,7 +134,8 @@ def read_runs(sweep_dir) -> tuple[list, list]:
         pretrain = stats.read_json(source_run)["config"]["pretrain"]
         source_summary = source_run.parent / "summary.json"
         if source_summary.exists():
-          pretrain_wall = _wall_s(stats.read_json(source_summary))
+          pretrain_wall = cells_report.wall_s(
+              stats.read_json(source_summary))
     arm = arm_name(source, info["dataset"], config["finetune"], pretrain)
     pretrain_steps = int(pretrain.get("steps", 0))
     finetunes.append(FinetuneRun(
@@ -150,30 +152,13 @@ def read_runs(sweep_dir) -> tuple[list, list]:
         pretrain_steps=pretrain_steps,
         cell=config.get("model", {}).get("cell", "lstm"),
         hidden=int(config.get("model", {}).get("hidden", 0)),
-        wall_s=_wall_s(summary), pretrain_wall_s=pretrain_wall))
+        wall_s=cells_report.wall_s(summary), pretrain_wall_s=pretrain_wall))
     projections.append(config.get("model", {}).get("modality_projection", 0))
   if len(set(projections)) > 1:  # configs/sweeps/modality.py: its arms.
     finetunes = [r._replace(arm=f"{r.arm} +proj{d}") if d else r
                  for r, d in zip(finetunes, projections)]
-  if len({r.cell for r in finetunes} | {p["cell"] for p in pretrains}) > 1:
-    # configs/sweeps/cells.py: one arm per cell; the LSTM keeps the plain
-    # names, so that "scratch" stays every table's reference.
-    finetunes = [r._replace(arm=f"{r.arm} ({r.cell})")
-                 if r.cell != cells_report.REFERENCE else r for r in finetunes]
-    for p in pretrains:
-      if p["cell"] != cells_report.REFERENCE:
-        p["objective"] += f" ({p['cell']})"
+  finetunes = cells_report.name_arms(finetunes, pretrains)
   return finetunes, pretrains
-
-
-def _wall_s(summary: Optional[dict]) -> float:
-  """A finished program's wall seconds when one session ran all its steps
-  (a resumed run's clock restarts: nan), else nan."""
-  if not summary or "wall_s_this_session" not in summary:
-    return math.nan
-  if summary.get("steps_this_session") != summary.get("step"):
-    return math.nan
-  return float(summary["wall_s_this_session"])
 
 
 def arm_name(source: dict, dataset: str, finetune: dict,
@@ -244,26 +229,6 @@ def summarise(runs: list) -> list[dict]:
         row[key + "_reached"] = f"{len(hits)}/{len(reached)}"
       rows.append(row)
   return rows
-
-
-def without_table(runs: list) -> list:
-  """Markdown lines ([] if none): test scores with modalities missing (keys
-  "test_without_<m>/<metric>", eval.missing_modalities), means over runs."""
-  lines = []
-  for (dataset, budget), arms in sorted(stats.cells(runs).items()):
-    for arm in stats.arm_order(arms):
-      done = list(arms[arm].values())
-      for p in sorted({k[:-8] for r in done for k in r.test if k.startswith(
-          "test_without_") and k.endswith("/macro_f1")}):
-        f1, acc, full = ([r.test[k] for r in done if p + "macro_f1" in r.test]
-                         for k in (p + "macro_f1", p + "accuracy", "macro_f1"))
-        lines.append(f"| {dataset} | {budget or 'all'} | {arm} | {len(f1)} | "
-                     f"{p[13:-1]} | {_fmt(np.mean(f1))} | {_fmt(np.mean(acc))}"
-                     f" | {_fmt(np.mean(full) - np.mean(f1))} |")
-  return ["## Test scores with modalities missing (their channels at 0, the "
-          "mean)", "", "| dataset | labelled subjects | arm | runs | missing | "
-          "test macro-F1 | test accuracy | macro-F1 drop vs all present |",
-          "|---" * 8 + "|", *lines, ""] if lines else []
 
 
 # ----------------------------------------------------------------- writing
@@ -366,7 +331,7 @@ def markdown(rows: list, runs: list, pretrains: list, images: dict,
       if (dataset, key) in images:
         lines += [f"### {title}", "",
                   f"![{key} {dataset}]({images[(dataset, key)]})", ""]
-  lines += without_table(runs)
+  lines += modality_report.without_table(runs)
   subject_level = claims.markdown(runs, chosen or {})
   if subject_level:
     lines += [subject_level]
@@ -458,16 +423,8 @@ def write_report(sweep_dir, out=None) -> pathlib.Path:
                            chosen) + scale_report.section(
                                runs, sweep_dir, out, plot=bool(rows_to_plot))
                            + gaze_report.section(runs, out)
-                           + cells_section(runs, out))
+                           + cells_report.section(runs, out))
   return path
-
-
-def cells_section(runs: list, out) -> str:
-  """`cells_report`'s section ("" unless cells differ); writes cells.csv."""
-  table = cells_report.rows(runs)
-  if table:
-    stats.write_csv(pathlib.Path(out) / "cells.csv", table)
-  return cells_report.markdown(table)
 
 
 def main(argv=None) -> int:
