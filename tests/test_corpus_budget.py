@@ -2,6 +2,7 @@
 report of the scale sweep (configs/sweeps/scale.py)."""
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -278,3 +279,25 @@ def test_bad_sizes_are_config_errors(key, value, match):
   config[section][name] = value
   with pytest.raises(ValueError, match=match):
     configlib.check(config)
+
+
+def test_pooled_rows_pool_targets_keeping_their_subjects_apart():
+  """Two targets with the same subject names are 2 x 3 subjects, not 3."""
+  nan, pool, ind, scr = (math.nan, scale_report.POOLED, scale_report.IN_DOMAIN,
+                         scale_report.SCRATCH)
+
+  def arm(gain):
+    return {"hours": [1.], "scores": {(s, seed): 0.5 + 0.1 * i + gain
+                                      for i, s in enumerate("abc")
+                                      for seed in (0, 1)}}
+  cells = {(target, 1): {(scr, "", 0.): arm(0.), (ind, "simclr", nan):
+                         arm(0.02), (pool, "simclr", 0.): arm(0.05)}
+           for target in ("t1", "t2")}
+  rows = {(r["kind"], r["versus"]): r for r in scale_report.pooled_rows(cells)}
+  assert set(rows) == {(ind, "scratch"), (pool, "scratch"),
+                       (pool, "in-domain")}
+  for key, gain in (((ind, "scratch"), 0.02), ((pool, "scratch"), 0.05),
+                    ((pool, "in-domain"), 0.03)):
+    assert rows[key]["mean"] == pytest.approx(gain)
+    assert (rows[key]["subjects"], rows[key]["seeds"]) == (6, 2)
+    assert rows[key]["ci_lo"] == pytest.approx(gain)

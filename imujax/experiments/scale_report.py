@@ -130,6 +130,40 @@ def rows(cells: dict) -> tuple[list, list]:
   return table, versus
 
 
+def pooled_rows(cells: dict) -> list:
+  """Per (kind, objective, requested hours): Δ vs scratch and, for pooled
+  corpora, Δ vs the same objective in-domain, pooled over every target and
+  budget. Units: a target's subject (subjects of different targets are
+  different people), with its (budget, seed) pairs as the repeats."""
+  diffs = {}
+  for (dataset, budget), arms in cells.items():
+    scratch = arms.get((SCRATCH, "", 0.), {}).get("scores", {})
+    for (kind, objective, requested), cell in arms.items():
+      if kind == SCRATCH:
+        continue
+      own = next((c for (k, o, _), c in arms.items()
+                  if k == IN_DOMAIN and o == objective), None)
+      key = (kind, objective, requested)
+      for versus, ref in (("scratch", scratch),
+                          ("in-domain", own["scores"] if own and
+                           kind == POOLED else {})):
+        for (subject, seed), d in _diff(cell["scores"], ref).items():
+          diffs.setdefault((key, versus), {})[
+              (f"{dataset}:{subject}", f"{budget}:{seed}")] = d
+  out = []
+  def order(item):  # Objective, versus, in-domain, then sizes, "all" last.
+    (kind, objective, requested), versus = item[0]
+    return (objective, versus, kind == POOLED,
+            -1. if kind != POOLED else requested or 1e9)
+
+  for ((kind, objective, requested), versus), d in sorted(diffs.items(),
+                                                          key=order):
+    out.append({"kind": kind, "objective": objective,
+                "requested_hours": requested, "versus": versus,
+                **paired.summary(d)})
+  return out
+
+
 def _f(x, sign=False) -> str:
   if x is None or (isinstance(x, float) and math.isnan(x)):
     return "–"
@@ -255,4 +289,19 @@ def section(runs: list, sweep_dir, out, plot: bool = True) -> str:
   lines += ["", f"Pooled beats in-domain (interval above 0) in {wins} of "
             f"{len(versus)} cells, loses (below 0) in {losses}; the rest are "
             "undecided at these n.", ""]
-  return "\n".join(lines)
+  pooled = pooled_rows(cells)
+  stats.write_csv(out / "scale_pooled.csv", pooled)
+  lines += ["### Pooled over targets and label budgets", "",
+            "Units: subjects (each target's own), repeats: budget × seed; "
+            "hierarchical bootstrap 95% CI, sign-flip p over subjects. "
+            "Requested hours; \"all\" is each target's whole corpus.", "",
+            "| pre-training | objective | hours | versus | n (subjects × "
+            "budget-seeds) | Δ F1 | 95% CI | p |", "|---" * 8 + "|"]
+  for r in pooled:
+    hours = ("–" if r["kind"] == IN_DOMAIN else "all"
+             if not r["requested_hours"] else f"{r['requested_hours']:g}")
+    lines.append(f"| {r['kind']} | {r['objective']} | {hours} | "
+                 f"{r['versus']} | {r['subjects']} × {r['seeds']} | "
+                 f"{_f(r['mean'], True)} | {_ci(r['ci_lo'], r['ci_hi'])} | "
+                 f"{_f(r['p'])} |")
+  return "\n".join(lines + [""])
