@@ -63,7 +63,8 @@ Variants (`scale.py:variant=<name>,data_root=<folder of manual dirs>`):
           times, the whole one 1.6-5.9 times), and the four objectives
           simclr, masked_reconstruction, forecast, cpc x 0.5, 1, 2, 4 h and
           all: 276 pre-training and 576 fine-tune runs in 92 + 192
-          programs with --vmap_seeds. Estimated ~1.5 h here, from readme's
+          programs with --vmap_seeds. Measured 2026-12-01: 58 min here
+          (launch/results/scale_seen; README). Estimated ~1.5 h, from readme's
           measured programs (simclr 12 s, masked reconstruction 5 s,
           fine-tune 5 s of compute; ~8 s of start-up each) with 2x the
           steps at 4x the batch (at 32 units the step is bound by the
