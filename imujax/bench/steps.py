@@ -288,8 +288,7 @@ def run(cell_kinds, impls, batch, time_, channels, hidden, classes, steps,
         if memory_only:
           continue
         result = time_torch(kind, batch, time_, channels, hidden_of_kind,
-                            classes,
-                            steps, warmup, torch_threads)
+                            classes, steps, warmup, torch_threads)
         if result is None:  # A row that says so, never a number.
           result = {"ms": float("nan"), "ms_min": float("nan"),
                     "compile_s": None, "peak_bytes": None,
@@ -346,7 +345,8 @@ def markdown(rows: list[dict]) -> str:
           ("speedup_vs_flax", "speedup_vs_torch", "speedup_vs_imujax_lstm",
            "speedup_vs_torch_lstm")]
     lines.append(f"| {r['cell']} | {r['impl']} | {r['hidden']} | "
-                 f"{r['batch']} | {r['time']} | {r['ms']:.2f} | {r['frames_per_s']:.0f} | {peak} "
+                 f"{r['batch']} | {r['time']} | {r['ms']:.2f} | "
+                 f"{r['frames_per_s']:.0f} | {peak} "
                  f"| {' | '.join(vs)} |")
   return "\n".join(lines) + "\n"
 

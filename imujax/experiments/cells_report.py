@@ -127,11 +127,6 @@ def section(runs: list, out) -> str:
   return markdown(table)
 
 
-def _f(x, digits=3, sign=False) -> str:
-  if x is None or (isinstance(x, float) and math.isnan(x)):
-    return "–"
-  return f"{x:+.{digits}f}" if sign else f"{x:.{digits}f}"
-
 
 def markdown(table: list) -> str:
   """The section's markdown ("" without rows)."""
@@ -153,9 +148,10 @@ def markdown(table: list) -> str:
       "|---" * 12 + "|"]
   for r in table:
     if "diff_mean" in r:
-      claim = (f"{_f(r['diff_mean'], sign=True)} [{_f(r['diff_ci_lo'], sign=True)}"
-               f", {_f(r['diff_ci_hi'], sign=True)}]")
-      n, p = f"{r['subjects']} × {r['seeds']}", _f(r.get("p_holm"))
+      lo, mean, hi = (stats.fmt(r[k], sign=True)
+                      for k in ("diff_ci_lo", "diff_mean", "diff_ci_hi"))
+      claim = f"{mean} [{lo}, {hi}]"
+      n, p = f"{r['subjects']} × {r['seeds']}", stats.fmt(r.get("p_holm"))
     else:
       claim, n, p = ("(reference)" if r["cell"] == REFERENCE else "–"), "", ""
     sd = "" if math.isnan(r["test_macro_f1_std"]) else (
@@ -164,5 +160,6 @@ def markdown(table: list) -> str:
         f"| {r['dataset']} | {r['budget'] or 'all'} | {r['arm']} | "
         f"{r['cell']} | {r['hidden']} | {r['runs']} | "
         f"{r['test_macro_f1_mean']:.3f}{sd} | {claim} | {n} | {p} | "
-        f"{_f(r['finetune_wall_s'], 0)} | {_f(r['pretrain_wall_s'], 0)} |")
+        f"{stats.fmt(r['finetune_wall_s'], 0)} | "
+        f"{stats.fmt(r['pretrain_wall_s'], 0)} |")
   return "\n".join(lines) + "\n"

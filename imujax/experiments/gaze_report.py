@@ -161,17 +161,12 @@ def paired_rows(runs: list, seed: int = 0) -> list[dict]:
 
 
 # ----------------------------------------------------------------- writing
-def _f(x, sign=False) -> str:
-  if x is None or (isinstance(x, float) and math.isnan(x)):
-    return "–"
-  return f"{x:+.3f}" if sign else f"{x:.3f}"
-
 
 def _cell(row: dict, key: str) -> str:
   """"mean ± sd" over runs (the mean alone from one run), n/a counted."""
   n = row["runs"] - row[f"{key}_na"]
-  text = _f(row[f"{key}_mean"]) + (
-      f" ± {_f(row[f'{key}_sd'])}" if n > 1 else "")
+  text = stats.fmt(row[f"{key}_mean"]) + (
+      f" ± {stats.fmt(row[f'{key}_sd'])}" if n > 1 else "")
   na = row[f"{key}_na"]
   return text + (f" (n/a in {na} run{'s' * (na > 1)})" if na else "")
 
@@ -257,9 +252,10 @@ def markdown(runs: list, table=None, pairs=None) -> str:
               if not math.isnan(p["ci_lo"]) else "")
         lines.append(
             f"| {p['metric']} | {p['arm']} | {p['units']} × {p['seeds']} "
-            f"({p['pairs']}) | {_f(p['arm_mean'])} | "
-            f"{_f(p['scratch_mean'])} | {_f(p['mean'], True)}{ci} | "
-            f"{_f(p['p_holm'])} | {p['nan_pairs']} |")
+            f"({p['pairs']}) | {stats.fmt(p['arm_mean'])} | "
+            f"{stats.fmt(p['scratch_mean'])} | "
+            f"{stats.fmt(p['mean'], sign=True)}{ci} | "
+            f"{stats.fmt(p['p_holm'])} | {p['nan_pairs']} |")
       lines.append("")
   for dataset in dict.fromkeys(d for d, _ in cells):
     lines += _references(dataset)

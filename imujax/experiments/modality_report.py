@@ -5,15 +5,10 @@ modality's channels at their mean (keys "test_without_<m>/<metric>",
 configs/sweeps/modality.py).
 """
 
-import math
-
 import numpy as np
 
 from imujax.experiments import stats
 
-
-def _fmt(x, digits=3) -> str:
-  return "–" if math.isnan(x) else f"{x:.{digits}f}"
 
 
 def without_table(runs: list) -> list:
@@ -28,8 +23,9 @@ def without_table(runs: list) -> list:
         f1, acc, full = ([r.test[k] for r in done if p + "macro_f1" in r.test]
                          for k in (p + "macro_f1", p + "accuracy", "macro_f1"))
         lines.append(f"| {dataset} | {budget or 'all'} | {arm} | {len(f1)} | "
-                     f"{p[13:-1]} | {_fmt(np.mean(f1))} | {_fmt(np.mean(acc))}"
-                     f" | {_fmt(np.mean(full) - np.mean(f1))} |")
+                     f"{p[13:-1]} | {stats.fmt(np.mean(f1))} | "
+                     f"{stats.fmt(np.mean(acc))}"
+                     f" | {stats.fmt(np.mean(full) - np.mean(f1))} |")
   return ["## Test scores with modalities missing (their channels at 0, the "
           "mean)", "", "| dataset | labelled subjects | arm | runs | missing | "
           "test macro-F1 | test accuracy | macro-F1 drop vs all present |",

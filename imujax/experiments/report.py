@@ -232,11 +232,6 @@ def summarise(runs: list) -> list[dict]:
 
 
 # ----------------------------------------------------------------- writing
-def _fmt(x, digits=3) -> str:
-  if x is None or (isinstance(x, float) and math.isnan(x)):
-    return "–"
-  return f"{x:.{digits}f}"
-
 
 def _claim(row: dict) -> tuple[str, str]:
   if row["arm"] == "scratch":
@@ -247,7 +242,7 @@ def _claim(row: dict) -> tuple[str, str]:
         if not math.isnan(row["diff_ci_lo"]) else "")
   p = row.get("wilcoxon_p")
   return (f"{row['diff_mean']:+.3f}{ci} (n={row['pairs']})",
-          _fmt(p, 3) if p is not None else f"n<{stats.MIN_WILCOXON_PAIRS}")
+          stats.fmt(p, 3) if p is not None else f"n<{stats.MIN_WILCOXON_PAIRS}")
 
 
 def _steps(row: dict, target: int) -> str:
@@ -255,14 +250,14 @@ def _steps(row: dict, target: int) -> str:
   reached = row[f"steps_to_{target}_reached"]
   if reached.endswith("/0"):
     return "–"
-  return f"{_fmt(mean, 0)} ({reached})"
+  return f"{stats.fmt(mean, 0)} ({reached})"
 
 
 def _mean_sd(row: dict, key: str) -> str:
   """"mean ± sd" over seeds; the mean alone for one seed (no spread)."""
   if row["seeds"] < 2:
-    return _fmt(row[key + "_mean"])
-  return f"{_fmt(row[key + '_mean'])} ± {_fmt(row[key + '_std'])}"
+    return stats.fmt(row[key + "_mean"])
+  return f"{stats.fmt(row[key + '_mean'])} ± {stats.fmt(row[key + '_std'])}"
 
 
 def arms_table(rows: list) -> str:
@@ -283,7 +278,7 @@ def arms_table(rows: list) -> str:
         f"| {budget} | {r['arm']} | {r['seeds']} | "
         f"{_mean_sd(r, 'test_macro_f1')} | {_mean_sd(r, 'test_accuracy')} | "
         f"{claim} | {p} | "
-        f"{_steps(r, 90)} | {_steps(r, 95)} | {_fmt(r['auc_mean'])} |")
+        f"{_steps(r, 90)} | {_steps(r, 95)} | {stats.fmt(r['auc_mean'])} |")
   return "\n".join(lines) + "\n"
 
 
@@ -342,7 +337,7 @@ def markdown(rows: list, runs: list, pretrains: list, images: dict,
     for p in sorted(pretrains, key=lambda p: (p["dataset"], p["objective"],
                                               p["seed"])):
       lines.append(f"| {p['dataset']} | {p['objective']} | {p['seed']} | "
-                   f"{p['steps']} | {_fmt(p['val_loss'], 4)} | "
+                   f"{p['steps']} | {stats.fmt(p['val_loss'], 4)} | "
                    f"{'yes' if p['done'] else 'no'} |")
     lines.append("")
   lines.append(other_targets_table(sweep_dir))
@@ -367,7 +362,7 @@ def other_targets_table(sweep_dir) -> str:
     value = (o["test"] or {}).get(key)
     lines.append(f"| `{o['path']}` | {o['dataset']} | {o['target']} | {key} "
                  f"({'higher' if metrics_lib.higher_is_better(key) else 'lower'}"
-                 f" is better) | {_fmt(value, 4)} |")
+                 f" is better) | {stats.fmt(value, 4)} |")
   return "\n".join(lines) + "\n"
 
 

@@ -141,21 +141,22 @@ def pooled_rows(cells: dict) -> list:
     for (kind, objective, requested), cell in arms.items():
       if kind == SCRATCH:
         continue
+      refs = [("scratch", scratch)]
       own = next((c for (k, o, _), c in arms.items()
                   if k == IN_DOMAIN and o == objective), None)
+      if kind == POOLED and own:
+        refs.append(("in-domain", own["scores"]))
       key = (kind, objective, requested)
-      for versus, ref in (("scratch", scratch),
-                          ("in-domain", own["scores"] if own and
-                           kind == POOLED else {})):
+      for versus, ref in refs:
         for (subject, seed), d in _diff(cell["scores"], ref).items():
           diffs.setdefault((key, versus), {})[
               (f"{dataset}:{subject}", f"{budget}:{seed}")] = d
-  out = []
   def order(item):  # Objective, versus, in-domain, then sizes, "all" last.
     (kind, objective, requested), versus = item[0]
     return (objective, versus, kind == POOLED,
             -1. if kind != POOLED else requested or 1e9)
 
+  out = []
   for ((kind, objective, requested), versus), d in sorted(diffs.items(),
                                                           key=order):
     out.append({"kind": kind, "objective": objective,
@@ -163,11 +164,6 @@ def pooled_rows(cells: dict) -> list:
                 **paired.summary(d)})
   return out
 
-
-def _f(x, sign=False) -> str:
-  if x is None or (isinstance(x, float) and math.isnan(x)):
-    return "–"
-  return f"{x:+.3f}" if sign else f"{x:.3f}"
 
 
 def _ci(lo, hi, sign=True) -> str:
@@ -266,12 +262,12 @@ def section(runs: list, sweep_dir, out, plot: bool = True) -> str:
     for r in table:
       if r["dataset"] != dataset:
         continue
-      vs = (f"{_f(r['vs_scratch_mean'], True)} "
+      vs = (f"{stats.fmt(r['vs_scratch_mean'], sign=True)} "
             f"{_ci(r['vs_scratch_ci_lo'], r['vs_scratch_ci_hi'])} "
             f"({r['vs_scratch_pairs']})" if "vs_scratch_mean" in r else "–")
       lines.append(f"| {r['budget'] or 'all'} | {r['kind']} | "
                    f"{r['objective'] or '–'} | {_hours(r)} | "
-                   f"{r['subjects']} × {r['seeds']} | {_f(r['mean'])} "
+                   f"{r['subjects']} × {r['seeds']} | {stats.fmt(r['mean'])} "
                    f"{_ci(r['ci_lo'], r['ci_hi'], False)} | {vs} |")
     lines.append("")
   lines += ["### Pooled vs in-domain pre-training (pooled − in-domain, "
@@ -284,8 +280,8 @@ def section(runs: list, sweep_dir, out, plot: bool = True) -> str:
     losses += v["ci_hi"] < 0
     lines.append(f"| {v['dataset']} | {v['budget'] or 'all'} | "
                  f"{v['objective']} | {v['hours']:.2f} | {v['subjects']} × "
-                 f"{v['seeds']} | {_f(v['mean'], True)} | "
-                 f"{_ci(v['ci_lo'], v['ci_hi'])} | {_f(v['p'])} |")
+                 f"{v['seeds']} | {stats.fmt(v['mean'], sign=True)} | "
+                 f"{_ci(v['ci_lo'], v['ci_hi'])} | {stats.fmt(v['p'])} |")
   lines += ["", f"Pooled beats in-domain (interval above 0) in {wins} of "
             f"{len(versus)} cells, loses (below 0) in {losses}; the rest are "
             "undecided at these n.", ""]
@@ -302,6 +298,7 @@ def section(runs: list, sweep_dir, out, plot: bool = True) -> str:
              if not r["requested_hours"] else f"{r['requested_hours']:g}")
     lines.append(f"| {r['kind']} | {r['objective']} | {hours} | "
                  f"{r['versus']} | {r['subjects']} × {r['seeds']} | "
-                 f"{_f(r['mean'], True)} | {_ci(r['ci_lo'], r['ci_hi'])} | "
-                 f"{_f(r['p'])} |")
+                 f"{stats.fmt(r['mean'], sign=True)} | "
+                 f"{_ci(r['ci_lo'], r['ci_hi'])} | "
+                 f"{stats.fmt(r['p'])} |")
   return "\n".join(lines + [""])

@@ -99,6 +99,14 @@ def arm_order(arms) -> list:
   return sorted(arms, key=lambda a: (a != "scratch", a))
 
 
+def fmt(x, digits: int = 3, sign: bool = False) -> str:
+  """A table's number: "–" for None or NaN (nothing measured), else fixed
+  point, with its sign when `sign`."""
+  if x is None or (isinstance(x, float) and math.isnan(x)):
+    return "–"
+  return f"{x:+.{digits}f}" if sign else f"{x:.{digits}f}"
+
+
 def write_csv(path: pathlib.Path, rows: list) -> None:
   """`rows` (dicts) as a CSV with the union of their keys; empty: no rows."""
   if not rows:

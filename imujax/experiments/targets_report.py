@@ -27,6 +27,7 @@ import numpy as np
 
 from imujax import metrics
 from imujax.experiments import paired
+from imujax.experiments import stats
 
 # The per-subject metrics compared per target kind; prediction's are its
 # "rmse_<ms>ms", one per horizon found in the runs.
@@ -130,10 +131,6 @@ def paired_rows(others: list, seed: int = 0) -> list[dict]:
   return rows
 
 
-def _f(x, digits=3) -> str:
-  return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else (
-      f"{x:.{digits}f}")
-
 
 def markdown(others: list) -> str:
   """The section's markdown ("" when the sweep has no such pairs)."""
@@ -165,9 +162,9 @@ def markdown(others: list) -> str:
             if not math.isnan(r["ci_lo"]) else "")
       lines.append(
           f"| {r['metric']} ({'higher' if r['higher_is_better'] else 'lower'}"
-          f") | {r['arm']} | {r['reference']} | {_f(r['arm_mean'], 4)} | "
-          f"{_f(r['reference_mean'], 4)} | {r['mean']:+.4f}{ci} | "
+          f") | {r['arm']} | {r['reference']} | {stats.fmt(r['arm_mean'], 4)} | "
+          f"{stats.fmt(r['reference_mean'], 4)} | {r['mean']:+.4f}{ci} | "
           f"{r['subjects']} × {r['seeds']} ({r['pairs']}) | "
-          f"{_f(r['p_holm'])} | {r['favours']} |")
+          f"{stats.fmt(r['p_holm'])} | {r['favours']} |")
     lines.append("")
   return "\n".join(lines) + "\n"
