@@ -124,6 +124,24 @@ def test_local_runs_pretraining_first_then_skips_finished(sweep_file,
   assert again.started == []  # Every run has its summary.json.
 
 
+def test_local_finishes_a_pretrainings_finetunes_before_the_next(
+    sweep_file, tmp_path):
+  # Depth first: a kill leaves at most one pre-training whose fine-tunes are
+  # unfinished (its checkpoint is what a fresh clone lacks).
+  root = tmp_path / "s"
+  jobs = _jobs(sweep_file, root)
+  fake = FakeRuns()
+  launchers.run_local(jobs, str(root), start=fake, poll_s=0,
+                      echo=lambda _: None)
+  order = [pathlib.Path(w[0]).relative_to(root).as_posix()
+           for w in fake.started]
+  pre = [n for n in order if n.startswith("pretrain/")]
+  assert len(pre) == 4
+  for a, b in zip(pre, pre[1:]):
+    between = order[order.index(a) + 1:order.index(b)]
+    assert sorted(between) == sorted(j.name for j in jobs if j.after == a)
+
+
 def test_interrupted_runs_are_restarted_to_resume(sweep_file, tmp_path):
   root = tmp_path / "s"
   jobs = _jobs(sweep_file, root)

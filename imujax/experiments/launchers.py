@@ -31,7 +31,10 @@ def run_local(jobs: list[Job], sweep_dir: str, *, sets=(), parallel: int = 1,
   """Runs the unfinished jobs here, `parallel` processes at a time.
 
   A unit starts once every pre-training it needs is done; units whose
-  pre-training failed are reported as "blocked". `start(argv, log)` returns
+  pre-training failed are reported as "blocked". Fine-tunes of a finished
+  pre-training start before any further pre-training (depth first): a
+  pre-training's checkpoint is not kept in git, so one whose fine-tunes did
+  not all finish before a kill must be run again on resume elsewhere. `start(argv, log)` returns
   something with `.poll()` (a Popen); tests pass a fake.
 
   Returns:
@@ -42,7 +45,7 @@ def run_local(jobs: list[Job], sweep_dir: str, *, sets=(), parallel: int = 1,
   pending = jobs_lib.units(jobs, sweep_dir, sets, vmap_seeds, impl, cpu_devices)
   running: list = []
   while pending or running:
-    for unit in list(pending):
+    for unit in sorted(pending, key=lambda u: not u.after):
       if any(result.get(a) in ("failed", "blocked") for a in unit.after):
         pending.remove(unit)
         result.update({j.name: "blocked" for j in unit.jobs})
