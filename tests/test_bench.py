@@ -199,3 +199,26 @@ def test_bench_widths_per_cell_change_the_network_of_that_cell_only():
   assert again[0]["peak_bytes"] != rows[1]["peak_bytes"]
   with pytest.raises(ValueError, match="cell:units"):
     bench.parse_widths(["mingru=9"])
+
+
+def test_bench_encoder_rows_time_the_training_encoder():
+  # --layers / --layer_norm: the imujax rows are models.classify_sequence of
+  # that ModelConfig (same logits for the same params), the 1-layer
+  # baselines are skipped, and the 1-layer-only scan options are refused.
+  from imujax import models  # pylint: disable=g-import-not-at-top
+  init, apply = bench.imujax_model("mingru", C, H, K, layers=2,
+                                   layer_norm=True)
+  params = init(jax.random.key(3))
+  cfg = models.ModelConfig(in_dim=C, cell="mingru", hidden=H, layers=2,
+                           layer_norm=True, num_classes=K)
+  assert params["encoder"]["layer_1"]["norm"]["scale"].shape == (H,)
+  xs = jax.random.normal(jax.random.key(4), (2, 7, C))
+  np.testing.assert_array_equal(apply(params, xs),
+                                models.classify_sequence(params, cfg, xs))
+  rows = bench.run(["lstm", "mingru"], ["imujax", "flax"], batch=2, time_=4,
+                   channels=C, hidden=H, classes=K, steps=1, warmup=1,
+                   memory_only=True, layers=2, layer_norm=True)
+  assert [(r["cell"], r["impl"], r["layers"]) for r in rows] == [
+      ("lstm", "imujax", 2), ("mingru", "imujax", 2)]
+  with pytest.raises(ValueError, match="1-layer bench only"):
+    bench.imujax_model("mingru", C, H, K, layers=2, method="associative")

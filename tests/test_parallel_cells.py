@@ -268,11 +268,7 @@ def test_linear_recurrence_against_a_loop(method):
                                                                       3)))
   b = rng.standard_normal((2, 10, 3)) + 1j * rng.standard_normal((2, 10, 3))
   h0 = rng.standard_normal((2, 3)) + 1j * rng.standard_normal((2, 3))
-  want, h = [], h0
-  for t in range(10):
-    h = a[:, t] * h + b[:, t]
-    want.append(h)
-  want = np.stack(want, axis=1)
+  want = np.stack(_reference_loop(a, b, h0), axis=1)
   pair = lambda z: _f32((z.real, z.imag))
   got = parallel.linear_recurrence(pair(a), pair(b), pair(h0),
                                    multiply=parallel.complex_multiply,
@@ -280,11 +276,22 @@ def test_linear_recurrence_against_a_loop(method):
   _close(got, (want.real, want.imag))
   got = parallel.linear_recurrence(*_f32((a.real, b.real, h0.real)),
                                    method=method)
-  want, h = [], h0.real
-  for t in range(10):
-    h = a.real[:, t] * h + b.real[:, t]
-    want.append(h)
-  _close(got, np.stack(want, axis=1))
+  _close(got, np.stack(_reference_loop(a.real, b.real, h0.real), axis=1))
+  # Time-major in and out (what the cells' scans use): the same numbers.
+  tm = lambda z: np.swapaxes(z, 0, 1)
+  got = parallel.linear_recurrence(pair(tm(a)), pair(tm(b)), pair(h0),
+                                   multiply=parallel.complex_multiply,
+                                   method=method, time_major=True)
+  _close(got, (tm(want.real), tm(want.imag)))
+
+
+def _reference_loop(a, b, h0):
+  """[h_0, ..., h_{T-1}] of h_t = a_t h_{t-1} + b_t (a, b: [batch, time, n])."""
+  out, h = [], h0
+  for t in range(a.shape[1]):
+    h = a[:, t] * h + b[:, t]
+    out.append(h)
+  return out
 
 
 def test_unknown_recurrence_method_names_the_choices():

@@ -21,6 +21,9 @@ same run (`vs imujax LSTM`, `vs torch LSTM`).
   # Equal parameter counts (configs/sweeps/cells.py's widths), its shape:
   python -m imujax.bench --batch=64 --channels=6 --hidden=64 \
       --hidden_per_cell=gru:74,mingru:155,minlstm:126,lru:84 --impls=imujax
+  # ... as the studies train them: 2 layers, layer norm (models.encode):
+  python -m imujax.bench --batch=64 --channels=6 --hidden=64 --layers=2 \
+      --layer_norm --hidden_per_cell=gru:74,mingru:155,minlstm:126,lru:84
 
 Run nothing else heavy on the machine meanwhile: on a 2-core CPU a concurrent
 test run changes the numbers by tens of percent.
@@ -41,6 +44,7 @@ import numpy as np
 import optax
 
 from imujax import cells
+from imujax import models
 from imujax.training import runtime
 
 _CELLS = flags.DEFINE_list("cells", ["lstm", "gru", "mingru", "minlstm", "lru"],
@@ -59,6 +63,13 @@ _HIDDEN_PER_CELL = flags.DEFINE_list(
     "cells (every implementation), e.g. the widths at which the cells' "
     "encoders match the LSTM's parameter count.")
 _CLASSES = flags.DEFINE_integer("classes", 10, "Per-frame classes.")
+_LAYERS = flags.DEFINE_integer(
+    "layers", 1, "imujax rows: stacked layers. With > 1 or --layer_norm the "
+    "imujax rows time imujax's training encoder (models.encode: layers, "
+    "per-frame layer norm) and the 1-layer flax / PyTorch rows are skipped.")
+_LAYER_NORM = flags.DEFINE_bool(
+    "layer_norm", False, "imujax rows: layer norm on each layer's output, as "
+    "models.encode trains (see --layers).")
 _STEPS = flags.DEFINE_integer(
     "steps", None, "Timed steps (default 30; 8 from T=1024, 3 from T=8192).")
 _WARMUP = flags.DEFINE_integer("warmup", 3, "Untimed steps after compiling.")
@@ -91,12 +102,25 @@ BASELINE_CELLS = ("lstm", "gru", "rnn")
 
 # ------------------------------------------------------------------- JAX models
 def imujax_model(kind: str, channels: int, hidden: int, classes: int,
+                 layers: int = 1, layer_norm: bool = False,
                  **scan_kwargs) -> tuple[Callable, Callable]:
-  """A 1-layer imujax encoder + linear per-frame head as (init, apply).
+  """An imujax encoder + linear per-frame head as (init, apply).
 
+  1 layer without layer norm: the cell's scan alone (every scan option).
+  Otherwise imujax's training encoder, `models.encode` (`unroll` only).
   apply(params, xs <float32>[batch, time, channels]) -> logits
   <float32>[batch, time, classes].
   """
+  if layers > 1 or layer_norm:
+    unknown = set(scan_kwargs) - {"unroll"}
+    if unknown:
+      raise ValueError(f"{sorted(unknown)} apply to the 1-layer bench only; "
+                       "drop them or use --layers=1 --nolayer_norm.")
+    cfg = models.ModelConfig(in_dim=channels, cell=kind, hidden=hidden,
+                             layers=layers, layer_norm=layer_norm,
+                             num_classes=classes, **scan_kwargs)
+    return (lambda key: models.init(key, cfg),
+            lambda params, xs: models.classify_sequence(params, cfg, xs))
   cell = cells.get(kind)
   scan_kwargs = dict(scan_kwargs)
   method = scan_kwargs.pop("method", None)
@@ -262,11 +286,14 @@ def parse_widths(items) -> dict:
 
 def run(cell_kinds, impls, batch, time_, channels, hidden, classes, steps,
         warmup, scan_kwargs=None, memory_only=False,
-        torch_threads: int = 0, widths=None) -> list[dict]:
+        torch_threads: int = 0, widths=None, layers: int = 1,
+        layer_norm: bool = False) -> list[dict]:
   """Times every (cell, implementation) pair; returns one row per pair.
 
-  `widths` ({cell: units}) overrides `hidden` for the cells it names.
+  `widths` ({cell: units}) overrides `hidden` for the cells it names;
+  `layers` / `layer_norm` shape the imujax encoder (`imujax_model`).
   """
+  encoder = layers > 1 or layer_norm
   rows = []
   for kind in cell_kinds:
     hidden_of_kind = (widths or {}).get(kind, hidden)
@@ -275,9 +302,13 @@ def run(cell_kinds, impls, batch, time_, channels, hidden, classes, steps,
         print(f"[{kind}] {impl}: skipped (no {impl} twin of this cell; see "
               "the vs LSTM columns).")
         continue
+      if impl in ("flax", "torch") and encoder:
+        print(f"[{kind}] {impl}: skipped (its baseline is 1 layer without "
+              "layer norm; see the vs imujax LSTM column).")
+        continue
       if impl == "imujax":
         init, apply = imujax_model(kind, channels, hidden_of_kind, classes,
-                                   **(scan_kwargs or {}))
+                                   layers, layer_norm, **(scan_kwargs or {}))
         result = time_jax(init, apply, batch, time_, channels, classes, steps,
                           warmup, memory_only)
       elif impl == "flax":
@@ -297,7 +328,8 @@ def run(cell_kinds, impls, batch, time_, channels, hidden, classes, steps,
         raise ValueError(f"Unknown --impls entry {impl!r}; choose from "
                          "imujax, flax, torch.")
       result.update(cell=kind, impl=impl, batch=batch, time=time_,
-                    channels=channels, hidden=hidden_of_kind,
+                    channels=channels, hidden=hidden_of_kind, layers=layers,
+                    layer_norm=layer_norm,
                     frames_per_s=batch * time_ / (result["ms"] / 1e3))
       rows.append(result)
       print(_format_row(result), flush=True)
@@ -362,6 +394,8 @@ def main(argv):
     scan_kwargs["method"] = _RECURRENCE.value
   try:
     widths = parse_widths(_HIDDEN_PER_CELL.value)
+    imujax_model("lstm", 1, 1, 1, _LAYERS.value, _LAYER_NORM.value,
+                 **scan_kwargs)  # Refuses options the encoder lacks.
   except ValueError as e:
     raise app.UsageError(str(e)) from None
   malloc = runtime.tune_malloc()  # As imujax.main does; before any step.
@@ -372,11 +406,13 @@ def main(argv):
     steps = _STEPS.value or (30 if time_ < 1024 else 8 if time_ < 8192 else 3)
     print(f"jax {jax.__version__} on {jax.devices()[0].platform}; "
           f"B={_BATCH.value} T={time_} C={_CHANNELS.value} H={_HIDDEN.value} "
-          f"classes={_CLASSES.value}; {steps} timed steps, scan {scan_kwargs}")
+          f"classes={_CLASSES.value} layers={_LAYERS.value} layer_norm="
+          f"{_LAYER_NORM.value}; {steps} timed steps, scan {scan_kwargs}")
     rows += run(_CELLS.value, _IMPLS.value, _BATCH.value, time_,
                 _CHANNELS.value, _HIDDEN.value, _CLASSES.value, steps,
                 _WARMUP.value, scan_kwargs, _MEMORY_ONLY.value,
-                _TORCH_THREADS.value, widths)
+                _TORCH_THREADS.value, widths, _LAYERS.value,
+                _LAYER_NORM.value)
   # Linux reports ru_maxrss in KiB: the whole process, every row together.
   max_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
   load_after = os.getloadavg()[0]

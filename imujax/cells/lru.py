@@ -126,14 +126,16 @@ def lru_scan(params: cells.Params, carry, xs: jax.Array, *,
   if chunk:
     return parallel.chunked(functools.partial(lru_scan, method=method),
                             params, carry, xs, chunk)
-  u, skip = _project(params, xs)
+  # Time-major from the input on, as parallel.gated_scan (why: there).
+  u, skip = _project(params, jnp.swapaxes(xs, 0, 1))
   # One decay for every frame and sequence: broadcast, not materialised.
-  a = tuple(jnp.broadcast_to(part, (1,) + xs.shape[1:2] + part.shape)
+  a = tuple(jnp.broadcast_to(part, xs.shape[1:2] + (1,) + part.shape)
             for part in _decay(params))
   s = parallel.linear_recurrence(a, u, tuple(carry),
                                  multiply=parallel.complex_multiply,
-                                 method=method)
-  return _output(params, s, skip), (s[0][:, -1], s[1][:, -1])
+                                 method=method, time_major=True)
+  return (jnp.swapaxes(_output(params, s, skip), 0, 1),
+          (s[0][-1], s[1][-1]))
 
 
 CELL = cells.Cell(lru_init, lru_initial_carry, lru_step, lru_scan)
