@@ -146,3 +146,52 @@ def test_a_config_key_added_since_the_run_started_is_not_a_change(
   with pytest.raises(run_record.IncompatibleRunError,
                      match="finetune.augment"):
     loop.train_and_evaluate(changed, str(tmp_path), "finetune")
+
+
+def test_an_archived_pretraining_rerun_and_killed_is_not_finished(
+    tmp_path, tfds_dir, monkeypatch):
+  # A sweep dir kept in git holds a pre-training's summary.json but not its
+  # checkpoints; it is rerun for a fine-tune. Killed before it finishes
+  # again, it must not pass as finished with a partial checkpoint (it did,
+  # 2026-12-01: two fine-tunes started from step 800 of 1500).
+  from imujax.training import setup  # pylint: disable=g-import-not-at-top
+  pre = tmp_path / "pre"
+  pre_config = _config(tfds_dir, "mode=pretrain,pretrain.steps=4,"
+                       "eval_every=2,checkpoint_every=2,log_every=2")
+  loop.train_and_evaluate(pre_config, str(pre), "pretrain")
+  assert json.loads((pre / "summary.json").read_text())["step"] == 4
+  finetune = _config(tfds_dir)
+  finetune.init_from = str(pre)
+
+  # (1) A workdir from before the loop removed stale summaries: summary.json
+  # of a finish at step 4, newest checkpoint step 2. Refused by name...
+  keep = (pre / "checkpoints" / "4").rename(tmp_path / "ckpt4")
+  with pytest.raises(ValueError, match="latest checkpoint is step 2 but its "
+                     "summary.json reports a finish at step 4"):
+    setup.prepare(finetune, "finetune")
+  finetune.init_from_unfinished = True  # ...unless asked for.
+  assert setup.prepare(finetune, "finetune").record.source["step"] == 2
+  finetune.init_from_unfinished = False
+  keep.rename(pre / "checkpoints" / "4")
+
+  # (2) The rerun itself: the archive (no checkpoints), then a kill just
+  # before its new summary.json. The old summary is gone: the workdir is
+  # "started" (it resumes), and a fine-tune refuses it as unfinished.
+  import shutil  # pylint: disable=g-import-not-at-top
+  shutil.rmtree(pre / "checkpoints")
+  real_write = run_record.write_text_atomic
+
+  def killed_at_summary(path, text):
+    if str(path).endswith("summary.json"):
+      raise KeyboardInterrupt("killed")
+    return real_write(path, text)
+
+  monkeypatch.setattr(run_record, "write_text_atomic", killed_at_summary)
+  with pytest.raises(KeyboardInterrupt):
+    loop.train_and_evaluate(pre_config, str(pre), "pretrain")
+  monkeypatch.setattr(run_record, "write_text_atomic", real_write)
+  assert not (pre / "summary.json").exists()
+  with pytest.raises(ValueError, match="has not finished"):
+    setup.prepare(finetune, "finetune")
+  loop.train_and_evaluate(pre_config, str(pre), "pretrain")  # Resumes.
+  assert setup.prepare(finetune, "finetune").record.source["step"] == 4

@@ -181,6 +181,19 @@ def test_archived_pretraining_reruns_only_for_unfinished_finetunes(
   assert "summary.json && test -d " in line and "imujax.main" in line
 
 
+def test_a_rerun_archived_pretraining_killed_midway_is_started(sweep_file,
+                                                                tmp_path):
+  # Its old summary.json (step 4) beside the rerun's partial checkpoint
+  # (step 2), as code before the loop removed stale summaries left it.
+  root = tmp_path / "s"
+  pre = next(j for j in _jobs(sweep_file, root) if j.mode == "pretrain")
+  (root / pre.name / "checkpoints" / "2").mkdir(parents=True)
+  (root / pre.name / "summary.json").write_text('{"step": 4}')
+  assert jobs_lib.state(pre, str(root)) == "started"
+  (root / pre.name / "checkpoints" / "4").mkdir()
+  assert jobs_lib.state(pre, str(root)) == "done"
+
+
 def test_a_failed_pretraining_blocks_only_its_finetunes(sweep_file, tmp_path):
   root = tmp_path / "s"
   jobs = _jobs(sweep_file, root)

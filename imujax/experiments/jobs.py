@@ -222,6 +222,9 @@ def state(job: Job, sweep_dir: str) -> str:
   "damaged": summary.json does not parse; the run is run again (it resumes
   from its checkpoint, or starts over without one) and rewrites it.
 
+  A pre-training whose newest checkpoint is not the step its summary.json
+  reports is "started" (rerun after archiving, then killed).
+
   "archived": a finished pre-training whose checkpoints are not here (a sweep
   dir kept in git holds results, never checkpoints). It counts as done unless
   a fine-tune that starts from it is unfinished; then `units` runs it again
@@ -235,12 +238,17 @@ def state(job: Job, sweep_dir: str) -> str:
   workdir = pathlib.Path(sweep_dir) / job.name
   if (workdir / "summary.json").exists():
     try:
-      json.loads((workdir / "summary.json").read_text())
+      summary = json.loads((workdir / "summary.json").read_text())
     except ValueError:  # Damaged (a bad merge?): the run is done again.
       return "damaged"
-    if job.mode == "pretrain" and not any(
-        p.name.isdigit() for p in (workdir / "checkpoints").glob("*")):
+    steps = [int(p.name) for p in (workdir / "checkpoints").glob("*")
+             if p.name.isdigit()]
+    if job.mode == "pretrain" and not steps:
       return "archived"
+    if job.mode == "pretrain" and max(steps) != summary.get("step", max(steps)):
+      # An archived run rerun and killed by code that left its old summary:
+      # not finished with these checkpoints; it resumes from them.
+      return "started"
     return "done"
   if workdir.exists() and any(workdir.iterdir()):
     return "started"

@@ -193,6 +193,10 @@ def _train(runs, configs, workdirs, phase, layout, writer, t0, tag) -> list:
   if writer:
     for run, w in zip(runs, workdirs):
       _write_run_files(w, run, start)
+      # summary.json says "finished with these checkpoints": a run that
+      # trains again (an archived pre-training rerun) no longer is until it
+      # writes a new one, so a kill meanwhile leaves it "started", not done.
+      (w / "summary.json").unlink(missing_ok=True)
   if start is not None:
     states = [checkpoints.restore_state(m, start, s, w)
               for m, s, w in zip(mngrs, states, workdirs)]
