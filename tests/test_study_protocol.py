@@ -14,6 +14,7 @@ from imujax.experiments import claims
 from imujax.experiments import report
 from imujax.objectives import losses
 from imujax.objectives import options
+from imujax.training import checkpoints
 from imujax.training import run_record
 from imujax.training import setup
 
@@ -85,10 +86,10 @@ def test_supervised_pretraining_on_the_target_cohort_is_refused():
 
 def test_an_unfinished_init_from_is_refused_unless_asked(tmp_path):
   with pytest.raises(ValueError, match="init_from_unfinished"):
-    setup._check_source_finished(str(tmp_path), False)
-  setup._check_source_finished(str(tmp_path), True)
+    checkpoints.check_source_finished(str(tmp_path), False)
+  checkpoints.check_source_finished(str(tmp_path), True)
   (tmp_path / "summary.json").write_text("{}")
-  setup._check_source_finished(str(tmp_path), False)
+  checkpoints.check_source_finished(str(tmp_path), False)
 
 
 def test_censored_median_counts_runs_that_never_reach():

@@ -186,7 +186,8 @@ def gated_scan(decay_and_input: Callable, params, h: jax.Array,
   # Gates from time-major inputs: the recurrence scans over the leading
   # axis, and transposing the input here, not a and b after the gates, is
   # what keeps XLA:CPU's stacked-layer backward pass free of relayout copies
-  # (2-layer minGRU 2x155 with layer norm: 2.2x faster per step, bench/NOTES.md).
+  # (2-layer minGRU 2x155 with layer norm: 31 -> 11-14 ms per training step,
+  # bench/NOTES.md).
   a, b = decay_and_input(params, jnp.swapaxes(xs, 0, 1))
   hs = linear_recurrence(a, b, h, method=method, time_major=True)
   return jnp.swapaxes(hs, 0, 1), hs[-1]

@@ -34,8 +34,9 @@ def run_local(jobs: list[Job], sweep_dir: str, *, sets=(), parallel: int = 1,
   pre-training failed are reported as "blocked". Fine-tunes of a finished
   pre-training start before any further pre-training (depth first): a
   pre-training's checkpoint is not kept in git, so one whose fine-tunes did
-  not all finish before a kill must be run again on resume elsewhere. `start(argv, log)` returns
-  something with `.poll()` (a Popen); tests pass a fake.
+  not all finish before a kill must be run again on resume elsewhere.
+  `start(argv, log)` returns something with `.poll()` (a Popen); tests pass
+  a fake.
 
   Returns:
     {job name: "done" | "failed" | "blocked"} for every job of the sweep.

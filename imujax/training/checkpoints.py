@@ -4,7 +4,9 @@
                               classes, normaliser, source of its encoder)
   workdir/checkpoints/<step>/ Orbax: items `params`, `opt_state`, `meta`
   workdir/metrics.jsonl       one JSON object per evaluation
-  workdir/summary.json        the final test scores
+  workdir/summary.json        the final test scores; present only while the
+                              checkpoints are those of that finish (the
+                              loop removes it when a run trains again)
 
 Checkpoints keep params and optimizer state as separate items so that a later
 run can restore the params alone (`init_from`) whatever optimizer wrote them.
@@ -210,3 +212,36 @@ def truncate_metrics(path: epath.Path, step: int) -> None:
     if record["step"] <= step and record.get("split") != "test":
       kept.append(line)
   run_record.write_text_atomic(path, "".join(line + "\n" for line in kept))
+
+
+def check_source_finished(init_from: str, allow_unfinished: bool) -> None:
+  """An unfinished pre-training is refused unless asked for explicitly."""
+  if not allow_unfinished and not (
+      epath.Path(init_from) / "summary.json").exists():
+    raise ValueError(
+        f"init_from={init_from!r} has not finished (no summary.json): its "
+        "latest checkpoint is not the encoder the run was meant to produce. "
+        "Finish that run, or set init_from_unfinished=True to use it anyway.")
+
+
+def check_source_step(init_from: str, step: int) -> None:
+  """The restored checkpoint is the one the source's summary.json reports.
+
+  A finished run restarted (an archived pre-training run again) and killed
+  before it finished again would otherwise pass as finished with a partial
+  checkpoint (the loop now removes summary.json when a run starts; this
+  catches workdirs written before that).
+  """
+  summary = epath.Path(init_from) / "summary.json"
+  try:
+    finished = json.loads(summary.read_text()).get("step")
+  except ValueError as e:
+    raise ValueError(f"{summary} does not parse ({e}): rerun that run, or "
+                     "set init_from_unfinished=True to use its latest "
+                     "checkpoint anyway.") from None
+  if finished is not None and finished != step:
+    raise ValueError(
+        f"init_from={init_from!r}: its latest checkpoint is step {step} but "
+        f"its summary.json reports a finish at step {finished} (the run was "
+        "restarted and did not finish again). Rerun it to the end, or set "
+        f"init_from_unfinished=True to use step {step} anyway.")

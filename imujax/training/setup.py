@@ -10,7 +10,6 @@ describes all of it in the run record. Each step is its own small function.
 import copy
 import dataclasses
 import functools
-import json
 from typing import Any, NamedTuple
 
 from absl import logging
@@ -164,39 +163,6 @@ def _check_no_leak(source, init_from: str, dataset: str, splits: dict):
             "and split as the fine-tuning run." if source.splits["val"] else
             "it pre-trained on every subject: data.val_subjects=0, "
             "data.test_subjects=0). Fine-tune it on another cohort only."))
-
-
-def _check_source_finished(init_from: str, allow_unfinished: bool) -> None:
-  """An unfinished pre-training is refused unless asked for explicitly."""
-  if not allow_unfinished and not (
-      epath.Path(init_from) / "summary.json").exists():
-    raise ValueError(
-        f"init_from={init_from!r} has not finished (no summary.json): its "
-        "latest checkpoint is not the encoder the run was meant to produce. "
-        "Finish that run, or set init_from_unfinished=True to use it anyway.")
-
-
-def _check_source_step(init_from: str, step: int) -> None:
-  """The restored checkpoint is the one the source's summary.json reports.
-
-  A finished run restarted (an archived pre-training run again) and killed
-  before it finished again would otherwise pass as finished with a partial
-  checkpoint (the loop now removes summary.json when a run starts; this
-  catches workdirs written before that).
-  """
-  summary = epath.Path(init_from) / "summary.json"
-  try:
-    finished = json.loads(summary.read_text()).get("step")
-  except ValueError as e:
-    raise ValueError(f"{summary} does not parse ({e}): rerun that run, or "
-                     "set init_from_unfinished=True to use its latest "
-                     "checkpoint anyway.") from None
-  if finished is not None and finished != step:
-    raise ValueError(
-        f"init_from={init_from!r}: its latest checkpoint is step {step} but "
-        f"its summary.json reports a finish at step {finished} (the run was "
-        "restarted and did not finish again). Rerun it to the end, or set "
-        f"init_from_unfinished=True to use step {step} anyway.")
 
 
 def _check_supervised_source(objective, config, phase: str) -> None:
@@ -409,7 +375,7 @@ def prepare(config: ml_collections.ConfigDict, phase: str) -> Run:
   source = None
   if init_from:
     source = run_record.read(init_from)
-    _check_source_finished(init_from, config.init_from_unfinished)
+    checkpoints.check_source_finished(init_from, config.init_from_unfinished)
   data, plan = _carry_channels(data, source, config[phase].get(
       "channels", "auto"))
   if phase == "finetune" or name == config.data.name:  # Fails before step 0.
@@ -445,7 +411,7 @@ def prepare(config: ml_collections.ConfigDict, phase: str) -> Run:
   if source is not None:
     encoder, src_step = _load_encoder(init_from, source, cfg)
     if not config.init_from_unfinished:
-      _check_source_step(init_from, src_step)
+      checkpoints.check_source_step(init_from, src_step)
     if plan.adapter:
       encoder["adapter"] = _adapter_init(source, data.channel_names)
     params["encoder"] = encoder
