@@ -244,7 +244,7 @@ def test_scale_section_plots_hours_and_compares_pooled_with_in_domain(
   assert "## Pre-training hours" in text
   assert (tmp_path / "out" / "scale_toy.png").exists()
   runs, _ = report.read_runs(scale_dir)
-  table, versus = scale_report.rows(scale_report.points(runs, scale_dir))
+  table, versus = scale_report.rows(scale_report.points(runs))
   kinds = [(r["kind"], round(r["hours"], 2)) for r in table]
   assert kinds[0] == ("scratch", 0.)
   assert ("pooled", 0.52) in kinds and ("pooled", 8.6) in kinds
@@ -260,7 +260,7 @@ def test_scale_section_plots_hours_and_compares_pooled_with_in_domain(
 
 def test_no_scale_section_without_pooled_runs(tmp_path):
   _run(tmp_path, "finetune/scratch-s0", scores={"a": 0.5})
-  assert scale_report.section(report_runs(tmp_path), tmp_path, tmp_path) == ""
+  assert scale_report.section(report_runs(tmp_path), tmp_path) == ""
 
 
 def report_runs(root):

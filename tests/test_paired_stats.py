@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from imujax.experiments import paired
+from imujax.experiments import stats
 
 
 def _simulate(rng, subjects=15, seeds=3, effect=0., subject_sd=0.05,
@@ -46,6 +47,19 @@ def test_sign_flip_p_is_exact_for_small_n():
   # Subject means are what is flipped: seeds average first.
   two_seeds = {("a", 0): 0., ("a", 1): 2., ("b", 0): 2., ("c", 0): 3.}
   assert paired.sign_flip_p(two_seeds) == pytest.approx(2 / 8)
+
+
+def test_a_monte_carlo_sign_flip_p_is_never_zero():
+  # 20 subjects (> 16: sampled patterns), all far above 0: no sampled
+  # pattern but the observed one reaches |mean|, so p = 1 / (samples + 1).
+  diffs = {(f"s{i}", 0): 0.1 + 0.01 * i for i in range(20)}
+  assert paired.sign_flip_p(diffs, samples=999) == pytest.approx(1 / 1000)
+  # Exact up to 16: the all-positive and all-negative of 2^16 patterns.
+  exact = {(f"s{i}", 0): 0.1 for i in range(16)}
+  assert paired.sign_flip_p(exact) == pytest.approx(2 / 2 ** 16)
+  assert stats.fmt_p(1 / 1000) == "0.001"
+  assert stats.fmt_p(2 / 2 ** 16) == "<0.001"
+  assert stats.fmt_p(math.nan) == "–"
 
 
 def test_sign_flip_p_is_uniform_under_the_null():

@@ -166,9 +166,14 @@ def test_a_damaged_record_is_an_error_naming_the_file(sweep_dir, tmp_path):
     report.write_report(sweep_dir, tmp_path / "out")
 
 
-def _write_cell_run(root, cell, fold, seed, subjects, *, wall_s, resumed=False):
-  """A scratch fine-tune of `cell` testing `subjects` {name: macro-F1}."""
-  workdir = root / "finetune" / f"scratch-{cell}-f{fold}-s{seed}"
+def _write_cell_run(root, cell, fold, seed, subjects, *, wall_s, resumed=False,
+                    arm="scratch"):
+  """A fine-tune of `cell` (`arm`: scratch or a pre-training objective)
+  testing `subjects` {name: macro-F1}."""
+  workdir = root / "finetune" / f"{arm}-{cell}-f{fold}-s{seed}"
+  source = {} if arm == "scratch" else {
+      "objective": arm, "dataset": "toy",
+      "init_from": str(root / "pretrain" / f"{arm}-{cell}-f{fold}-s{seed}")}
   workdir.mkdir(parents=True)
   (workdir / "run.json").write_text(json.dumps({
       "phase": "finetune", "objective": "classification", "dataset": "toy",
@@ -177,7 +182,7 @@ def _write_cell_run(root, cell, fold, seed, subjects, *, wall_s, resumed=False):
                           "fold": fold},
                  "finetune": {"steps": 20}},
       "splits": {"train": ["a"], "val": ["v"], "test": list(subjects)},
-      "class_names": _CLASSES, "source": {}}))
+      "class_names": _CLASSES, "source": source}))
   mean = float(np.mean(list(subjects.values())))
   test = {"step": 20, "split": "test", "macro_f1": mean, "accuracy": mean,
           "confusion": [[5, 0, 0], [0, 5, 0], [0, 0, 5]],
@@ -217,3 +222,47 @@ def test_cells_are_arms_compared_with_the_lstm_by_subject(tmp_path):
   assert (root / "report" / "cells.csv").exists()
   # One cell: no section.
   assert report.cells_report.rows([r for r in runs if r.cell == "lstm"]) == []
+
+
+def test_halves_of_a_sweep_join_and_each_arm_pairs_with_its_cells_scratch(
+    tmp_path):
+  # configs/sweeps/cells.py runs readme as two sweep dirs: scratch and
+  # simclr. Joined with --also, simclr (mingru) pairs with scratch (mingru)
+  # (+0.03 on every subject), never with the LSTM's scratch (+0.08), which
+  # would add the cell's effect (+0.05) to pre-training's.
+  rng = np.random.default_rng(1)
+  offsets = {("scratch", "lstm"): 0., ("scratch", "mingru"): 0.05,
+             ("simclr", "lstm"): 0.02, ("simclr", "mingru"): 0.08}
+  for fold in range(3):
+    for seed in (1, 2):
+      base = {f"p{fold}{i}": float(rng.uniform(0.4, 0.8)) for i in range(2)}
+      for (arm, cell), offset in offsets.items():
+        _write_cell_run(tmp_path / arm, cell, fold, seed,
+                        {k: f + offset for k, f in base.items()},
+                        wall_s=10., arm=arm)
+  for arm in ("scratch", "simclr"):
+    (tmp_path / arm / "sweep.json").write_text(json.dumps(
+        {"jobs": [{"name": f"job{i}"} for i in range(12)]}))
+  runs, _ = report.read_runs(tmp_path / "simclr", [tmp_path / "scratch"])
+  assert stats.control_arm("simclr (mingru)") == "scratch (mingru)"
+  assert stats.control_arm("simclr [linear_probe]") == "scratch"
+  assert stats.is_control("scratch (mingru)")
+  assert not stats.is_control("scratch +aug")
+  rows = {r["arm"]: r for r in report.summarise(runs)}
+  assert rows["simclr (mingru)"]["diff_mean"] == pytest.approx(0.03)
+  assert rows["simclr"]["diff_mean"] == pytest.approx(0.02)
+  assert rows["scratch (mingru)"]["pairs"] == 0  # A control, not a claim.
+  claimed = {r["arm"]: r for r in report.claims.claim_rows(runs)}
+  assert set(claimed) == {"simclr", "simclr (mingru)"}
+  assert claimed["simclr (mingru)"]["mean"] == pytest.approx(0.03)
+  cells = {(r["arm"], r["cell"]): r for r in report.cells_report.rows(runs)}
+  assert cells[("scratch", "mingru")]["diff_mean"] == pytest.approx(0.05)
+  assert cells[("simclr", "mingru")]["diff_mean"] == pytest.approx(0.06)
+  text = report.write_report(tmp_path / "simclr", tmp_path / "out",
+                             also=[tmp_path / "scratch"]).read_text()
+  assert text.startswith(f"# Sweep report: `{tmp_path / 'simclr'}` + "
+                         f"`{tmp_path / 'scratch'}`")
+  assert "**Complete**: all 24 planned runs" in text
+  with pytest.raises(SystemExit):  # Joined sweeps: no default --out.
+    report.main([str(tmp_path / "simclr"), "--also",
+                 str(tmp_path / "scratch")])

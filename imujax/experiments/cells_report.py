@@ -151,7 +151,7 @@ def markdown(table: list) -> str:
       lo, mean, hi = (stats.fmt(r[k], sign=True)
                       for k in ("diff_ci_lo", "diff_mean", "diff_ci_hi"))
       claim = f"{mean} [{lo}, {hi}]"
-      n, p = f"{r['subjects']} × {r['seeds']}", stats.fmt(r.get("p_holm"))
+      n, p = f"{r['subjects']} × {r['seeds']}", stats.fmt_p(r.get("p_holm"))
     else:
       claim, n, p = ("(reference)" if r["cell"] == REFERENCE else "–"), "", ""
     sd = "" if math.isnan(r["test_macro_f1_std"]) else (

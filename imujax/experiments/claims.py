@@ -28,6 +28,7 @@ import sys
 import numpy as np
 
 from imujax.experiments import paired
+from imujax.experiments import stats
 
 ABSOLUTE_TARGETS = (0.5, 0.7)     # Validation macro-F1 levels.
 RELATIVE_TARGETS = (0.9, 0.95)    # Fractions of the same seed's scratch best.
@@ -78,10 +79,10 @@ def claim_rows(runs: list) -> list[dict]:
   for (dataset, budget), arms in sorted(subject_scores(runs).items(),
                                         key=lambda kv: (kv[0][0],
                                                         kv[0][1] or 1e9)):
-    scratch = arms.get("scratch", {})
-    cell = {arm: paired.summary(_diffs(scores, scratch))
-            for arm, scores in sorted(arms.items())
-            if arm != "scratch" and _diffs(scores, scratch)}
+    diffs = {arm: _diffs(scores, arms.get(stats.control_arm(arm), {}))
+             for arm, scores in sorted(arms.items())
+             if not stats.is_control(arm)}
+    cell = {arm: paired.summary(d) for arm, d in diffs.items() if d}
     adjusted = paired.holm({a: s["p"] for a, s in cell.items()})
     for arm, s in cell.items():
       rows.append({"dataset": dataset, "budget": budget, "arm": arm, **s,
@@ -93,10 +94,10 @@ def pooled_rows(runs: list) -> list[dict]:
   """Per arm, every dataset and budget together (clusters: dataset+subject)."""
   pooled = collections.defaultdict(dict)
   for (dataset, budget), arms in subject_scores(runs).items():
-    scratch = arms.get("scratch", {})
     for arm, scores in arms.items():
-      if arm == "scratch":
+      if stats.is_control(arm):
         continue
+      scratch = arms.get(stats.control_arm(arm), {})
       for (subject, seed), d in _diffs(scores, scratch).items():
         pooled[arm][(f"{dataset}/{subject}", f"{budget}/{seed}")] = d
   return [{"arm": arm, **paired.summary(d)} for arm, d in sorted(
@@ -132,8 +133,8 @@ def convergence_rows(runs: list) -> list[dict]:
   for (dataset, budget), arms in sorted(cells.items(),
                                         key=lambda kv: (kv[0][0],
                                                         kv[0][1] or 1e9)):
-    scratch = arms.get("scratch", {})
     for arm, by_key in sorted(arms.items()):
+      scratch = arms.get(stats.control_arm(arm), {})
       row = {"dataset": dataset, "budget": budget, "arm": arm,
              "runs": len(by_key)}
       targets = [(f"f1>={t}", lambda r, k, t=t: t) for t in ABSOLUTE_TARGETS]
@@ -186,7 +187,8 @@ def markdown(runs: list, chosen: dict) -> str:
         f"| {r['dataset']} | {r['budget'] or 'all'} | {r['arm']} | "
         f"{r['subjects']} × {r['seeds']} | {_f(r['mean'], sign=True)} | "
         f"[{_f(r['ci_lo'], sign=True)}, {_f(r['ci_hi'], sign=True)}] | "
-        f"{_f(r['p'])} | {_f(r['p_holm'])} | {_f(r['d_z'], 2)} |")
+        f"{stats.fmt_p(r['p'])} | {stats.fmt_p(r['p_holm'])} | "
+        f"{_f(r['d_z'], 2)} |")
   lines += ["", "### Pooled over datasets and budgets", "",
             "| arm | n (dataset-subjects × budget-seeds) | Δ F1 | 95% CI | p |"
             " d_z |", "|---" * 6 + "|"]
@@ -194,7 +196,8 @@ def markdown(runs: list, chosen: dict) -> str:
     lines.append(
         f"| {r['arm']} | {r['subjects']} × {r['seeds']} | "
         f"{_f(r['mean'], sign=True)} | [{_f(r['ci_lo'], sign=True)}, "
-        f"{_f(r['ci_hi'], sign=True)}] | {_f(r['p'])} | {_f(r['d_z'], 2)} |")
+        f"{_f(r['ci_hi'], sign=True)}] | {stats.fmt_p(r['p'])} | "
+        f"{_f(r['d_z'], 2)} |")
   conv = convergence_rows(runs)
   names = [f"f1>={t}" for t in ABSOLUTE_TARGETS] + [
       f"{round(t * 100)}%scratch" for t in RELATIVE_TARGETS]
@@ -271,7 +274,8 @@ def versus_markdown(runs: list, reference: str, what: str = "",
     for arm, s in cell.items():
       lines.append(f"| {dataset} | {budget or 'all'} | {arm} | {s['subjects']}"
                    f" × {s['seeds']} | {s['mean']:+.3f} | [{s['ci_lo']:+.3f}"
-                   f", {s['ci_hi']:+.3f}] | {s['p']:.3f} | {holm[arm]:.3f} |")
+                   f", {s['ci_hi']:+.3f}] | {stats.fmt_p(s['p'])} | "
+                   f"{stats.fmt_p(holm[arm])} |")
   return "\n".join(lines) + "\n"
 
 

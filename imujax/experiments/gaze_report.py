@@ -255,7 +255,7 @@ def markdown(runs: list, table=None, pairs=None) -> str:
             f"({p['pairs']}) | {stats.fmt(p['arm_mean'])} | "
             f"{stats.fmt(p['scratch_mean'])} | "
             f"{stats.fmt(p['mean'], sign=True)}{ci} | "
-            f"{stats.fmt(p['p_holm'])} | {p['nan_pairs']} |")
+            f"{stats.fmt_p(p['p_holm'])} | {p['nan_pairs']} |")
       lines.append("")
   for dataset in dict.fromkeys(d for d, _ in cells):
     lines += _references(dataset)

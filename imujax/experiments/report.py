@@ -1,6 +1,7 @@
 r"""The report of a sweep: tables, paired claims with intervals, plots.
 
   python -m imujax.experiments.report <sweep_dir> [--out=<sweep_dir>/report]
+  python -m imujax.experiments.report <sweep_dir> --also=<sweep_dir2> --out=<dir>
 
 Reads every run under the sweep dir (run.json, metrics.jsonl, summary.json;
 see imujax/training/checkpoints.py) — single and multiseed runs alike — and writes
@@ -76,8 +77,10 @@ def _read_jsonl(path: pathlib.Path) -> list:
 OTHER_TARGETS = {}
 
 
-def read_runs(sweep_dir) -> tuple[list, list]:
-  """(fine-tune runs, pre-training runs) under `sweep_dir`, sorted by path.
+def read_runs(sweep_dir, also=()) -> tuple[list, list]:
+  """(fine-tune runs, pre-training runs) under `sweep_dir` and the sweep
+  dirs `also` (a sweep run as halves on one cohort: configs/sweeps/cells.py
+  readme_scratch + readme_simclr), sorted by path within each dir.
 
   Only classification fine-tunes are returned as FinetuneRun; the others are
   collected in OTHER_TARGETS[sweep_dir] (see `other_targets_table`). When
@@ -88,7 +91,8 @@ def read_runs(sweep_dir) -> tuple[list, list]:
   """
   OTHER_TARGETS[str(sweep_dir)] = []
   finetunes, pretrains, projections = [], [], []
-  for run_json in sorted(pathlib.Path(sweep_dir).rglob("run.json")):
+  for run_json in [j for d in (sweep_dir, *also)
+                   for j in sorted(pathlib.Path(d).rglob("run.json"))]:
     workdir = run_json.parent
     info = stats.read_json(run_json)
     summary_path = workdir / "summary.json"
@@ -128,7 +132,7 @@ def read_runs(sweep_dir) -> tuple[list, list]:
     if source.get("init_from"):
       source_run = pathlib.Path(source["init_from"]) / "run.json"
       if not source_run.exists():  # The sweep dir moved (e.g. a git clone).
-        source_run = (pathlib.Path(sweep_dir) / "pretrain" /
+        source_run = (workdir.parent.parent / "pretrain" /
                       pathlib.Path(source["init_from"]).name / "run.json")
       if source_run.exists():
         pretrain = stats.read_json(source_run)["config"]["pretrain"]
@@ -193,9 +197,9 @@ def summarise(runs: list) -> list[dict]:
   for (dataset, budget), arms in sorted(stats.cells(runs).items(),
                                         key=lambda kv: (kv[0][0],
                                                         kv[0][1] or 1e9)):
-    scratch = arms.get("scratch", {})
     for arm in stats.arm_order(arms):
-      by_seed = arms[arm]
+      by_seed, control = arms[arm], stats.is_control(arm)
+      scratch = arms.get(stats.control_arm(arm), {})
       f1 = [r.test["macro_f1"] for r in by_seed.values()]
       acc = [r.test["accuracy"] for r in by_seed.values()]
       row = {"dataset": dataset, "budget": budget,
@@ -210,14 +214,14 @@ def summarise(runs: list) -> list[dict]:
       paired = sorted(set(by_seed) & set(scratch))
       diffs = [by_seed[s].test["macro_f1"] - scratch[s].test["macro_f1"]
                for s in paired]
-      row["pairs"] = len(paired) if arm != "scratch" else 0
-      if arm != "scratch" and paired:
+      row["pairs"] = len(paired) if not control else 0
+      if not control and paired:
         row["diff_mean"] = float(np.mean(diffs))
         row["diff_ci_lo"], row["diff_ci_hi"] = stats.bootstrap_ci(diffs)
         row["wilcoxon_p"] = stats.wilcoxon_p(diffs)
       for target in TARGETS:
         reached = []
-        for s in paired if arm != "scratch" else sorted(by_seed):
+        for s in paired if not control else sorted(by_seed):
           best = max((f for _, f in scratch[s].val), default=None) if (
               s in scratch) else None
           if best is None:
@@ -234,7 +238,7 @@ def summarise(runs: list) -> list[dict]:
 # ----------------------------------------------------------------- writing
 
 def _claim(row: dict) -> tuple[str, str]:
-  if row["arm"] == "scratch":
+  if stats.is_control(row["arm"]):
     return "(reference)", ""
   if not row["pairs"]:
     return "no paired scratch run", ""
@@ -242,7 +246,8 @@ def _claim(row: dict) -> tuple[str, str]:
         if not math.isnan(row["diff_ci_lo"]) else "")
   p = row.get("wilcoxon_p")
   return (f"{row['diff_mean']:+.3f}{ci} (n={row['pairs']})",
-          stats.fmt(p, 3) if p is not None else f"n<{stats.MIN_WILCOXON_PAIRS}")
+          stats.fmt_p(p) if p is not None
+          else f"n<{stats.MIN_WILCOXON_PAIRS}")
 
 
 def _steps(row: dict, target: int) -> str:
@@ -283,10 +288,12 @@ def arms_table(rows: list) -> str:
 
 
 def markdown(rows: list, runs: list, pretrains: list, images: dict,
-             sweep_dir: str, chosen: dict | None = None) -> str:
-  lines = [f"# Sweep report: `{sweep_dir}`", ""]
+             sweep_dir: str, chosen: dict | None = None, also=()) -> str:
+  lines = ["# Sweep report: " + " + ".join(
+      f"`{d}`" for d in (sweep_dir, *also)), ""]
   done = [r for r in runs if r.test is not None]
-  planned = planned_runs(sweep_dir)
+  plans = [planned_runs(d) for d in (sweep_dir, *also)]
+  planned = None if None in plans else sum(plans)
   if planned is not None:
     finished = len(done) + sum(p["done"] for p in pretrains) + sum(
         o["test"] is not None for o in OTHER_TARGETS.get(str(sweep_dir), []))
@@ -374,11 +381,18 @@ def planned_runs(sweep_dir) -> int | None:
   return len(stats.read_json(plan)["jobs"])
 
 
-def write_report(sweep_dir, out=None) -> pathlib.Path:
-  """Writes report.md, runs.csv, summary.csv and PNGs; returns report.md."""
+def write_report(sweep_dir, out=None, also=()) -> pathlib.Path:
+  """Writes report.md, runs.csv, summary.csv and PNGs; returns report.md.
+
+  `also`: more sweep dirs on the same cohort whose runs join this report
+  (`read_runs`); then `out` must be given (no one sweep owns the report).
+  """
+  if also and out is None:
+    raise ValueError("report: a report of several sweep dirs needs --out "
+                     "(none of them owns it).")
   out = pathlib.Path(out or pathlib.Path(sweep_dir) / "report")
   out.mkdir(parents=True, exist_ok=True)
-  all_runs, pretrains = read_runs(sweep_dir)
+  all_runs, pretrains = read_runs(sweep_dir, also)
   runs, chosen = claims.select_by_validation(all_runs)
   runs += [r for r in all_runs if r.test is None]  # Listed as unfinished.
   rows = summarise(runs)
@@ -415,8 +429,8 @@ def write_report(sweep_dir, out=None) -> pathlib.Path:
        "val_auc": stats.curve_auc(r.val)} for r in all_runs])
   path = out / "report.md"
   path.write_text(markdown(rows, runs, pretrains, images, str(sweep_dir),
-                           chosen) + scale_report.section(
-                               runs, sweep_dir, out, plot=bool(rows_to_plot))
+                           chosen, also) + scale_report.section(
+                               runs, out, plot=bool(rows_to_plot))
                            + gaze_report.section(runs, out)
                            + cells_report.section(runs, out))
   return path
@@ -428,11 +442,19 @@ def main(argv=None) -> int:
   p.add_argument("sweep_dir")
   p.add_argument("--out", default=None,
                  help="Output folder (default: <sweep_dir>/report).")
+  p.add_argument("--also", action="append", default=[], metavar="DIR",
+                 help="Another sweep dir on the same cohort whose runs join "
+                      "the report (repeatable; needs --out), e.g. the "
+                      "scratch half of a sweep run in halves.")
   args = p.parse_args(argv)
-  if not pathlib.Path(args.sweep_dir).is_dir():
-    p.error(f"{args.sweep_dir} is not a directory.")
+  for d in (args.sweep_dir, *args.also):
+    if not pathlib.Path(d).is_dir():
+      p.error(f"{d} is not a directory.")
+  if args.also and args.out is None:
+    p.error("--also needs --out: a report of several sweeps belongs to "
+            "none of them.")
   try:
-    path = write_report(args.sweep_dir, args.out)
+    path = write_report(args.sweep_dir, args.out, args.also)
   except stats.DamagedRecordError as e:
     print(f"report: {e}", file=sys.stderr)
     return 1

@@ -32,16 +32,17 @@ def _json(path: pathlib.Path):
   return stats.read_json(path) if path.exists() else None
 
 
-def _source_run(sweep_dir, init_from: str):
-  """The run.json of the encoder a fine-tune started from (or None)."""
+def _source_run(sweep_dir: pathlib.Path, init_from: str):
+  """The run.json of the encoder a fine-tune started from (or None);
+  `sweep_dir` holds the fine-tune (<sweep_dir>/finetune/<run>)."""
   info = _json(pathlib.Path(init_from) / "run.json")
   if info is None:  # The sweep dir moved.
-    info = _json(pathlib.Path(sweep_dir) / "pretrain" /
+    info = _json(sweep_dir / "pretrain" /
                  pathlib.Path(init_from).name / "run.json")
   return info
 
 
-def classify(run, sweep_dir):
+def classify(run):
   """(kind, objective, requested hours, actual hours) of a fine-tune; None
   for a control or an encoder from another single dataset."""
   arm = run.arm
@@ -55,8 +56,8 @@ def classify(run, sweep_dir):
   if not where.startswith("corpus"):
     return None
   info = _json(pathlib.Path(run.path) / "run.json") or {}
-  source = _source_run(sweep_dir, (info.get("source") or {}).get(
-      "init_from", ""))
+  init_from = (info.get("source") or {}).get("init_from", "")
+  source = _source_run(pathlib.Path(run.path).parent.parent, init_from)
   if source is None:
     return None
   requested = float(source["config"]["pretrain"].get("corpus_hours", 0.))
@@ -73,14 +74,14 @@ def scores(run) -> dict:
   return {(f"seed{run.seed}", run.seed): run.test["macro_f1"]}
 
 
-def points(runs: list, sweep_dir) -> dict:
+def points(runs: list) -> dict:
   """{(dataset, budget): {(kind, objective, requested h): {"hours": [...],
   "scores": {(subject, seed): F1}}}} of the finished runs."""
   out = {}
   for r in runs:
     if r.test is None:
       continue
-    what = classify(r, sweep_dir)
+    what = classify(r)
     if what is None:
       continue
     kind, objective, requested, hours = what
@@ -232,11 +233,11 @@ def plot_hours(table: list, dataset: str, path: pathlib.Path) -> None:
   plt.close(fig)
 
 
-def section(runs: list, sweep_dir, out, plot: bool = True) -> str:
+def section(runs: list, out, plot: bool = True) -> str:
   """The report's "pre-training hours" section ("" without pooled runs);
   writes scale.csv, scale_vs_in_domain.csv and one PNG per target (`plot`)
   into `out`."""
-  cells = points(runs, sweep_dir)
+  cells = points(runs)
   if not any(k == POOLED for arms in cells.values() for k, _, _ in arms):
     return ""
   table, versus = rows(cells)
@@ -281,7 +282,7 @@ def section(runs: list, sweep_dir, out, plot: bool = True) -> str:
     lines.append(f"| {v['dataset']} | {v['budget'] or 'all'} | "
                  f"{v['objective']} | {v['hours']:.2f} | {v['subjects']} × "
                  f"{v['seeds']} | {stats.fmt(v['mean'], sign=True)} | "
-                 f"{_ci(v['ci_lo'], v['ci_hi'])} | {stats.fmt(v['p'])} |")
+                 f"{_ci(v['ci_lo'], v['ci_hi'])} | {stats.fmt_p(v['p'])} |")
   lines += ["", f"Pooled beats in-domain (interval above 0) in {wins} of "
             f"{len(versus)} cells, loses (below 0) in {losses}; the rest are "
             "undecided at these n.", ""]
@@ -300,5 +301,5 @@ def section(runs: list, sweep_dir, out, plot: bool = True) -> str:
                  f"{r['versus']} | {r['subjects']} × {r['seeds']} | "
                  f"{stats.fmt(r['mean'], sign=True)} | "
                  f"{_ci(r['ci_lo'], r['ci_hi'])} | "
-                 f"{stats.fmt(r['p'])} |")
+                 f"{stats.fmt_p(r['p'])} |")
   return "\n".join(lines + [""])

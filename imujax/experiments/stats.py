@@ -10,6 +10,7 @@ import csv
 import json
 import math
 import pathlib
+import re
 from typing import Optional
 
 import numpy as np
@@ -81,6 +82,9 @@ def cells(runs: list) -> dict:
   return out
 
 
+_CELL_SUFFIX = re.compile(r" \(\w+\)$")
+
+
 def supervision_tag(pretrain: Optional[dict]) -> str:
   """What an arm's name adds for a pre-training on a corpus's labels (its
   run.json config's `pretrain`): "+sup<w>" for a self-supervised objective
@@ -95,8 +99,27 @@ def supervision_tag(pretrain: Optional[dict]) -> str:
   return tag
 
 
+def control_arm(arm: str) -> str:
+  """The scratch arm that `arm` is paired with: the one of the same cell.
+
+  An arm of a cell other than the LSTM ends " (<cell>)"
+  (`cells_report.name_arms`), and so does its control: "simclr (gru)" ->
+  "scratch (gru)", "simclr [linear_probe] (lru)" -> "scratch (lru)",
+  "simclr" -> "scratch". Pairing "simclr (gru)" with the LSTM's scratch
+  would mix the cell's effect into pre-training's.
+  """
+  cell = _CELL_SUFFIX.search(arm)
+  return "scratch" + (cell.group(0) if cell else "")
+
+
+def is_control(arm: str) -> bool:
+  """Whether `arm` is a scratch control ("scratch", "scratch (gru)")."""
+  return arm == control_arm(arm)
+
+
 def arm_order(arms) -> list:
-  return sorted(arms, key=lambda a: (a != "scratch", a))
+  """Controls first ("scratch", then the other cells'), then by name."""
+  return sorted(arms, key=lambda a: (not is_control(a), a))
 
 
 def fmt(x, digits: int = 3, sign: bool = False) -> str:
@@ -105,6 +128,15 @@ def fmt(x, digits: int = 3, sign: bool = False) -> str:
   if x is None or (isinstance(x, float) and math.isnan(x)):
     return "–"
   return f"{x:+.{digits}f}" if sign else f"{x:.{digits}f}"
+
+
+def fmt_p(p) -> str:
+  """A p-value for a table: "<0.001" below that (three decimals would print
+  0.000, which no test can give), "–" when there is none."""
+  if p is not None and not (isinstance(p, float) and math.isnan(p)) and (
+      p < 0.001):
+    return "<0.001"
+  return fmt(p)
 
 
 def write_csv(path: pathlib.Path, rows: list) -> None:

@@ -99,8 +99,9 @@ def paired_rows(others: list, seed: int = 0) -> list[dict]:
   for (dataset, target, tracks, budget), arms in sorted(
       _cells(others).items(), key=lambda kv: (kv[0][:3], kv[0][3] or 1e9)):
     for metric in _metric_names(target, arms):
-      comparisons = [(arm, "scratch", arms[arm], arms.get("scratch", {}),
-                      metric) for arm in sorted(arms) if arm != "scratch"]
+      comparisons = [(arm, stats.control_arm(arm), arms[arm],
+                      arms.get(stats.control_arm(arm), {}), metric)
+                     for arm in sorted(arms) if not stats.is_control(arm)]
       comparisons += [(arm, name, arms[arm], arms[arm], key(metric))
                       for arm in sorted(arms)
                       for name, key in BASELINES.get(target, ())
@@ -165,6 +166,6 @@ def markdown(others: list) -> str:
           f") | {r['arm']} | {r['reference']} | {stats.fmt(r['arm_mean'], 4)} | "
           f"{stats.fmt(r['reference_mean'], 4)} | {r['mean']:+.4f}{ci} | "
           f"{r['subjects']} × {r['seeds']} ({r['pairs']}) | "
-          f"{stats.fmt(r['p_holm'])} | {r['favours']} |")
+          f"{stats.fmt_p(r['p_holm'])} | {r['favours']} |")
     lines.append("")
   return "\n".join(lines) + "\n"
