@@ -1,8 +1,10 @@
 r"""Cells at equal parameter count: LSTM, GRU, minGRU, minLSTM, LRU (issue 20).
 
-Declared 2026-11-30. readme_scratch ran complete 2026-12-01
-(launch/results/cells_readme_scratch; README "Parallel-in-time cells");
-readme_simclr is not run yet. Question: at the same
+Declared 2026-11-30. Both halves of readme ran complete on 2026-12-01:
+readme_scratch (launch/results/cells_readme_scratch) and readme_simclr
+(launch/results/cells_readme_simclr), reported together in
+launch/results/cells_readme/report (`report ... --also`); README
+"Parallel-in-time cells". Question: at the same
 number of encoder parameters, does a parallel-in-time cell (minGRU, minLSTM,
 LRU: gates from the input only, cells/parallel.py) classify activities as
 well as the LSTM and GRU, trained from scratch and after simclr
@@ -49,7 +51,9 @@ residual=<bool>`; residual=true adds model.residual to every run):
           seed pairs).
 
   launch/studies.sh ../shared/data cells:readme_scratch cells:readme_simclr
-  python -m imujax.experiments.report launch/results/cells_readme_scratch
+  python -m imujax.experiments.report launch/results/cells_readme_simclr \
+      --also launch/results/cells_readme_scratch \
+      --out launch/results/cells_readme/report
 """
 
 import functools
