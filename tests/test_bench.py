@@ -10,6 +10,7 @@ self-consistent JSON.
 import json
 import subprocess
 import sys
+import types
 
 import jax
 import jax.numpy as jnp
@@ -159,6 +160,26 @@ def test_torch_rows_are_measured_or_say_not_installed(monkeypatch):
       torch_lstm / by["gru", "torch"]["ms"])
   assert by["lstm", "imujax"]["speedup_vs_torch"] == pytest.approx(
       torch_lstm / by["lstm", "imujax"]["ms"])
+
+
+def test_torch_baseline_runs_on_the_gpu_when_there_is_one():
+  # A stand-in for the torch module's GPU query: the choice, not PyTorch.
+  def fake_torch(gpu):
+    return types.SimpleNamespace(
+        cuda=types.SimpleNamespace(is_available=lambda: gpu))
+  assert bench.torch_device(fake_torch(False)) == "cpu"
+  assert bench.torch_device(fake_torch(True)) == "cuda"
+  assert bench.torch_device(fake_torch(True), "cpu") == "cpu"
+  with pytest.raises(ValueError, match="--torch_device=cuda, but PyTorch "
+                     "sees no GPU"):
+    bench.torch_device(fake_torch(False), "cuda")
+  with pytest.raises(ValueError, match="choose auto, cpu or cuda"):
+    bench.torch_device(fake_torch(True), "gpu")
+  gpu_row = {"cell": "lstm", "impl": "torch", "hidden": H, "batch": 64,
+             "time": 128, "ms": 2., "ms_min": 1.9, "frames_per_s": 4096e3,
+             "peak_bytes": 2**20, "device": "NVIDIA H200"}
+  assert "| lstm | torch (NVIDIA H200) | " in bench.markdown([gpu_row])
+  assert "| lstm | torch | " in bench.markdown([{**gpu_row, "device": "cpu"}])
 
 
 def test_bench_stream_per_cell_table(tmp_path):

@@ -88,6 +88,10 @@ _MEMORY_ONLY = flags.DEFINE_bool(
 _TORCH_THREADS = flags.DEFINE_integer(
     "torch_threads", 0, "PyTorch intra-op threads (0: torch's default, one per "
     "core). 1 keeps its OpenMP threads from spinning on a loaded machine.")
+_TORCH_DEVICE = flags.DEFINE_enum(
+    "torch_device", "auto", ["auto", "cpu", "cuda"],
+    "PyTorch rows' device: auto = cuda (cuDNN) when PyTorch sees a GPU, else "
+    "cpu.")
 _JSON = flags.DEFINE_string("json", None, "Write the results here as JSON.")
 _MARKDOWN = flags.DEFINE_string("markdown", None,
                                 "Write the results here as a markdown table.")
@@ -236,28 +240,60 @@ def time_jax(init: Callable, apply: Callable, batch: int, time_: int,
 
 
 # ---------------------------------------------------------------------- PyTorch
+def torch_device(torch, requested: str = "auto") -> str:
+  """The device PyTorch's rows run on: "cuda" (cuDNN's nn.LSTM / nn.GRU)
+  when `requested` is "auto" and a GPU is visible, else "cpu".
+
+  Raises:
+    ValueError: "cuda" requested where PyTorch sees no GPU.
+  """
+  if requested not in ("auto", "cpu", "cuda"):
+    raise ValueError(f"--torch_device={requested!r}: choose auto, cpu or "
+                     "cuda.")
+  has_cuda = bool(torch.cuda.is_available())
+  if requested == "cuda" and not has_cuda:
+    raise ValueError("--torch_device=cuda, but PyTorch sees no GPU (a CPU "
+                     "wheel, or no driver): install the CUDA wheel, or use "
+                     "--torch_device=auto / cpu.")
+  if requested == "auto":
+    return "cuda" if has_cuda else "cpu"
+  return requested
+
+
 def time_torch(kind: str, batch: int, time_: int, channels: int, hidden: int,
                classes: int, steps: int, warmup: int,
-               threads: int = 0) -> dict | None:
-  """Times nn.LSTM / nn.GRU + Linear + Adam; None when torch is missing."""
+               threads: int = 0, device: str = "auto") -> dict | None:
+  """Times nn.LSTM / nn.GRU + Linear + Adam; None when torch is missing.
+
+  On a GPU (`torch_device`) the step is cuDNN's and each timed step ends
+  with `torch.cuda.synchronize()`, as each JAX step ends with
+  `block_until_ready`: both clocks stop when the work is done, not queued;
+  peak_bytes is then `torch.cuda.max_memory_allocated` over the steps.
+  """
   try:
     import torch  # pylint: disable=g-import-not-at-top
   except ImportError:
     return None
+  device = torch_device(torch, device)
   if threads:
     torch.set_num_threads(threads)
   torch.manual_seed(0)
   rnn_cls = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU,
              "rnn": torch.nn.RNN}[kind]
-  rnn = rnn_cls(channels, hidden, batch_first=True)
-  head = torch.nn.Linear(hidden, classes)
+  rnn = rnn_cls(channels, hidden, batch_first=True).to(device)
+  head = torch.nn.Linear(hidden, classes).to(device)
   params = list(rnn.parameters()) + list(head.parameters())
   opt = torch.optim.Adam(params, lr=LEARNING_RATE)
   rng = np.random.default_rng(0)
   xs = torch.from_numpy(
-      rng.standard_normal((batch, time_, channels)).astype(np.float32))
-  labels = torch.from_numpy(rng.integers(0, classes, (batch, time_)))
+      rng.standard_normal((batch, time_, channels)).astype(np.float32)
+  ).to(device)
+  labels = torch.from_numpy(rng.integers(0, classes, (batch, time_))).to(
+      device)
   loss_fn = torch.nn.CrossEntropyLoss()
+  cuda = device == "cuda"
+  if cuda:
+    torch.cuda.reset_peak_memory_stats()
 
   def run_one():
     opt.zero_grad(set_to_none=True)
@@ -265,10 +301,14 @@ def time_torch(kind: str, batch: int, time_: int, channels: int, hidden: int,
     loss = loss_fn(head(hs).reshape(-1, classes), labels.reshape(-1))
     loss.backward()
     opt.step()
+    if cuda:
+      torch.cuda.synchronize()
 
   median, best = _median_ms(run_one, steps, warmup)
-  return {"ms": median, "ms_min": best, "compile_s": None, "peak_bytes": None,
-          "threads": torch.get_num_threads()}
+  return {"ms": median, "ms_min": best, "compile_s": None,
+          "peak_bytes": torch.cuda.max_memory_allocated() if cuda else None,
+          "threads": torch.get_num_threads(),
+          "device": torch.cuda.get_device_name() if cuda else "cpu"}
 
 
 # ------------------------------------------------------------------------ report
@@ -287,7 +327,7 @@ def parse_widths(items) -> dict:
 def run(cell_kinds, impls, batch, time_, channels, hidden, classes, steps,
         warmup, scan_kwargs=None, memory_only=False,
         torch_threads: int = 0, widths=None, layers: int = 1,
-        layer_norm: bool = False) -> list[dict]:
+        layer_norm: bool = False, torch_device: str = "auto") -> list[dict]:
   """Times every (cell, implementation) pair; returns one row per pair.
 
   `widths` ({cell: units}) overrides `hidden` for the cells it names;
@@ -319,7 +359,8 @@ def run(cell_kinds, impls, batch, time_, channels, hidden, classes, steps,
         if memory_only:
           continue
         result = time_torch(kind, batch, time_, channels, hidden_of_kind,
-                            classes, steps, warmup, torch_threads)
+                            classes, steps, warmup, torch_threads,
+                            torch_device)
         if result is None:  # A row that says so, never a number.
           result = {"ms": float("nan"), "ms_min": float("nan"),
                     "compile_s": None, "peak_bytes": None,
@@ -351,12 +392,20 @@ def run(cell_kinds, impls, batch, time_, channels, hidden, classes, steps,
   return rows
 
 
+def _impl_label(row: dict) -> str:
+  """The row's implementation, with its device when not the CPU ("torch
+  (NVIDIA H200)": a GPU baseline must say so)."""
+  device = row.get("device", "cpu")
+  return row["impl"] if device == "cpu" else f"{row['impl']} ({device})"
+
+
 def _format_row(row: dict) -> str:
   if row.get("note"):
     return f"{row['cell']:>5} {row['impl']:>7}  {row['note']}"
   peak = row.get("peak_bytes")
   peak_s = f"{peak / 2**20:8.1f} MiB" if peak else "     n/a    "
-  return (f"{row['cell']:>5} {row['impl']:>7}  {row['ms']:8.2f} ms/step "
+  return (f"{row['cell']:>5} {_impl_label(row):>7}  "
+          f"{row['ms']:8.2f} ms/step "
           f"(min {row['ms_min']:7.2f})  {row['frames_per_s']:10.0f} frames/s  "
           f"peak {peak_s}")
 
@@ -376,9 +425,11 @@ def markdown(rows: list[dict]) -> str:
     vs = [f"{r[k]:.2f}x" if k in r else "" for k in
           ("speedup_vs_flax", "speedup_vs_torch", "speedup_vs_imujax_lstm",
            "speedup_vs_torch_lstm")]
-    lines.append(f"| {r['cell']} | {r['impl']} | {r['hidden']} | "
-                 f"{r['batch']} | {r['time']} | {r['ms']:.2f} | "
-                 f"{r['frames_per_s']:.0f} | {peak} "
+    timed = r["ms"] == r["ms"]  # NaN: --memory_only compiled, never ran.
+    ms, rate = ((f"{r['ms']:.2f}", f"{r['frames_per_s']:.0f}") if timed
+                else ("– (memory only)", "–"))
+    lines.append(f"| {r['cell']} | {_impl_label(r)} | {r['hidden']} | "
+                 f"{r['batch']} | {r['time']} | {ms} | {rate} | {peak} "
                  f"| {' | '.join(vs)} |")
   return "\n".join(lines) + "\n"
 
@@ -398,13 +449,25 @@ def main(argv):
                  **scan_kwargs)  # Refuses options the encoder lacks.
   except ValueError as e:
     raise app.UsageError(str(e)) from None
+  if "torch" in _IMPLS.value:
+    try:
+      import torch  # pylint: disable=g-import-not-at-top
+    except ImportError:
+      pass  # Its rows say "not installed".
+    else:
+      try:
+        print(f"torch {torch.__version__} on "
+              f"{torch_device(torch, _TORCH_DEVICE.value)}")
+      except ValueError as e:
+        raise app.UsageError(str(e)) from None
   malloc = runtime.tune_malloc()  # As imujax.main does; before any step.
   load_before = os.getloadavg()[0]
   print(f"{malloc}; IMUJAX_MALLOC_TUNING=0 to compare without.")
   rows = []
   for time_ in times:
     steps = _STEPS.value or (30 if time_ < 1024 else 8 if time_ < 8192 else 3)
-    print(f"jax {jax.__version__} on {jax.devices()[0].platform}; "
+    print(f"jax {jax.__version__} on {jax.devices()[0].platform} "
+          f"({jax.devices()[0].device_kind}); "
           f"B={_BATCH.value} T={time_} C={_CHANNELS.value} H={_HIDDEN.value} "
           f"classes={_CLASSES.value} layers={_LAYERS.value} layer_norm="
           f"{_LAYER_NORM.value}; {steps} timed steps, scan {scan_kwargs}")
@@ -412,7 +475,7 @@ def main(argv):
                 _CHANNELS.value, _HIDDEN.value, _CLASSES.value, steps,
                 _WARMUP.value, scan_kwargs, _MEMORY_ONLY.value,
                 _TORCH_THREADS.value, widths, _LAYERS.value,
-                _LAYER_NORM.value)
+                _LAYER_NORM.value, _TORCH_DEVICE.value)
   # Linux reports ru_maxrss in KiB: the whole process, every row together.
   max_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
   load_after = os.getloadavg()[0]
