@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from imujax.bench import steps as bench
+from imujax.bench import torch_baseline
 from tests.conftest import REPO
 from tests.conftest import subprocess_env
 from tests.test_stream import make_run
@@ -167,14 +168,14 @@ def test_torch_baseline_runs_on_the_gpu_when_there_is_one():
   def fake_torch(gpu):
     return types.SimpleNamespace(
         cuda=types.SimpleNamespace(is_available=lambda: gpu))
-  assert bench.torch_device(fake_torch(False)) == "cpu"
-  assert bench.torch_device(fake_torch(True)) == "cuda"
-  assert bench.torch_device(fake_torch(True), "cpu") == "cpu"
+  assert torch_baseline.torch_device(fake_torch(False)) == "cpu"
+  assert torch_baseline.torch_device(fake_torch(True)) == "cuda"
+  assert torch_baseline.torch_device(fake_torch(True), "cpu") == "cpu"
   with pytest.raises(ValueError, match="--torch_device=cuda, but PyTorch "
                      "sees no GPU"):
-    bench.torch_device(fake_torch(False), "cuda")
+    torch_baseline.torch_device(fake_torch(False), "cuda")
   with pytest.raises(ValueError, match="choose auto, cpu or cuda"):
-    bench.torch_device(fake_torch(True), "gpu")
+    torch_baseline.torch_device(fake_torch(True), "gpu")
   gpu_row = {"cell": "lstm", "impl": "torch", "hidden": H, "batch": 64,
              "time": 128, "ms": 2., "ms_min": 1.9, "frames_per_s": 4096e3,
              "peak_bytes": 2**20, "device": "NVIDIA H200"}

@@ -3,12 +3,12 @@
 import pytest
 
 from imujax.experiments import claims
-from imujax.experiments import report
+from imujax.experiments import run_records
 
 
 def _runs(dataset, arm, score_of):
   """Runs of one arm, seeds 1 and 2, subjects a, b, c (score_of(i))."""
-  return [report.FinetuneRun(
+  return [run_records.FinetuneRun(
       path="", dataset=dataset, arm=arm, budget=1, labelled_subjects=1,
       seed=seed, steps=1, val=[], class_names=[], test={
           "macro_f1": 0.0, "per_subject": {

@@ -239,11 +239,12 @@ def scale_dir(tmp_path):
 def test_scale_section_plots_hours_and_compares_pooled_with_in_domain(
     scale_dir, tmp_path):
   from imujax.experiments import report  # pylint: disable=g-import-not-at-top
+  from imujax.experiments import run_records  # pylint: disable=g-import-not-at-top
   path = report.write_report(scale_dir, tmp_path / "out")
   text = path.read_text()
   assert "## Pre-training hours" in text
   assert (tmp_path / "out" / "scale_toy.png").exists()
-  runs, _ = report.read_runs(scale_dir)
+  runs, _ = run_records.read_runs(scale_dir)
   table, versus = scale_report.rows(scale_report.points(runs))
   kinds = [(r["kind"], round(r["hours"], 2)) for r in table]
   assert kinds[0] == ("scratch", 0.)
@@ -264,8 +265,8 @@ def test_no_scale_section_without_pooled_runs(tmp_path):
 
 
 def report_runs(root):
-  from imujax.experiments import report  # pylint: disable=g-import-not-at-top
-  return report.read_runs(root)[0]
+  from imujax.experiments import run_records  # pylint: disable=g-import-not-at-top
+  return run_records.read_runs(root)[0]
 
 
 @pytest.mark.parametrize("key,value,match", [

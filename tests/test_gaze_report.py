@@ -17,6 +17,7 @@ from imujax import models
 from imujax.data import input_pipeline
 from imujax.experiments import gaze_report
 from imujax.experiments import report
+from imujax.experiments import run_records
 from imujax.training import evaluate
 
 NAN = float("nan")
@@ -96,7 +97,7 @@ def sweep_dir(tmp_path):
 
 
 def test_table_means_sds_and_nan_counts(sweep_dir):
-  runs, _ = report.read_runs(sweep_dir)
+  runs, _ = run_records.read_runs(sweep_dir)
   rows = {r["arm"]: r for r in gaze_report.table_rows(runs)}
   assert list(rows) == ["scratch", ARM] and rows[ARM]["runs"] == 4
   s, a = rows["scratch"], rows[ARM]
@@ -115,7 +116,7 @@ def test_table_means_sds_and_nan_counts(sweep_dir):
 
 
 def test_paired_per_fold_with_nan_pairs_left_out(sweep_dir):
-  runs, _ = report.read_runs(sweep_dir)
+  runs, _ = run_records.read_runs(sweep_dir)
   rows = {r["metric"]: r for r in gaze_report.paired_rows(runs)}
   assert set(rows) == {"event_f1", "kappa_fixation", "kappa_saccade",
                        "kappa_pso"}
@@ -134,7 +135,7 @@ def test_paired_per_fold_with_nan_pairs_left_out(sweep_dir):
 
 
 def test_markdown_and_csv(sweep_dir, tmp_path):
-  runs, _ = report.read_runs(sweep_dir)
+  runs, _ = run_records.read_runs(sweep_dir)
   text = gaze_report.section(runs, tmp_path)
   assert "## Eye-movement events" in text
   assert "### toy_gaze/500hz, labelled subjects 1" in text
@@ -155,7 +156,7 @@ def test_markdown_and_csv(sweep_dir, tmp_path):
 
 
 def test_pairs_per_participant_when_every_run_has_them(tmp_path):
-  runs, _ = report.read_runs(_sweep(tmp_path / "s", per_participant=True))
+  runs, _ = run_records.read_runs(_sweep(tmp_path / "s", per_participant=True))
   rows = {r["metric"]: r for r in gaze_report.paired_rows(runs)}
   fix = rows["kappa_fixation"]
   assert fix["unit"] == "participant"
@@ -195,7 +196,7 @@ def test_no_gaze_runs_no_section(tmp_path):
     for key in ("kappa_per_class", "event_f1", "event_f1_per_class"):
       test.pop(key)
     summary.write_text(json.dumps({"test": test}))
-  runs, _ = report.read_runs(root)
+  runs, _ = run_records.read_runs(root)
   assert gaze_report.table_rows(runs) == [] and gaze_report.markdown(
       runs) == ""
   assert gaze_report.section(runs, tmp_path) == ""

@@ -10,6 +10,7 @@ import pytest
 
 from imujax.experiments import plots
 from imujax.experiments import report
+from imujax.experiments import run_records
 from imujax.experiments import stats
 
 _CLASSES = ["walk", "run", "sit"]
@@ -81,7 +82,7 @@ def test_statistics():
 
 
 def test_summary_pairs_seeds_and_measures_convergence(sweep_dir):
-  runs, pretrains = report.read_runs(sweep_dir)
+  runs, pretrains = run_records.read_runs(sweep_dir)
   assert len(runs) == 21 and len(pretrains) == 1
   rows = {(r["budget"], r["arm"]): r for r in report.summarise(runs)}
   assert set(rows) == {(1, "scratch"), (1, "cpc"), (0, "scratch"),
@@ -116,7 +117,7 @@ def test_report_writes_markdown_csv_and_plots(sweep_dir, tmp_path):
 
 
 def test_best_arm_per_budget(sweep_dir):
-  runs, _ = report.read_runs(sweep_dir)
+  runs, _ = run_records.read_runs(sweep_dir)
   best = plots.best_arms(report.summarise(runs), "toy")
   assert [(r["budget"], r["arm"]) for r in best] == [(1, "cpc"), (0, "cpc")]
 
@@ -132,7 +133,7 @@ def test_other_targets_are_listed_with_their_headline_metric(tmp_path):
       "class_names": [], "source": {}}))
   (workdir / "summary.json").write_text(json.dumps(
       {"test": {"mae": 0.1875, "rmse": 0.25}}))
-  runs, _ = report.read_runs(tmp_path / "sweep")
+  runs, _ = run_records.read_runs(tmp_path / "sweep")
   assert runs == []  # Not mixed into the macro-F1 tables.
   table = report.other_targets_table(tmp_path / "sweep")
   assert "| regression | mae (lower is better) | 0.1875 |" in table
@@ -207,7 +208,7 @@ def test_cells_are_arms_compared_with_the_lstm_by_subject(tmp_path):
       _write_cell_run(root, "mingru", fold, seed,
                       {s: f + 0.05 for s, f in lstm.items()}, wall_s=10.,
                       resumed=(fold, seed) == (0, 1))
-  runs, _ = report.read_runs(root)
+  runs, _ = run_records.read_runs(root)
   assert sorted({r.arm for r in runs}) == ["scratch", "scratch (mingru)"]
   table = {r["cell"]: r for r in report.cells_report.rows(runs)}
   assert table["lstm"]["finetune_wall_s"] == 31.  # Median of 30, 31, 32.
@@ -243,7 +244,7 @@ def test_halves_of_a_sweep_join_and_each_arm_pairs_with_its_cells_scratch(
   for arm in ("scratch", "simclr"):
     (tmp_path / arm / "sweep.json").write_text(json.dumps(
         {"jobs": [{"name": f"job{i}"} for i in range(12)]}))
-  runs, _ = report.read_runs(tmp_path / "simclr", [tmp_path / "scratch"])
+  runs, _ = run_records.read_runs(tmp_path / "simclr", [tmp_path / "scratch"])
   assert stats.control_arm("simclr (mingru)") == "scratch (mingru)"
   assert stats.control_arm("simclr [linear_probe]") == "scratch"
   assert stats.is_control("scratch (mingru)")

@@ -11,7 +11,7 @@ from imujax import models
 from imujax import objectives
 from imujax.data import input_pipeline as ip
 from imujax.experiments import claims
-from imujax.experiments import report
+from imujax.experiments import run_records
 from imujax.objectives import losses
 from imujax.objectives import options
 from imujax.training import checkpoints
@@ -100,7 +100,7 @@ def test_censored_median_counts_runs_that_never_reach():
 
 
 def _run(arm, seed, fold, per_subject, val=((10, 0.4), (20, 0.8)), lr=2e-3):
-  return report.FinetuneRun(
+  return run_records.FinetuneRun(
       path="", dataset="d", arm=arm, budget=1, labelled_subjects=1,
       seed=seed, steps=20, val=list(val),
       test={"macro_f1": 0.5, "accuracy": 0.5,

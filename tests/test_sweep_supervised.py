@@ -10,7 +10,7 @@ from imujax.data import corpus_labels
 from imujax.data import input_pipeline
 from imujax.experiments import claims
 from imujax.experiments import jobs
-from imujax.experiments import report
+from imujax.experiments import run_records
 from tests.conftest import REPO
 
 SWEEP = str(REPO / "configs" / "sweeps" / "supervised.py")
@@ -56,7 +56,7 @@ def test_supervised_corpora_hold_no_member_of_the_targets_cohort():
 
 
 def test_the_reports_arm_names_are_distinct_and_as_declared():
-  """report.arm_name on each fine-tune's source (its pre-training's config),
+  """run_records.arm_name on each fine-tune's source (its pre-training's config),
   as read_runs builds it: six full fine-tuning arms, four probes."""
   pretrains = {j.name: dict(j.overrides) for j in _expanded("full")
                if j.mode == "pretrain"}
@@ -71,7 +71,7 @@ def test_the_reports_arm_names_are_distinct_and_as_declared():
                "corpus": ["m"]} if j.after else {})
     pretrain = {k.partition(".")[2]: v for k, v in pre.items()
                 if k.startswith("pretrain.")}
-    names.add(report.arm_name(source, o["data.name"],
+    names.add(run_records.arm_name(source, o["data.name"],
                               {"protocol": o.get("finetune.protocol",
                                                  "full"),
                                "augment": o.get("finetune.augment", "")},
@@ -90,7 +90,7 @@ def test_versus_pairs_each_arm_with_simclr_of_its_own_protocol():
                      ("simclr@corpus [linear_probe]", .4),
                      ("corpus_supervised@corpus [linear_probe]", .3)):
     for seed in (301, 302):
-      runs.append(report.FinetuneRun(
+      runs.append(run_records.FinetuneRun(
           path="", dataset="toy", arm=arm, budget=1, labelled_subjects=1,
           seed=seed, steps=1, val=[], class_names=[], test={
               "macro_f1": score, "per_subject": {
@@ -109,7 +109,7 @@ def test_versus_on_other_scores_pairs_the_prefixed_per_subject_scores():
                                                      .6)):
     for seed in (1, 2):
       per = {s: {"macro_f1": score} for s in "abc"}
-      runs.append(report.FinetuneRun(
+      runs.append(run_records.FinetuneRun(
           path="", dataset="toy", arm=arm, budget=0, labelled_subjects=3,
           seed=seed, steps=1, val=[], class_names=[], test={
               "macro_f1": score, "per_subject": per,

@@ -6,6 +6,7 @@ import json
 import pytest
 
 from imujax.experiments import report
+from imujax.experiments import run_records
 from imujax.experiments import targets_report
 
 SUBJECTS = ("a", "b", "c", "d")
@@ -60,8 +61,8 @@ def sweep_dir(tmp_path):
 
 
 def test_paired_rows_per_metric_with_direction_and_n(sweep_dir):
-  report.read_runs(sweep_dir)
-  rows = targets_report.paired_rows(report.OTHER_TARGETS[str(sweep_dir)])
+  run_records.read_runs(sweep_dir)
+  rows = targets_report.paired_rows(run_records.OTHER_TARGETS[str(sweep_dir)])
   by = {(r["target"], r["metric"], r["arm"], r["reference"]): r
         for r in rows}
   mae = by[("regression", "mae", "masked_reconstruction", "scratch")]
@@ -111,4 +112,4 @@ def test_report_writes_the_paired_section_and_csv(sweep_dir, tmp_path):
   assert "4 × 2 (8)" in text and "-0.0500 [" in text
   assert (tmp_path / "out" / "target_claims.csv").read_text().count(
       "\n") == 1 + len(targets_report.paired_rows(
-          report.OTHER_TARGETS[str(sweep_dir)]))
+          run_records.OTHER_TARGETS[str(sweep_dir)]))

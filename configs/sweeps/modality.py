@@ -20,7 +20,7 @@ missing-modality score measures nothing but that); 5-fold cross-validation
 over subjects (3 validation subjects from the other folds), seeds 101, 102;
 a seed is the same split, labels, training batches and head initialisation
 in both arms, so the arms pair by (fold, seed). Report: the two arms as
-`scratch` and `scratch +proj32` (report.read_runs) with the paired
+`scratch` and `scratch +proj32` (run_records.read_runs) with the paired
 difference in test macro-F1, and a table of the `test_without_gyr` scores
 per arm (their drop from the same runs' scores with every modality).
 

@@ -32,9 +32,8 @@ test run changes the numbers by tens of percent.
 import json
 import os
 import resource
-import statistics
 import time
-from typing import Any, Callable
+from typing import Callable
 
 from absl import app
 from absl import flags
@@ -45,6 +44,8 @@ import optax
 
 from imujax import cells
 from imujax import models
+from imujax.bench import timing
+from imujax.bench import torch_baseline
 from imujax.training import runtime
 
 _CELLS = flags.DEFINE_list("cells", ["lstm", "gru", "mingru", "minlstm", "lru"],
@@ -96,7 +97,6 @@ _JSON = flags.DEFINE_string("json", None, "Write the results here as JSON.")
 _MARKDOWN = flags.DEFINE_string("markdown", None,
                                 "Write the results here as a markdown table.")
 
-LEARNING_RATE = 1e-3
 TORCH_MISSING = ("not installed (pip install torch --index-url "
                  "https://download.pytorch.org/whl/cpu, or pip install "
                  "-e .[bench])")
@@ -190,17 +190,6 @@ def make_train_step(apply: Callable, tx: optax.GradientTransformation):
   return jax.jit(step, donate_argnums=0)
 
 
-def _median_ms(run_one: Callable[[], Any], steps: int, warmup: int):
-  for _ in range(warmup):
-    run_one()
-  times = []
-  for _ in range(steps):
-    start = time.perf_counter()
-    run_one()
-    times.append(time.perf_counter() - start)
-  return 1e3 * statistics.median(times), 1e3 * min(times)
-
-
 def time_jax(init: Callable, apply: Callable, batch: int, time_: int,
              channels: int, classes: int, steps: int, warmup: int,
              memory_only: bool = False) -> dict:
@@ -212,7 +201,7 @@ def time_jax(init: Callable, apply: Callable, batch: int, time_: int,
   rng = np.random.default_rng(0)
   xs = jnp.asarray(rng.standard_normal((batch, time_, channels)), jnp.float32)
   labels = jnp.asarray(rng.integers(0, classes, (batch, time_)), jnp.int32)
-  tx = optax.adam(LEARNING_RATE)
+  tx = optax.adam(timing.LEARNING_RATE)
   params = init(jax.random.key(0))
   state = (params, tx.init(params))
   step = make_train_step(apply, tx)
@@ -234,81 +223,9 @@ def time_jax(init: Callable, apply: Callable, batch: int, time_: int,
     holder[0], loss = compiled(holder[0], xs, labels)
     jax.block_until_ready((holder[0], loss))
 
-  median, best = _median_ms(run_one, steps, warmup)
+  median, best = timing.median_ms(run_one, steps, warmup)
   return {"ms": median, "ms_min": best, "compile_s": compile_s,
           "peak_bytes": peak}
-
-
-# ---------------------------------------------------------------------- PyTorch
-def torch_device(torch, requested: str = "auto") -> str:
-  """The device PyTorch's rows run on: "cuda" (cuDNN's nn.LSTM / nn.GRU)
-  when `requested` is "auto" and a GPU is visible, else "cpu".
-
-  Raises:
-    ValueError: "cuda" requested where PyTorch sees no GPU.
-  """
-  if requested not in ("auto", "cpu", "cuda"):
-    raise ValueError(f"--torch_device={requested!r}: choose auto, cpu or "
-                     "cuda.")
-  has_cuda = bool(torch.cuda.is_available())
-  if requested == "cuda" and not has_cuda:
-    raise ValueError("--torch_device=cuda, but PyTorch sees no GPU (a CPU "
-                     "wheel, or no driver): install the CUDA wheel, or use "
-                     "--torch_device=auto / cpu.")
-  if requested == "auto":
-    return "cuda" if has_cuda else "cpu"
-  return requested
-
-
-def time_torch(kind: str, batch: int, time_: int, channels: int, hidden: int,
-               classes: int, steps: int, warmup: int,
-               threads: int = 0, device: str = "auto") -> dict | None:
-  """Times nn.LSTM / nn.GRU + Linear + Adam; None when torch is missing.
-
-  On a GPU (`torch_device`) the step is cuDNN's and each timed step ends
-  with `torch.cuda.synchronize()`, as each JAX step ends with
-  `block_until_ready`: both clocks stop when the work is done, not queued;
-  peak_bytes is then `torch.cuda.max_memory_allocated` over the steps.
-  """
-  try:
-    import torch  # pylint: disable=g-import-not-at-top
-  except ImportError:
-    return None
-  device = torch_device(torch, device)
-  if threads:
-    torch.set_num_threads(threads)
-  torch.manual_seed(0)
-  rnn_cls = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU,
-             "rnn": torch.nn.RNN}[kind]
-  rnn = rnn_cls(channels, hidden, batch_first=True).to(device)
-  head = torch.nn.Linear(hidden, classes).to(device)
-  params = list(rnn.parameters()) + list(head.parameters())
-  opt = torch.optim.Adam(params, lr=LEARNING_RATE)
-  rng = np.random.default_rng(0)
-  xs = torch.from_numpy(
-      rng.standard_normal((batch, time_, channels)).astype(np.float32)
-  ).to(device)
-  labels = torch.from_numpy(rng.integers(0, classes, (batch, time_))).to(
-      device)
-  loss_fn = torch.nn.CrossEntropyLoss()
-  cuda = device == "cuda"
-  if cuda:
-    torch.cuda.reset_peak_memory_stats()
-
-  def run_one():
-    opt.zero_grad(set_to_none=True)
-    hs, _ = rnn(xs)
-    loss = loss_fn(head(hs).reshape(-1, classes), labels.reshape(-1))
-    loss.backward()
-    opt.step()
-    if cuda:
-      torch.cuda.synchronize()
-
-  median, best = _median_ms(run_one, steps, warmup)
-  return {"ms": median, "ms_min": best, "compile_s": None,
-          "peak_bytes": torch.cuda.max_memory_allocated() if cuda else None,
-          "threads": torch.get_num_threads(),
-          "device": torch.cuda.get_device_name() if cuda else "cpu"}
 
 
 # ------------------------------------------------------------------------ report
@@ -358,7 +275,7 @@ def run(cell_kinds, impls, batch, time_, channels, hidden, classes, steps,
       elif impl == "torch":
         if memory_only:
           continue
-        result = time_torch(kind, batch, time_, channels, hidden_of_kind,
+        result = torch_baseline.time_torch(kind, batch, time_, channels, hidden_of_kind,
                             classes, steps, warmup, torch_threads,
                             torch_device)
         if result is None:  # A row that says so, never a number.
@@ -457,7 +374,7 @@ def main(argv):
     else:
       try:
         print(f"torch {torch.__version__} on "
-              f"{torch_device(torch, _TORCH_DEVICE.value)}")
+              f"{torch_baseline.torch_device(torch, _TORCH_DEVICE.value)}")
       except ValueError as e:
         raise app.UsageError(str(e)) from None
   malloc = runtime.tune_malloc()  # As imujax.main does; before any step.

@@ -57,7 +57,7 @@ def name_arms(finetunes: list, pretrains: list) -> list:
 
 
 def base_arm(run) -> str:
-  """The arm without the " (<cell>)" that `report.read_runs` appends."""
+  """The arm without the " (<cell>)" that `run_records.read_runs` appends."""
   suffix = f" ({run.cell})"
   return run.arm[:-len(suffix)] if run.arm.endswith(suffix) else run.arm
 

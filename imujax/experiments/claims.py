@@ -28,6 +28,7 @@ import sys
 import numpy as np
 
 from imujax.experiments import paired
+from imujax.experiments import run_records
 from imujax.experiments import stats
 
 ABSOLUTE_TARGETS = (0.5, 0.7)     # Validation macro-F1 levels.
@@ -305,11 +306,9 @@ def main(argv=None) -> int:
                  "(positions)').")
   p.add_argument("--other_tag", default="other")
   args = p.parse_args(argv)
-  from imujax.experiments import report  # pylint: disable=g-import-not-at-top
-  from imujax.experiments import stats  # pylint: disable=g-import-not-at-top
   try:  # A damaged record: one line naming the file and the fix.
-    runs, _ = report.read_runs(args.sweep_dir)
-    other = report.read_runs(args.other_dir)[0] if args.other_dir else []
+    runs, _ = run_records.read_runs(args.sweep_dir)
+    other = run_records.read_runs(args.other_dir)[0] if args.other_dir else []
   except stats.DamagedRecordError as e:
     print(f"claims: {e}", file=sys.stderr)
     return 1

@@ -28,6 +28,7 @@ import jax
 import ml_collections
 
 from imujax.experiments import report
+from imujax.experiments import run_records
 from imujax.experiments import jobs as jobs_lib
 from imujax.training import loop
 
@@ -100,7 +101,7 @@ def compare(config: ml_collections.ConfigDict, workdir: str) -> list[dict]:
   if jax.process_index() != 0:
     return []
   path = report.write_report(workdir)
-  runs, _ = report.read_runs(workdir)
+  runs, _ = run_records.read_runs(workdir)
   rows = report.summarise(runs)
   table = report.arms_table(rows) + report.other_targets_table(workdir)
   (epath.Path(workdir) / "results.md").write_text(table)
