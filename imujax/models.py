@@ -22,6 +22,8 @@ parameters one frame at a time for streaming.
 """
 
 import dataclasses
+import functools
+import math
 from typing import Any, Optional
 
 import jax
@@ -186,6 +188,30 @@ def init_encoder(key, cfg: ModelConfig) -> Params:
                        "bias": jnp.zeros((cfg.hidden,), jnp.float32)}
     params[f"layer_{i}"] = layer
   return params
+
+
+@functools.lru_cache(maxsize=None)
+def encoder_size(cfg: ModelConfig) -> int:
+  """Parameters of `init_encoder(key, cfg)`, from shapes only (nothing is
+  computed; cached, as width searches ask for the same sizes again)."""
+  shapes = jax.eval_shape(lambda: init_encoder(jax.random.key(0), cfg))
+  return sum(math.prod(s.shape) for s in jax.tree.leaves(shapes))
+
+
+@functools.lru_cache(maxsize=None)
+def width_for_size(cfg: ModelConfig, target: int) -> int:
+  """The `hidden` of `cfg` whose encoder size is closest to `target`
+  parameters (e.g. a parallel cell as large as an LSTM 2x64: the caller
+  decides how close is close enough). Sizes grow with the width, so a
+  doubling then a bisection finds it in O(log hidden) sizes."""
+  size = lambda h: encoder_size(dataclasses.replace(cfg, hidden=h))  # noqa: E731
+  lo, hi = 1, 2
+  while size(hi) < target:
+    lo, hi = hi, 2 * hi
+  while hi - lo > 1:
+    mid = (lo + hi) // 2
+    lo, hi = (mid, hi) if size(mid) < target else (lo, mid)
+  return min((lo, hi), key=lambda h: abs(size(h) - target))
 
 
 def init_classifier(key, cfg: ModelConfig) -> Params:

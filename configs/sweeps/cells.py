@@ -56,8 +56,6 @@ residual=<bool>`; residual=true adds model.residual to every run):
       --out launch/results/cells_readme/report
 """
 
-import functools
-import math
 
 from imujax.experiments import jobs as jobs_lib
 
@@ -96,19 +94,13 @@ VARIANTS = {
 }
 
 
-@functools.lru_cache(maxsize=None)
 def encoder_params(cell: str, in_dim: int, hidden: int, layers: int) -> int:
-  """Parameters of `models.init_encoder` (shapes only: nothing computed)."""
-  import jax  # pylint: disable=g-import-not-at-top
+  """Parameters of the encoder the sweep's runs build (shapes only)."""
   from imujax import models  # pylint: disable=g-import-not-at-top
-  cfg = models.ModelConfig(in_dim=in_dim, cell=cell, hidden=hidden,
-                           layers=layers)
-  shapes = jax.eval_shape(
-      lambda: models.init_encoder(jax.random.key(0), cfg))
-  return sum(math.prod(s.shape) for s in jax.tree.leaves(shapes))
+  return models.encoder_size(models.ModelConfig(
+      in_dim=in_dim, cell=cell, hidden=hidden, layers=layers))
 
 
-@functools.lru_cache(maxsize=None)
 def matched_hidden(cell: str, in_dim: int, ref_hidden: int,
                    layers: int) -> int:
   """The width of `cell` whose encoder size is closest to the LSTM's.
@@ -116,19 +108,16 @@ def matched_hidden(cell: str, in_dim: int, ref_hidden: int,
   Raises:
     ValueError: when no width comes within TOLERANCE.
   """
+  from imujax import models  # pylint: disable=g-import-not-at-top
   target = encoder_params("lstm", in_dim, ref_hidden, layers)
-  count = lambda h: encoder_params(cell, in_dim, h, layers)  # noqa: E731
-  lo, hi = 1, 2
-  while count(hi) < target:  # Counts grow with the width.
-    lo, hi = hi, 2 * hi
-  while hi - lo > 1:
-    mid = (lo + hi) // 2
-    lo, hi = (mid, hi) if count(mid) < target else (lo, mid)
-  best = min((lo, hi), key=lambda h: abs(count(h) - target))
-  if abs(count(best) - target) > TOLERANCE * target:
+  best = models.width_for_size(models.ModelConfig(
+      in_dim=in_dim, cell=cell, hidden=ref_hidden, layers=layers), target)
+  if abs(encoder_params(cell, in_dim, best, layers) - target) > (
+      TOLERANCE * target):
     raise ValueError(f"configs/sweeps/cells.py: no width of {cell!r} within "
                      f"{TOLERANCE:.0%} of LSTM {layers}x{ref_hidden}'s "
-                     f"{target} parameters (closest: {best}, {count(best)}).")
+                     f"{target} parameters (closest: {best}, "
+                     f"{encoder_params(cell, in_dim, best, layers)}).")
   return best
 
 
