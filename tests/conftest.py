@@ -7,6 +7,22 @@ import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
+# XLA:CPU's LLVM backend at optimisation level 0: the suite is mostly
+# compilation of small programs, which this makes ~20% faster end to end
+# (561 -> 442 s on 2 cores). The same HLO and the same float semantics
+# (no fast-math either way); only the machine code is less optimised, which
+# tests do not time. Benchmarks run outside pytest, at XLA's default.
+FAST_COMPILE = "--xla_backend_optimization_level=0"
+
+
+def pytest_configure(config):
+  """Sets FAST_COMPILE before JAX loads, for this process, its xdist workers
+  and the programs tests start (they inherit the environment); a caller's
+  own level in XLA_FLAGS wins."""
+  del config
+  flags = os.environ.get("XLA_FLAGS", "")
+  if "xla_backend_optimization_level" not in flags:
+    os.environ["XLA_FLAGS"] = f"{flags} {FAST_COMPILE}".strip()
 
 
 @pytest.fixture(scope="session")
