@@ -204,7 +204,8 @@ def width_for_size(cfg: ModelConfig, target: int) -> int:
   parameters (e.g. a parallel cell as large as an LSTM 2x64: the caller
   decides how close is close enough). Sizes grow with the width, so a
   doubling then a bisection finds it in O(log hidden) sizes."""
-  size = lambda h: encoder_size(dataclasses.replace(cfg, hidden=h))  # noqa: E731
+  def size(hidden: int) -> int:
+    return encoder_size(dataclasses.replace(cfg, hidden=hidden))
   lo, hi = 1, 2
   while size(hi) < target:
     lo, hi = hi, 2 * hi

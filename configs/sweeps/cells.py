@@ -56,7 +56,6 @@ residual=<bool>`; residual=true adds model.residual to every run):
       --out launch/results/cells_readme/report
 """
 
-
 from imujax.experiments import jobs as jobs_lib
 
 CONFIG = ("configs/default.py:eval_every=100,checkpoint_every=100,"
@@ -112,12 +111,11 @@ def matched_hidden(cell: str, in_dim: int, ref_hidden: int,
   target = encoder_params("lstm", in_dim, ref_hidden, layers)
   best = models.width_for_size(models.ModelConfig(
       in_dim=in_dim, cell=cell, hidden=ref_hidden, layers=layers), target)
-  if abs(encoder_params(cell, in_dim, best, layers) - target) > (
-      TOLERANCE * target):
+  size = encoder_params(cell, in_dim, best, layers)
+  if abs(size - target) > TOLERANCE * target:
     raise ValueError(f"configs/sweeps/cells.py: no width of {cell!r} within "
                      f"{TOLERANCE:.0%} of LSTM {layers}x{ref_hidden}'s "
-                     f"{target} parameters (closest: {best}, "
-                     f"{encoder_params(cell, in_dim, best, layers)}).")
+                     f"{target} parameters (closest: {best}, {size}).")
   return best
 
 

@@ -275,9 +275,9 @@ def run(cell_kinds, impls, batch, time_, channels, hidden, classes, steps,
       elif impl == "torch":
         if memory_only:
           continue
-        result = torch_baseline.time_torch(kind, batch, time_, channels, hidden_of_kind,
-                            classes, steps, warmup, torch_threads,
-                            torch_device)
+        result = torch_baseline.time_torch(
+            kind, batch, time_, channels, hidden_of_kind, classes, steps,
+            warmup, torch_threads, torch_device)
         if result is None:  # A row that says so, never a number.
           result = {"ms": float("nan"), "ms_min": float("nan"),
                     "compile_s": None, "peak_bytes": None,

@@ -149,7 +149,7 @@ def markdown(rows: list, runs: list, pretrains: list, images: dict,
   planned = None if None in plans else sum(plans)
   if planned is not None:
     finished = len(done) + sum(p["done"] for p in pretrains) + sum(
-        o["test"] is not None for o in run_records.OTHER_TARGETS.get(str(sweep_dir), []))
+        o["test"] is not None for o in run_records.other_targets(sweep_dir))
     lines += [(f"**Complete**: all {planned} planned runs of the sweep "
                "finished." if finished >= planned else
                f"**PARTIAL SWEEP**: {finished} of {planned} planned runs "
@@ -158,7 +158,7 @@ def markdown(rows: list, runs: list, pretrains: list, images: dict,
   lines += [
       f"{len(done)} finished fine-tune runs ({len(runs) - len(done)} "
       f"unfinished), {sum(p['done'] for p in pretrains)} finished "
-      f"pre-training runs and {len(run_records.OTHER_TARGETS.get(str(sweep_dir), []))} "
+      f"pre-training runs and {len(run_records.other_targets(sweep_dir))} "
       "fine-tunes of other targets (their own sections below). Classification "
       "test scores are per-frame macro-F1 and accuracy on "
       "the whole recordings of held-out test subjects, run causally; mean ± "
@@ -201,7 +201,7 @@ def markdown(rows: list, runs: list, pretrains: list, images: dict,
                    f"{'yes' if p['done'] else 'no'} |")
     lines.append("")
   lines.append(other_targets_table(sweep_dir))
-  lines.append(targets_report.markdown(run_records.OTHER_TARGETS.get(str(sweep_dir), [])))
+  lines.append(targets_report.markdown(run_records.other_targets(sweep_dir)))
   unfinished = [r.path for r in runs if r.test is None]
   if unfinished:
     lines += ["## Unfinished fine-tune runs (not in the tables)", "",
@@ -211,7 +211,7 @@ def markdown(rows: list, runs: list, pretrains: list, images: dict,
 
 def other_targets_table(sweep_dir) -> str:
   """Fine-tunes of regression / events / prediction, with their headline."""
-  others = run_records.OTHER_TARGETS.get(str(sweep_dir), [])
+  others = run_records.other_targets(sweep_dir)
   if not others:
     return ""
   lines = ["## Fine-tunes of other targets", "",
@@ -238,7 +238,8 @@ def write_report(sweep_dir, out=None, also=()) -> pathlib.Path:
   """Writes report.md, runs.csv, summary.csv and PNGs; returns report.md.
 
   `also`: more sweep dirs on the same cohort whose runs join this report
-  (`run_records.read_runs`); then `out` must be given (no one sweep owns the report).
+  (`run_records.read_runs`); then `out` must be given (no one sweep owns
+  the report).
   """
   if also and out is None:
     raise ValueError("report: a report of several sweep dirs needs --out "
@@ -251,7 +252,7 @@ def write_report(sweep_dir, out=None, also=()) -> pathlib.Path:
   rows = summarise(runs)
   stats.write_csv(out / "claims.csv", claims.claim_rows(runs))
   stats.write_csv(out / "target_claims.csv", targets_report.paired_rows(
-      run_records.OTHER_TARGETS.get(str(sweep_dir), [])))
+      run_records.other_targets(sweep_dir)))
   images = {}
   try:
     plots._plt()

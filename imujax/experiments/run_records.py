@@ -47,6 +47,11 @@ def _read_jsonl(path: pathlib.Path) -> list:
 OTHER_TARGETS = {}
 
 
+def other_targets(sweep_dir) -> list:
+  """The non-classification fine-tunes `read_runs(sweep_dir)` collected."""
+  return OTHER_TARGETS.get(str(sweep_dir), [])
+
+
 def read_runs(sweep_dir, also=()) -> tuple[list, list]:
   """(fine-tune runs, pre-training runs) under `sweep_dir` and the sweep
   dirs `also` (a sweep run as halves on one cohort: configs/sweeps/cells.py
